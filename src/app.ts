@@ -1,0 +1,44 @@
+import { randomUUID } from 'node:crypto';
+import express from 'express';
+import type { Express } from 'express';
+import { pinoHttp } from 'pino-http';
+import type { Database } from './db/index.ts';
+import { fhirRoutes } from './fhir/routes.ts';
+import type { Logger } from './logger.ts';
+import { loadProfiles } from './profiles/index.ts';
+
+export interface AppOptions {
+  db: Database;
+  logger: Logger;
+  baseUrl?: string;
+}
+
+export const VERSION = '0.1.0';
+
+/** Assembles the HTTP application from the routers of each concern. */
+export function createApp(options: AppOptions): Express {
+  loadProfiles();
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', 'loopback');
+
+  app.use(
+    pinoHttp({
+      logger: options.logger,
+      // Each request's id is on every log line it causes, and echoed back for support.
+      genReqId: (req, res) => {
+        const given = req.headers['x-request-id'];
+        const id = typeof given === 'string' && /^[\w\-.]{1,128}$/.test(given) ? given : randomUUID();
+        res.setHeader('X-Request-Id', id);
+        return id;
+      },
+      autoLogging: { ignore: (req) => req.url === '/healthz' },
+    }),
+  );
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.use('/fhir', fhirRoutes({ db: options.db, baseUrl: options.baseUrl, version: VERSION }));
+  return app;
+}

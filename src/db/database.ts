@@ -1,0 +1,41 @@
+/**
+ * One interface over both databases: a `pg` Pool (production, CI) and embedded PGlite (zero-setup).
+ * Code above this layer never knows which one it talks to.
+ */
+export type Row = Record<string, unknown>;
+
+export interface Queryable {
+  /** Runs one parameterised statement and returns its rows. */
+  query<R = Row>(sql: string, params?: readonly unknown[]): Promise<R[]>;
+}
+
+export type IsolationLevel = 'read committed' | 'repeatable read' | 'serializable';
+
+export interface TransactionOptions {
+  isolation?: IsolationLevel;
+}
+
+export interface Database extends Queryable {
+  readonly kind: 'postgres' | 'embedded';
+  /**
+   * Runs `fn` in one transaction: COMMIT when it resolves, ROLLBACK when it throws.
+   * On PostgreSQL a serialization failure or deadlock re-runs `fn` (so `fn` must be re-runnable);
+   * on the embedded database transactions are serialized, so they never conflict.
+   */
+  transaction<T>(fn: (tx: Queryable) => Promise<T>, options?: TransactionOptions): Promise<T>;
+  /** Calls `onNotify` for every NOTIFY on `channel`; returns a function that stops listening. */
+  listen(channel: string, onNotify: (payload: string) => void): Promise<() => Promise<void>>;
+  close(): Promise<void>;
+}
+
+/** SQLSTATEs after which re-running the whole transaction is correct. */
+export const RETRYABLE_SQLSTATES = new Set(['40001', '40P01']);
+
+export function isRetryable(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && RETRYABLE_SQLSTATES.has((err as { code?: string }).code ?? '');
+}
+
+export function beginStatement(options?: TransactionOptions): string {
+  const isolation = options?.isolation ?? 'read committed';
+  return `BEGIN ISOLATION LEVEL ${isolation.toUpperCase()}`;
+}

@@ -1,0 +1,21 @@
+import { createEmbeddedDatabase } from './embedded.ts';
+import { createPostgresDatabase } from './postgres.ts';
+import type { Database } from './database.ts';
+
+export type { Database, Queryable, Row, IsolationLevel } from './database.ts';
+export { migrate } from './migrate.ts';
+
+export interface DatabaseOptions {
+  databaseUrl: string | undefined;
+  dataDir: string;
+  poolSize: number;
+  /** PostgreSQL schema for our tables (created if missing); absent: the connection's default. */
+  schema?: string;
+}
+
+/** PostgreSQL when a URL is given, otherwise the embedded database under `dataDir`. */
+export async function openDatabase(options: DatabaseOptions): Promise<Database> {
+  return options.databaseUrl
+    ? createPostgresDatabase(options.databaseUrl, options.poolSize, options.schema)
+    : createEmbeddedDatabase(options.dataDir);
+}

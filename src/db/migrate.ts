@@ -1,0 +1,37 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Database } from './database.ts';
+
+const MIGRATIONS_DIR = fileURLToPath(new URL('./migrations/', import.meta.url));
+/** Any constant: serializes concurrent migrators (several processes starting at once). */
+const MIGRATION_LOCK_KEY = 727_001;
+
+/** Applies every migrations/NNN_name.sql not yet applied, in order, each in its own transaction. */
+export async function migrate(db: Database): Promise<string[]> {
+  const files = readdirSync(MIGRATIONS_DIR).filter((f) => f.endsWith('.sql')).sort();
+  const applied: string[] = [];
+  await db.transaction(async (tx) => {
+    await tx.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_KEY]);
+    await tx.query(`CREATE TABLE IF NOT EXISTS schema_migration (
+      name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`);
+    const done = new Set((await tx.query<{ name: string }>('SELECT name FROM schema_migration')).map((r) => r.name));
+    for (const file of files) {
+      if (done.has(file)) continue;
+      // A migration file may hold several statements, so it runs as a simple (unparameterised) query.
+      for (const statement of splitStatements(readFileSync(MIGRATIONS_DIR + file, 'utf8'))) {
+        await tx.query(statement);
+      }
+      await tx.query('INSERT INTO schema_migration (name) VALUES ($1)', [file]);
+      applied.push(file);
+    }
+  });
+  return applied;
+}
+
+/** Splits on semicolons at line ends; our migrations keep to that (no functions with bodies). */
+function splitStatements(sql: string): string[] {
+  return sql
+    .split(/;\s*$/m)
+    .map((s) => s.replace(/^\s*--.*$/gm, '').trim())
+    .filter((s) => s.length > 0);
+}

@@ -1,0 +1,67 @@
+import pg from 'pg';
+import { beginStatement, isRetryable } from './database.ts';
+import type { Database, Queryable, Row, TransactionOptions } from './database.ts';
+
+const MAX_ATTEMPTS = 8;
+
+/** PostgreSQL through a `pg` Pool. */
+export async function createPostgresDatabase(connectionString: string, poolSize: number, schema?: string): Promise<Database> {
+  if (schema) {
+    // Keeps one server's (or one test file's) tables apart from another's in one database.
+    const setup = new pg.Client({ connectionString });
+    await setup.connect();
+    await setup.query(`CREATE SCHEMA IF NOT EXISTS ${pg.escapeIdentifier(schema)}`).finally(() => setup.end());
+  }
+  const pool = new pg.Pool({
+    connectionString,
+    max: poolSize,
+    ...(schema && { options: `-c search_path=${pg.escapeIdentifier(schema)}` }),
+  });
+  // An idle client's error (e.g. the server restarted) must not crash the process; the pool drops it.
+  pool.on('error', () => {});
+
+  const query = async <R = Row>(sql: string, params?: readonly unknown[]): Promise<R[]> =>
+    (await pool.query(sql, params as unknown[])).rows as R[];
+
+  return {
+    kind: 'postgres',
+    query,
+
+    async transaction<T>(fn: (tx: Queryable) => Promise<T>, options?: TransactionOptions): Promise<T> {
+      for (let attempt = 1; ; attempt++) {
+        const client = await pool.connect();
+        const tx: Queryable = {
+          query: async <R = Row>(sql: string, params?: readonly unknown[]): Promise<R[]> =>
+            (await client.query(sql, params as unknown[])).rows as R[],
+        };
+        try {
+          await client.query(beginStatement(options));
+          const result = await fn(tx);
+          await client.query('COMMIT');
+          client.release();
+          return result;
+        } catch (err) {
+          await client.query('ROLLBACK').catch(() => {});
+          client.release();
+          if (!isRetryable(err) || attempt >= MAX_ATTEMPTS) throw err;
+          // Jittered backoff so conflicting transactions do not collide again in lockstep.
+          await new Promise((r) => setTimeout(r, Math.random() * 5 * attempt));
+        }
+      }
+    },
+
+    async listen(channel, onNotify) {
+      const client = await pool.connect();
+      client.on('notification', (msg) => {
+        if (msg.channel === channel) onNotify(msg.payload ?? '');
+      });
+      await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
+      return async () => {
+        await client.query(`UNLISTEN ${pg.escapeIdentifier(channel)}`).catch(() => {});
+        client.release();
+      };
+    },
+
+    close: () => pool.end(),
+  };
+}

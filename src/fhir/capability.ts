@@ -1,0 +1,42 @@
+import type { CapabilityStatement, CapabilityStatementRestResource } from '@medplum/fhirtypes';
+import { SUPPORTED_RESOURCE_TYPES } from '../profiles/index.ts';
+import { searchableParameters } from './search/parameters.ts';
+
+const INTERACTIONS = ['read', 'vread', 'update', 'patch', 'delete', 'history-instance', 'history-type', 'create', 'search-type'] as const;
+
+/** `GET /fhir/metadata`: what this server does, per type, derived from the same tables the code uses. */
+export function buildCapabilityStatement(baseUrl: string, version: string): CapabilityStatement {
+  const resource: CapabilityStatementRestResource[] = SUPPORTED_RESOURCE_TYPES.map((type) => ({
+    type: type as CapabilityStatementRestResource['type'],
+    ...(type === 'PatientCredit' && { profile: 'https://fhir-billing.org/fhir/StructureDefinition/PatientCredit' }),
+    interaction: INTERACTIONS.map((code) => ({ code })),
+    versioning: 'versioned-update',
+    readHistory: true,
+    updateCreate: true,
+    conditionalCreate: true,
+    conditionalUpdate: true,
+    conditionalPatch: true,
+    conditionalDelete: 'single',
+    searchInclude: ['*'],
+    searchRevInclude: ['*'],
+    searchParam: [...searchableParameters(type).values()].map((p) => ({
+      name: p.code,
+      ...(p.definition.url && { definition: p.definition.url }),
+      type: p.type,
+      ...(p.definition.description && { documentation: p.definition.description }),
+    })),
+    operation: [{ name: 'validate', definition: 'http://hl7.org/fhir/OperationDefinition/Resource-validate' }],
+  }));
+  return {
+    resourceType: 'CapabilityStatement',
+    status: 'active',
+    date: new Date().toISOString(),
+    kind: 'instance',
+    software: { name: 'fhir-billing', version },
+    implementation: { description: 'fhir-billing FHIR R4 server', url: baseUrl },
+    fhirVersion: '4.0.1',
+    format: ['application/fhir+json', 'json'],
+    patchFormat: ['application/json-patch+json'],
+    rest: [{ mode: 'server', resource, interaction: [{ code: 'transaction' }, { code: 'batch' }] }],
+  };
+}

@@ -1,0 +1,54 @@
+import { DEFAULT_MAX_SEARCH_COUNT, DEFAULT_SEARCH_COUNT, OperationOutcomeError, badRequest, notFound } from '@medplum/core';
+import type { Bundle, BundleEntry, Resource } from '@medplum/fhirtypes';
+import type { PostgresRepository } from './repository.ts';
+import { countHistory, selectHistory } from './storage.ts';
+
+export interface HistoryRequest {
+  resourceType: string;
+  /** Absent: type-level history. */
+  id?: string;
+  since?: string;
+  offset?: number;
+  count?: number;
+}
+
+/** A `history` Bundle, newest version first; a delete is an entry with a request and no resource. */
+export async function historyBundle(repo: PostgresRepository, req: HistoryRequest): Promise<Bundle> {
+  const count = Math.min(req.count ?? DEFAULT_SEARCH_COUNT, DEFAULT_MAX_SEARCH_COUNT);
+  const offset = req.offset ?? 0;
+  if (!Number.isInteger(count) || !Number.isInteger(offset) || count < 0 || offset < 0) {
+    throw new OperationOutcomeError(badRequest('_count and _offset must be non-negative integers'));
+  }
+  if (req.since !== undefined && Number.isNaN(Date.parse(req.since))) {
+    throw new OperationOutcomeError(badRequest(`Invalid _since: ${req.since}`));
+  }
+  const query = { tenantId: repo.context.tenantId, resourceType: req.resourceType, id: req.id, since: req.since };
+  const [rows, total] = await Promise.all([
+    selectHistory(repo.conn, { ...query, offset, limit: count + 1 }),
+    countHistory(repo.conn, query),
+  ]);
+  if (req.id && total === 0) throw new OperationOutcomeError(notFound);
+
+  const base = `${repo.context.baseUrl}/${req.resourceType}${req.id ? `/${req.id}` : ''}/_history`;
+  const entry: BundleEntry[] = rows.slice(0, count).map((row) => {
+    const url = `${req.resourceType}/${row.id}`;
+    const fullUrl = `${repo.context.baseUrl}/${url}`;
+    const response = { lastModified: row.lastUpdated.toISOString(), etag: `W/"${row.versionId}"` };
+    if (row.deleted) {
+      return { fullUrl, request: { method: 'DELETE', url }, response: { ...response, status: '204' } };
+    }
+    const resource = JSON.parse(row.content) as Resource;
+    const method = row.versionId === 1 ? 'POST' : 'PUT';
+    return {
+      fullUrl,
+      resource,
+      request: { method, url: method === 'POST' ? req.resourceType : url },
+      response: { ...response, status: method === 'POST' ? '201' : '200' },
+    };
+  });
+  const page = (o: number): string =>
+    `${base}?_count=${count}&_offset=${o}${req.since ? `&_since=${encodeURIComponent(req.since)}` : ''}`;
+  const link = [{ relation: 'self', url: page(offset) }];
+  if (rows.length > count) link.push({ relation: 'next', url: page(offset + count) });
+  return { resourceType: 'Bundle', type: 'history', total, link, entry };
+}

@@ -1,0 +1,269 @@
+import { randomUUID } from 'node:crypto';
+import {
+  OperationOutcomeError,
+  applyPatch,
+  badRequest,
+  conflict,
+  gone,
+  isResource,
+  notFound,
+  preconditionFailed,
+} from '@medplum/core';
+import type { Operation, SearchRequest, WithId } from '@medplum/core';
+import { FhirRepository } from '@medplum/fhir-router';
+import type {
+  CreateResourceOptions,
+  DeleteResourceOptions,
+  ReadHistoryOptions,
+  TransactionOptions,
+  UpdateResourceOptions,
+} from '@medplum/fhir-router';
+import type { Bundle, Parameters, Reference, Resource } from '@medplum/fhirtypes';
+import type { Database, Queryable } from '../db/index.ts';
+import { SUPPORTED_RESOURCE_TYPES, validateResource } from '../profiles/index.ts';
+import { extractSearchIndex } from './search/index-values.ts';
+import { searchResources } from './search/search.ts';
+import { historyBundle } from './history.ts';
+import type { HistoryRequest } from './history.ts';
+import { notFoundError } from './outcomes.ts';
+import { selectCurrent, selectCurrentMany, selectVersion, writeVersion } from './storage.ts';
+import type { Interaction, ResourceKey, StoredVersion } from './storage.ts';
+
+/** Who is asking: every read and write is confined to this tenant. */
+export interface RequestContext {
+  tenantId: string;
+  /** Absolute base of the FHIR API (e.g. https://host/fhir), for fullUrl and paging links. */
+  baseUrl: string;
+}
+
+const ID_PATTERN = /^[A-Za-z0-9\-.]{1,64}$/;
+const supportedTypes = new Set<string>(SUPPORTED_RESOURCE_TYPES);
+
+/**
+ * The FHIR repository on PostgreSQL that @medplum/fhir-router's FhirRouter drives. One instance per
+ * request, carrying the tenant; inside `withTransaction` a second instance shares the transaction.
+ */
+export class PostgresRepository extends FhirRepository {
+  readonly db: Database;
+  readonly context: RequestContext;
+  /** Set while this instance runs inside a transaction. */
+  readonly #tx: Queryable | undefined;
+
+  constructor(db: Database, context: RequestContext, tx?: Queryable) {
+    super();
+    this.db = db;
+    this.context = context;
+    this.#tx = tx;
+  }
+
+  /** The connection to read with: the open transaction, if any. */
+  get conn(): Queryable {
+    return this.#tx ?? this.db;
+  }
+
+  setMode(): void {
+    // One database role serves reads and writes; there is no reader replica to switch to.
+  }
+
+  generateId(): string {
+    return randomUUID();
+  }
+
+  async withTransaction<TResult>(callback: (txRepo: this) => Promise<TResult>, options?: TransactionOptions): Promise<TResult> {
+    if (this.#tx) return callback(this); // nested: join the open transaction
+    return this.db.transaction(
+      (tx) => callback(new PostgresRepository(this.db, this.context, tx) as this),
+      { isolation: options?.serializable ? 'serializable' : 'read committed' },
+    );
+  }
+
+  async createResource<T extends Resource>(resource: T, options?: CreateResourceOptions): Promise<WithId<T>> {
+    assertSupportedType(resource.resourceType);
+    const id = options?.assignedId && resource.id ? resource.id : this.generateId();
+    return this.withTransaction((repo) => repo.#write({ ...resource, id }, 1, 'create'));
+  }
+
+  async updateResource<T extends Resource>(resource: T, options?: UpdateResourceOptions): Promise<WithId<T>> {
+    assertSupportedType(resource.resourceType);
+    if (!resource.id || !ID_PATTERN.test(resource.id)) {
+      throw new OperationOutcomeError(badRequest('Missing or invalid id', `${resource.resourceType}.id`));
+    }
+    return this.withTransaction(async (repo) => {
+      const key = repo.#key(resource.resourceType, resource.id!);
+      const current = await selectCurrent(repo.conn, key, true);
+      assertVersionMatches(current, options?.ifMatch);
+      // Update on an unknown id creates it with the client's id (CapabilityStatement: updateCreate).
+      return repo.#write(resource, current ? current.versionId + 1 : 1, current && !current.deleted ? 'update' : 'create');
+    });
+  }
+
+  async patchResource<T extends Resource>(
+    resourceType: T['resourceType'],
+    id: string,
+    patch: Operation[] | Parameters,
+    options?: UpdateResourceOptions,
+  ): Promise<WithId<T>> {
+    if (!Array.isArray(patch)) {
+      throw new OperationOutcomeError(badRequest('Only JSON Patch (application/json-patch+json) is supported'));
+    }
+    return this.withTransaction(async (repo) => {
+      const current = await selectCurrent(repo.conn, repo.#key(resourceType, id), true);
+      const resource = liveContent(current, resourceType, id) as T;
+      assertVersionMatches(current, options?.ifMatch);
+      const errors = applyPatch(resource, patch).filter((e) => e !== null);
+      if (errors.length > 0) {
+        throw new OperationOutcomeError(badRequest(`Invalid JSON Patch: ${errors.map((e) => e!.message).join('; ')}`));
+      }
+      if (resource.resourceType !== resourceType || resource.id !== id) {
+        throw new OperationOutcomeError(badRequest('A patch cannot change resourceType or id'));
+      }
+      return repo.#write(resource, current!.versionId + 1, 'update');
+    });
+  }
+
+  async deleteResource(resourceType: string, id: string, options?: DeleteResourceOptions): Promise<void> {
+    assertSupportedType(resourceType);
+    await this.withTransaction(async (repo) => {
+      const key = repo.#key(resourceType, id);
+      const current = await selectCurrent(repo.conn, key, true);
+      if (!current) throw new OperationOutcomeError(notFound);
+      if (current.deleted) return; // deleting a deleted resource is a no-op success
+      assertVersionMatches(current, options?.ifMatch);
+      await writeVersion(repo.conn, {
+        key,
+        versionId: current.versionId + 1,
+        lastUpdated: new Date().toISOString(),
+        deleted: true,
+        content: current.content,
+        interaction: 'delete',
+      });
+    });
+  }
+
+  async readResource<T extends Resource>(resourceType: string, id: string): Promise<WithId<T>> {
+    assertSupportedType(resourceType);
+    if (!ID_PATTERN.test(id)) throw new OperationOutcomeError(notFound);
+    return liveContent(await selectCurrent(this.conn, this.#key(resourceType, id)), resourceType, id) as WithId<T>;
+  }
+
+  async readReference<T extends Resource>(reference: Reference<T>): Promise<WithId<T>> {
+    const [resourceType, id] = (reference.reference ?? '').split('/');
+    if (!resourceType || !id) throw new OperationOutcomeError(badRequest(`Invalid reference: ${reference.reference}`));
+    return this.readResource<T>(resourceType, id);
+  }
+
+  async readReferences<T extends Resource>(references: readonly Reference<T>[]): Promise<(T | Error)[]> {
+    // One query per type rather than one per reference: _include reads many at once.
+    const byType = new Map<string, string[]>();
+    for (const ref of references) {
+      const [type, id] = (ref.reference ?? '').split('/');
+      if (type && id && supportedTypes.has(type)) byType.set(type, [...(byType.get(type) ?? []), id]);
+    }
+    const found = new Map<string, StoredVersion>();
+    for (const [type, ids] of byType) {
+      for (const row of await selectCurrentMany(this.conn, this.context.tenantId, type, ids)) {
+        if (!row.deleted) found.set(`${type}/${row.id}`, row);
+      }
+    }
+    return references.map((ref) => {
+      const row = found.get(ref.reference ?? '');
+      return row ? (JSON.parse(row.content) as T) : new OperationOutcomeError(notFound);
+    });
+  }
+
+  async readVersion<T extends Resource>(resourceType: string, id: string, vid: string): Promise<WithId<T>> {
+    assertSupportedType(resourceType);
+    const versionId = Number(vid);
+    if (!Number.isInteger(versionId) || versionId < 1 || !ID_PATTERN.test(id)) throw new OperationOutcomeError(notFound);
+    const version = await selectVersion(this.conn, this.#key(resourceType, id), versionId);
+    if (!version) throw new OperationOutcomeError(notFound);
+    if (version.deleted) throw new OperationOutcomeError(gone);
+    return JSON.parse(version.content);
+  }
+
+  async readHistory<T extends Resource>(resourceType: string, id: string, options?: ReadHistoryOptions): Promise<Bundle<WithId<T>>> {
+    assertSupportedType(resourceType);
+    return historyBundle(this, { resourceType, id, offset: options?.offset, count: options?.limit }) as Promise<Bundle<WithId<T>>>;
+  }
+
+  /** Type-level history (`GET /fhir/Claim/_history`), which FhirRepository does not declare. */
+  async readTypeHistory(resourceType: string, options: Omit<HistoryRequest, 'resourceType' | 'id'>): Promise<Bundle> {
+    assertSupportedType(resourceType);
+    return historyBundle(this, { ...options, resourceType });
+  }
+
+  async search<T extends Resource>(searchRequest: SearchRequest<T>): Promise<Bundle<WithId<T>>> {
+    assertSupportedType(searchRequest.resourceType);
+    return searchResources(this, searchRequest) as Promise<Bundle<WithId<T>>>;
+  }
+
+  async searchByReference<T extends Resource>(
+    searchRequest: SearchRequest<T>,
+    referenceField: string,
+    references: string[],
+  ): Promise<Record<string, WithId<T>[]>> {
+    const result: Record<string, WithId<T>[]> = {};
+    for (const reference of references) {
+      result[reference] = await this.searchResources<T>({
+        ...searchRequest,
+        filters: [...(searchRequest.filters ?? []), { code: referenceField, operator: 'eq', value: reference }],
+      });
+    }
+    return result;
+  }
+
+  #key(resourceType: string, id: string): ResourceKey {
+    return { tenantId: this.context.tenantId, resourceType, id };
+  }
+
+  /** Stamps id and meta, validates, indexes and stores one version. Runs inside a transaction. */
+  async #write<T extends Resource>(resource: T, versionId: number, interaction: Interaction): Promise<WithId<T>> {
+    const { id, meta, resourceType, ...elements } = resource;
+    const stored = {
+      resourceType,
+      id,
+      meta: { ...meta, versionId: String(versionId), lastUpdated: new Date().toISOString() },
+      ...elements,
+    } as WithId<T>;
+    validateResource(stored);
+    try {
+      await writeVersion(this.conn, {
+        key: this.#key(resourceType, id!),
+        versionId,
+        lastUpdated: stored.meta!.lastUpdated!,
+        deleted: false,
+        content: JSON.stringify(stored),
+        interaction,
+        index: extractSearchIndex(stored),
+      });
+    } catch (err) {
+      if ((err as { code?: string }).code === '23505') {
+        throw new OperationOutcomeError(conflict(`${resourceType}/${id} was written concurrently; retry`));
+      }
+      throw err;
+    }
+    return stored;
+  }
+}
+
+function assertSupportedType(resourceType: string): void {
+  if (!supportedTypes.has(resourceType)) {
+    throw notFoundError(`Resource type ${resourceType} is not supported by this server`);
+  }
+}
+
+function assertVersionMatches(current: StoredVersion | undefined, ifMatch: string | undefined): void {
+  if (ifMatch !== undefined && (!current || String(current.versionId) !== ifMatch)) {
+    throw new OperationOutcomeError(preconditionFailed);
+  }
+}
+
+function liveContent(current: StoredVersion | undefined, resourceType: string, id: string): Resource {
+  if (!current) throw new OperationOutcomeError(notFound);
+  if (current.deleted) throw new OperationOutcomeError(gone);
+  const resource = JSON.parse(current.content) as Resource;
+  if (!isResource(resource) || resource.resourceType !== resourceType || resource.id !== id) {
+    throw new Error(`Stored content of ${resourceType}/${id} is corrupt`);
+  }
+  return resource;
+}

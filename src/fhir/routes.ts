@@ -1,0 +1,126 @@
+import express from 'express';
+import type { NextFunction, Request, Response, Router } from 'express';
+import { OperationOutcomeError, getStatus, isOperationOutcome } from '@medplum/core';
+import { FhirRouter } from '@medplum/fhir-router';
+import type { FhirRequest, FhirResponse, HttpMethod } from '@medplum/fhir-router';
+import type { OperationOutcome, Resource } from '@medplum/fhirtypes';
+import type { Database } from '../db/index.ts';
+import { buildCapabilityStatement } from './capability.ts';
+import { addOperations } from './operations.ts';
+import { internalErrorOutcome, notFoundError, outcome } from './outcomes.ts';
+import { PostgresRepository } from './repository.ts';
+
+export const FHIR_JSON = 'application/fhir+json';
+/** Until authentication lands every request belongs to the bootstrap tenant (migrations/001). */
+export const BOOTSTRAP_TENANT_ID = 'default';
+
+export interface FhirRoutesOptions {
+  db: Database;
+  /** Public base URL of the server; absent: taken from each request's host. */
+  baseUrl?: string;
+  version: string;
+}
+
+/**
+ * The FHIR REST API under /fhir: @medplum/fhir-router's FhirRouter does the REST semantics
+ * (interactions, conditional operations, batch/transaction, _include) over our PostgresRepository;
+ * this layer turns HTTP into FhirRequests and FhirResponses back into HTTP with FHIR's headers.
+ */
+export function fhirRoutes(options: FhirRoutesOptions): Router {
+  const fhirRouter = new FhirRouter();
+  addOperations(fhirRouter);
+  const routes = express.Router();
+  const fhirBase = (req: Request): string => `${options.baseUrl ?? `${req.protocol}://${req.get('host')}`}/fhir`;
+
+  routes.use(
+    express.json({
+      type: ['application/json', 'application/fhir+json', 'application/json-patch+json', 'application/*+json'],
+      limit: '16mb',
+      strict: false,
+    }),
+  );
+
+  // POST [type]/_search takes its parameters as a form.
+  routes.use(express.urlencoded({ extended: false, limit: '1mb' }));
+
+  routes.get('/metadata', (req, res) => {
+    res.type(FHIR_JSON).json(buildCapabilityStatement(fhirBase(req), options.version));
+  });
+
+  routes.use(async (req: Request, res: Response) => {
+    const repo = new PostgresRepository(options.db, {
+      tenantId: (res.locals.tenantId as string | undefined) ?? BOOTSTRAP_TENANT_ID,
+      baseUrl: fhirBase(req),
+    });
+    const fhirRequest: FhirRequest = {
+      method: req.method as HttpMethod,
+      url: req.url, // path and query relative to /fhir
+      pathname: '',
+      body: req.body,
+      params: {},
+      query: {},
+      headers: req.headers,
+      config: { transactions: true },
+    };
+    const [result, resource] = await dispatch(fhirRouter, fhirRequest, repo);
+    sendFhirResponse(req, res, result, resource, repo.context.baseUrl);
+  });
+
+  routes.use(fhirErrorHandler);
+  return routes;
+}
+
+/**
+ * FhirRouter.handleRequest, but an error that is not an OperationOutcomeError (a database failure,
+ * a bug) is thrown on to the error handler as a 500; handleRequest would report it as a 400.
+ */
+async function dispatch(router: FhirRouter, req: FhirRequest, repo: PostgresRepository): Promise<FhirResponse> {
+  const route = router.find(req.method, req.url);
+  if (!route) return [notFoundError(`No FHIR route for ${req.method} ${req.url.split('?')[0]}`).outcome];
+  req.params = route.params;
+  req.pathname = route.path;
+  if (route.query) req.query = route.query;
+  try {
+    return await route.handler(req, repo, router);
+  } catch (err) {
+    if (err instanceof OperationOutcomeError) return [err.outcome];
+    throw err;
+  }
+}
+
+function sendFhirResponse(req: Request, res: Response, result: OperationOutcome, resource: Resource | undefined, base: string): void {
+  let status = getStatus(result);
+  if (status >= 500) {
+    req.log?.error({ outcome: result }, 'FHIR request failed');
+    res.status(status).type(FHIR_JSON).json(internalErrorOutcome);
+    return;
+  }
+  if (!resource) {
+    res.status(status).type(FHIR_JSON).json(result);
+    return;
+  }
+  const { versionId, lastUpdated } = resource.meta ?? {};
+  if (versionId && resource.resourceType !== 'Bundle' && !isOperationOutcome(resource)) {
+    res.set('ETag', `W/"${versionId}"`);
+    if (lastUpdated) res.set('Last-Modified', new Date(lastUpdated).toUTCString());
+    // An update that produced version 1 created the resource (updateCreate): 201, as for create.
+    if (req.method === 'PUT' && status === 200 && versionId === '1') status = 201;
+    if (status === 201) res.set('Location', `${base}/${resource.resourceType}/${resource.id}/_history/${versionId}`);
+  }
+  res.status(status).type(FHIR_JSON).json(resource);
+}
+
+/** Every error under /fhir is an OperationOutcome: malformed JSON, oversized bodies, anything thrown. */
+function fhirErrorHandler(err: unknown, req: Request, res: Response, _next: NextFunction): void {
+  const e = err as { type?: string; status?: number; message?: string };
+  if (e.type === 'entity.parse.failed') {
+    res.status(400).type(FHIR_JSON).json(outcome('error', 'structure', `Malformed JSON: ${e.message}`));
+  } else if (e.type === 'entity.too.large') {
+    res.status(413).type(FHIR_JSON).json(outcome('error', 'too-costly', 'Request body too large'));
+  } else if (e.status && e.status >= 400 && e.status < 500) {
+    res.status(e.status).type(FHIR_JSON).json(outcome('error', 'invalid', e.message ?? 'Bad request'));
+  } else {
+    req.log?.error({ err }, 'unhandled error under /fhir');
+    res.status(500).type(FHIR_JSON).json(internalErrorOutcome);
+  }
+}

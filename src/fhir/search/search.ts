@@ -1,0 +1,68 @@
+import { DEFAULT_MAX_SEARCH_COUNT, DEFAULT_SEARCH_COUNT, OperationOutcomeError, badRequest, formatSearchQuery } from '@medplum/core';
+import type { SearchRequest } from '@medplum/core';
+import { getExtraEntries } from '@medplum/fhir-router';
+import type { Bundle, BundleEntry, BundleLink, Resource } from '@medplum/fhirtypes';
+import type { PostgresRepository } from '../repository.ts';
+import { compileSearch } from './query.ts';
+
+/** Runs a search and assembles the `searchset` Bundle: matches, `_include`s, total and paging links. */
+export async function searchResources(repo: PostgresRepository, request: SearchRequest): Promise<Bundle> {
+  if (request.types?.length) throw new OperationOutcomeError(badRequest('Searching several types at once is not supported'));
+  const count = Math.min(request.count ?? DEFAULT_SEARCH_COUNT, DEFAULT_MAX_SEARCH_COUNT);
+  const offset = request.offset ?? 0;
+  if (count < 0 || offset < 0) throw new OperationOutcomeError(badRequest('_count and _offset must not be negative'));
+  const { where, orderBy, params } = compileSearch(repo.context.tenantId, request);
+  const summaryCount = request.summary === undefined && count === 0;
+
+  const totalWanted = request.total === 'accurate' || request.total === 'estimate' || summaryCount;
+  const total = totalWanted ? await countMatches(repo, request) : undefined;
+
+  // One row more than the page tells whether a next page exists, without counting.
+  const rows =
+    count === 0
+      ? []
+      : await repo.conn.query<{ content: string }>(
+          `SELECT r.content FROM resource r WHERE ${where} ORDER BY ${orderBy} LIMIT ${count + 1} OFFSET ${offset}`,
+          params,
+        );
+  const resources = rows.slice(0, count).map((r) => JSON.parse(r.content) as Resource);
+
+  const fullUrl = (type: string, id: string): string => `${repo.context.baseUrl}/${type}/${id}`;
+  const entry: BundleEntry[] = resources.map((resource) => ({
+    fullUrl: fullUrl(resource.resourceType, resource.id!),
+    resource: request.fields ? selectElements(resource, request.fields) : resource,
+    search: { mode: 'match' },
+  }));
+  if (request.include?.length || request.revInclude?.length) {
+    const included: BundleEntry[] = [];
+    await getExtraEntries(repo, request, resources, included, { fullUrl });
+    entry.push(...included.map((e) => ({ ...e, search: { mode: 'include' as const } })));
+  }
+
+  const link: BundleLink[] = [{ relation: 'self', url: pageUrl(repo, request, count, offset) }];
+  if (rows.length > count) link.push({ relation: 'next', url: pageUrl(repo, request, count, offset + count) });
+  if (offset > 0) link.push({ relation: 'previous', url: pageUrl(repo, request, count, Math.max(0, offset - count)) });
+
+  return { resourceType: 'Bundle', type: 'searchset', ...(total !== undefined && { total }), link, entry };
+}
+
+async function countMatches(repo: PostgresRepository, request: SearchRequest): Promise<number> {
+  const { where, params } = compileSearch(repo.context.tenantId, request, { sort: false });
+  const rows = await repo.conn.query<{ n: string }>(`SELECT count(*)::text AS n FROM resource r WHERE ${where}`, params);
+  return Number(rows[0].n);
+}
+
+function pageUrl(repo: PostgresRepository, request: SearchRequest, count: number, offset: number): string {
+  return `${repo.context.baseUrl}/${request.resourceType}${formatSearchQuery({ ...request, count, offset })}`;
+}
+
+/** `_elements`: the named top-level elements plus the mandatory ones, tagged SUBSETTED. */
+function selectElements(resource: Resource, fields: string[]): Resource {
+  const keep = new Set(['resourceType', 'id', 'meta', ...fields]);
+  const subset = Object.fromEntries(Object.entries(resource).filter(([k]) => keep.has(k))) as Resource;
+  subset.meta = {
+    ...resource.meta,
+    tag: [...(resource.meta?.tag ?? []), { system: 'http://terminology.hl7.org/CodeSystem/v3-ObservationValue', code: 'SUBSETTED' }],
+  };
+  return subset;
+}

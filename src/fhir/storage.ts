@@ -1,0 +1,136 @@
+import type { Queryable } from '../db/index.ts';
+import type { SearchIndexRows } from './search/index-values.ts';
+
+/**
+ * The SQL of the FHIR store: current versions, history, index rows and outbox (migrations/001).
+ * Every statement is keyed by tenant first. Callers hold the transaction.
+ */
+export interface StoredVersion {
+  id: string;
+  versionId: number;
+  lastUpdated: Date;
+  deleted: boolean;
+  content: string;
+}
+
+export interface ResourceKey {
+  tenantId: string;
+  resourceType: string;
+  id: string;
+}
+
+export type Interaction = 'create' | 'update' | 'delete';
+
+const VERSION_COLUMNS = 'id, version_id AS "versionId", last_updated AS "lastUpdated", deleted, content';
+
+export async function selectCurrent(db: Queryable, key: ResourceKey, forUpdate = false): Promise<StoredVersion | undefined> {
+  const rows = await db.query<StoredVersion>(
+    `SELECT ${VERSION_COLUMNS} FROM resource WHERE tenant_id = $1 AND resource_type = $2 AND id = $3` +
+      (forUpdate ? ' FOR UPDATE' : ''),
+    [key.tenantId, key.resourceType, key.id],
+  );
+  return rows[0];
+}
+
+export async function selectCurrentMany(db: Queryable, tenantId: string, resourceType: string, ids: string[]): Promise<StoredVersion[]> {
+  return db.query<StoredVersion>(
+    `SELECT ${VERSION_COLUMNS} FROM resource WHERE tenant_id = $1 AND resource_type = $2 AND id = ANY($3::text[])`,
+    [tenantId, resourceType, ids],
+  );
+}
+
+export async function selectVersion(db: Queryable, key: ResourceKey, versionId: number): Promise<StoredVersion | undefined> {
+  const rows = await db.query<StoredVersion>(
+    `SELECT ${VERSION_COLUMNS} FROM resource_history
+      WHERE tenant_id = $1 AND resource_type = $2 AND id = $3 AND version_id = $4`,
+    [key.tenantId, key.resourceType, key.id, versionId],
+  );
+  return rows[0];
+}
+
+export interface HistoryQuery {
+  tenantId: string;
+  resourceType: string;
+  /** Absent: the history of every resource of the type. */
+  id?: string;
+  since?: string;
+  offset: number;
+  limit: number;
+}
+
+/** Newest first, as the FHIR history interaction returns them. */
+export async function selectHistory(db: Queryable, q: HistoryQuery): Promise<(StoredVersion & { resourceType: string })[]> {
+  return db.query(
+    `SELECT resource_type AS "resourceType", ${VERSION_COLUMNS} FROM resource_history
+      WHERE tenant_id = $1 AND resource_type = $2 AND ($3::text IS NULL OR id = $3)
+        AND ($4::timestamptz IS NULL OR last_updated > $4)
+      ORDER BY last_updated DESC, id, version_id DESC LIMIT $5 OFFSET $6`,
+    [q.tenantId, q.resourceType, q.id ?? null, q.since ?? null, q.limit, q.offset],
+  );
+}
+
+export async function countHistory(db: Queryable, q: Omit<HistoryQuery, 'offset' | 'limit'>): Promise<number> {
+  const rows = await db.query<{ n: string }>(
+    `SELECT count(*)::text AS n FROM resource_history
+      WHERE tenant_id = $1 AND resource_type = $2 AND ($3::text IS NULL OR id = $3)
+        AND ($4::timestamptz IS NULL OR last_updated > $4)`,
+    [q.tenantId, q.resourceType, q.id ?? null, q.since ?? null],
+  );
+  return Number(rows[0].n);
+}
+
+export interface NewVersion {
+  key: ResourceKey;
+  versionId: number;
+  lastUpdated: string;
+  deleted: boolean;
+  content: string;
+  interaction: Interaction;
+  /** Absent for a delete: the index rows are removed. */
+  index?: SearchIndexRows;
+}
+
+/**
+ * Writes one version in a single statement: the current row, the history row, the index rows
+ * (replacing the previous version's) and the outbox row. Data-modifying CTEs all run, in one
+ * snapshot, so the statement is atomic and costs one round trip.
+ */
+export async function writeVersion(db: Queryable, v: NewVersion): Promise<void> {
+  const { tenantId, resourceType, id } = v.key;
+  const ix = v.index ?? { token: [], string: [], reference: [], date: [], number: [] };
+  const params: unknown[] = [tenantId, resourceType, id, v.versionId, v.lastUpdated, v.deleted, v.content, v.interaction];
+  const bind = (value: unknown): string => `$${params.push(value)}`;
+  const isFirstVersion = v.versionId === 1;
+
+  const ctes = [
+    `cur AS (INSERT INTO resource (tenant_id, resource_type, id, version_id, last_updated, deleted, content)
+       VALUES ($1, $2, $3, $4, $5, $6, $7)
+       ON CONFLICT (tenant_id, resource_type, id) DO UPDATE
+         SET version_id = EXCLUDED.version_id, last_updated = EXCLUDED.last_updated,
+             deleted = EXCLUDED.deleted, content = EXCLUDED.content)`,
+    `hist AS (INSERT INTO resource_history (tenant_id, resource_type, id, version_id, last_updated, deleted, content)
+       VALUES ($1, $2, $3, $4, $5, $6, $7))`,
+    `ob AS (INSERT INTO outbox (tenant_id, resource_type, resource_id, version_id, interaction)
+       VALUES ($1, $2, $3, $4, $8))`,
+  ];
+  if (!isFirstVersion) {
+    for (const table of ['token', 'string', 'reference', 'date', 'number']) {
+      ctes.push(`del_${table} AS (DELETE FROM search_${table} WHERE tenant_id = $1 AND resource_type = $2 AND resource_id = $3)`);
+    }
+  }
+  const insertRows = (table: string, columns: string[], types: string[], rows: unknown[][]): void => {
+    if (rows.length === 0) return;
+    const arrays = columns.map((_, c) => `${bind(rows.map((r) => r[c]))}::${types[c]}[]`);
+    ctes.push(
+      `ins_${table} AS (INSERT INTO search_${table} (tenant_id, resource_type, resource_id, ${columns.join(', ')})
+         SELECT $1, $2, $3, * FROM unnest(${arrays.join(', ')}))`,
+    );
+  };
+  insertRows('token', ['code', 'system', 'value'], ['text', 'text', 'text'], ix.token.map((t) => [t.code, t.system, t.value]));
+  insertRows('string', ['code', 'value', 'normalized'], ['text', 'text', 'text'], ix.string.map((s) => [s.code, s.value, s.normalized]));
+  insertRows('reference', ['code', 'reference', 'target_id'], ['text', 'text', 'text'], ix.reference.map((r) => [r.code, r.reference, r.targetId]));
+  insertRows('date', ['code', 'low', 'high'], ['text', 'timestamptz', 'timestamptz'], ix.date.map((d) => [d.code, d.low, d.high]));
+  insertRows('number', ['code', 'value', 'system', 'unit'], ['text', 'numeric', 'text', 'text'], ix.number.map((n) => [n.code, n.value, n.system, n.unit]));
+
+  await db.query(`WITH ${ctes.join(',\n')} SELECT 1`, params);
+}

@@ -1,0 +1,25 @@
+import { randomUUID } from 'node:crypto';
+import type { Claim, Patient } from '@medplum/fhirtypes';
+
+export const CLAIM_ID_SYSTEM = 'https://fhir.cairhealth.com/fhir/identifier/claim-id';
+
+export function patient(family = 'Smith'): Patient {
+  return { resourceType: 'Patient', name: [{ family, given: ['Ann'] }], birthDate: '1980-04-02' };
+}
+
+/** A valid R4 Claim; `billId` becomes its claim-id identifier. */
+export function claim(patientRef: string, billId: string = randomUUID(), created = '2024-05-01'): Claim {
+  return {
+    resourceType: 'Claim',
+    status: 'active',
+    identifier: [{ system: CLAIM_ID_SYSTEM, value: billId }],
+    type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/claim-type', code: 'professional' }] },
+    use: 'claim',
+    patient: { reference: patientRef },
+    created,
+    provider: { display: 'Clinic' },
+    priority: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/processpriority', code: 'normal' }] },
+    insurance: [{ sequence: 1, focal: true, coverage: { display: 'Coverage' } }],
+    total: { value: 125.5, currency: 'USD' },
+  };
+}
