@@ -20,6 +20,8 @@ export function createApp(options: AppOptions): Express {
   loadProfiles();
   const app = express();
   app.disable('x-powered-by');
+  // ETags are FHIR version ids, set by the FHIR routes; not hashes of response bodies.
+  app.set('etag', false);
   app.set('trust proxy', 'loopback');
 
   app.use(
@@ -33,6 +35,8 @@ export function createApp(options: AppOptions): Express {
         return id;
       },
       autoLogging: { ignore: (req) => req.url === '/healthz' },
+      // Lines logged while handling a request carry just its `reqId`; the completion line has it all.
+      quietReqLogger: true,
     }),
   );
 

@@ -11,7 +11,7 @@ const EnvSchema = z.object({
   /** Pool size for DATABASE_URL. */
   DATABASE_POOL_SIZE: z.coerce.number().int().min(1).default(20),
   /** Public base URL used in Location headers and Bundle links; defaults to the request's host. */
-  BASE_URL: z.url().optional(),
+  PUBLIC_BASE_URL: z.url().optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** How long SIGTERM waits for in-flight requests before exiting anyway. */
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(10_000),
@@ -41,7 +41,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseSchema: e.DATABASE_SCHEMA,
     dataDir: e.DATA_DIR,
     databasePoolSize: e.DATABASE_POOL_SIZE,
-    baseUrl: e.BASE_URL?.replace(/\/$/, ''),
+    baseUrl: e.PUBLIC_BASE_URL?.replace(/\/$/, ''),
     logLevel: e.LOG_LEVEL,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
   };

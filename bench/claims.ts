@@ -1,0 +1,45 @@
+import { createHash } from 'node:crypto';
+import type { Claim } from '@medplum/fhirtypes';
+import { CLAIM_ID_SYSTEM } from '../src/profiles/index.ts';
+
+export { CLAIM_ID_SYSTEM };
+
+/** Seeded claims point at this many distinct (unseeded) patients. */
+const PATIENTS = 10_000;
+const DAY_MS = 86_400_000;
+const YEAR_START = Date.UTC(2024, 0, 1);
+
+/**
+ * A UUID (v4 layout) derived from `salt`, `kind` and `n`, so seeded ids and identifier values can be
+ * recomputed for any n instead of kept in memory; as uniformly spread in an index as randomUUID().
+ */
+export function uuidFor(salt: string, kind: string, n: number): string {
+  const h = createHash('md5').update(`${salt}:${kind}:${n}`).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-${'89ab'[parseInt(h[16], 16) & 3]}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+/** A valid R4 Claim (the shape of test/support/fixtures.ts), varied a little by `n`. */
+export function claimResource(patientRef: string, billId: string, n: number): Claim {
+  return {
+    resourceType: 'Claim',
+    status: 'active',
+    identifier: [{ system: CLAIM_ID_SYSTEM, value: billId }],
+    type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/claim-type', code: 'professional' }] },
+    use: 'claim',
+    patient: { reference: patientRef },
+    created: new Date(YEAR_START + (n % 366) * DAY_MS).toISOString().slice(0, 10),
+    provider: { display: 'Clinic' },
+    priority: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/processpriority', code: 'normal' }] },
+    insurance: [{ sequence: 1, focal: true, coverage: { display: 'Coverage' } }],
+    total: { value: 50 + (n % 2000) / 4, currency: 'USD' },
+  };
+}
+
+/** Seeded claim number n: its id, its claim-id identifier value and its patient. */
+export function seededClaim(salt: string, n: number): { id: string; billId: string; patientRef: string } {
+  return {
+    id: uuidFor(salt, 'claim', n),
+    billId: uuidFor(salt, 'bill', n),
+    patientRef: `Patient/${uuidFor(salt, 'patient', n % PATIENTS)}`,
+  };
+}
