@@ -82,21 +82,31 @@ export function buildBatch(options: SeedOptions, from: number, to: number): Batc
 }
 
 /**
- * Seeds claims number [from, to) over one connection. The next batch is built in Node while
- * PostgreSQL inserts the previous one, so both cores are busy.
+ * Seeds claims number [from, to) over the given connections, one statement in flight on each: Node
+ * builds the next batch while PostgreSQL inserts the previous ones, so both cores stay busy.
  */
-export async function seedClaims(client: pg.ClientBase, from: number, to: number, options: SeedOptions): Promise<void> {
-  // Bulk-loader settings for this session only: a crash mid-seed loses the tail, which we'd redo anyway.
-  await client.query('SET synchronous_commit = off');
-  let inflight: Promise<unknown> | undefined;
+export async function seedClaims(clients: pg.ClientBase[], from: number, to: number, options: SeedOptions): Promise<void> {
+  // Bulk-loader setting for these sessions only: a crash mid-seed loses the last batches, which a
+  // rerun (a new schema) redoes anyway; nothing waits on each batch's WAL flush.
+  await Promise.all(clients.map((c) => c.query('SET synchronous_commit = off')));
+  const idle = [...clients];
+  const inflight = new Set<Promise<void>>();
+  let written = 0;
   for (let start = from; start < to; start += options.batchSize) {
     const end = Math.min(to, start + options.batchSize);
     const batch = buildBatch(options, start, end);
-    if (inflight) await inflight;
-    inflight = client.query(batch.sql, batch.params).then(() => options.onProgress?.(end - from));
+    while (idle.length === 0) await Promise.race(inflight);
+    const client = idle.pop()!;
+    const done: Promise<void> = client.query(batch.sql, batch.params).then(() => {
+      written += end - start;
+      options.onProgress?.(written);
+      inflight.delete(done);
+      idle.push(client);
+    });
+    inflight.add(done);
   }
-  await inflight;
-  await client.query('RESET synchronous_commit');
+  await Promise.all(inflight);
+  await Promise.all(clients.map((c) => c.query('RESET synchronous_commit')));
 }
 
 /** A one-line progress bar on stderr: `\r` redraws on a terminal, a line per 10% otherwise. */
