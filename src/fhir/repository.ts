@@ -80,7 +80,9 @@ export class PostgresRepository extends FhirRepository {
   async createResource<T extends Resource>(resource: T, options?: CreateResourceOptions): Promise<WithId<T>> {
     assertSupportedType(resource.resourceType);
     const id = options?.assignedId && resource.id ? resource.id : this.generateId();
-    return this.withTransaction((repo) => repo.#write({ ...resource, id }, 1, 'create'));
+    // A create reads nothing and writes in one statement, which is atomic on its own: no
+    // BEGIN/COMMIT round trips are needed outside a caller's transaction.
+    return this.#write({ ...resource, id }, 1, 'create');
   }
 
   async updateResource<T extends Resource>(resource: T, options?: UpdateResourceOptions): Promise<WithId<T>> {
