@@ -18,7 +18,7 @@ import type {
   TransactionOptions,
   UpdateResourceOptions,
 } from '@medplum/fhir-router';
-import type { Bundle, Parameters, Reference, Resource } from '@medplum/fhirtypes';
+import type { Bundle, OperationOutcome, Parameters, Reference, Resource } from '@medplum/fhirtypes';
 import type { Database, Queryable } from '../db/index.ts';
 import { SUPPORTED_RESOURCE_TYPES, validateResource } from '../profiles/index.ts';
 import { extractSearchIndex } from './search/index-values.ts';
@@ -195,6 +195,9 @@ export class PostgresRepository extends FhirRepository {
   }
 
   async search<T extends Resource>(searchRequest: SearchRequest<T>): Promise<Bundle<WithId<T>>> {
+    if (searchRequest.types?.length) {
+      throw new OperationOutcomeError(badRequest('Searching several types at once is not supported'));
+    }
     assertSupportedType(searchRequest.resourceType);
     return searchResources(this, searchRequest) as Promise<Bundle<WithId<T>>>;
   }
@@ -212,6 +215,26 @@ export class PostgresRepository extends FhirRepository {
       });
     }
     return result;
+  }
+
+  // Conditional interactions without criteria would act on whichever resource happens to be alone.
+  override conditionalDelete(search: SearchRequest): Promise<void> {
+    assertHasCriteria(search);
+    return super.conditionalDelete(search);
+  }
+
+  override conditionalPatch(search: SearchRequest, patch: Operation[], options?: UpdateResourceOptions): Promise<WithId<Resource>> {
+    assertHasCriteria(search);
+    return super.conditionalPatch(search, patch, options);
+  }
+
+  override conditionalUpdate<T extends Resource>(
+    resource: T,
+    search: SearchRequest,
+    options?: CreateResourceOptions & UpdateResourceOptions,
+  ): Promise<{ resource: WithId<T>; outcome: OperationOutcome }> {
+    assertHasCriteria(search);
+    return super.conditionalUpdate(resource, search, options);
   }
 
   #key(resourceType: string, id: string): ResourceKey {
@@ -251,6 +274,12 @@ export class PostgresRepository extends FhirRepository {
 function assertSupportedType(resourceType: string): void {
   if (!supportedTypes.has(resourceType)) {
     throw notFoundError(`Resource type ${resourceType} is not supported by this server`);
+  }
+}
+
+function assertHasCriteria(search: SearchRequest): void {
+  if (!search.filters?.length) {
+    throw new OperationOutcomeError(badRequest('A conditional interaction needs search criteria'));
   }
 }
 

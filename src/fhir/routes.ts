@@ -48,6 +48,11 @@ export function fhirRoutes(options: FhirRoutesOptions): Router {
   });
 
   routes.use(async (req: Request, res: Response) => {
+    const refusal = refuseUnreadableRequest(req);
+    if (refusal) {
+      res.status(refusal.status).type(FHIR_JSON).json(refusal.outcome);
+      return;
+    }
     const repo = new PostgresRepository(options.db, {
       tenantId: (res.locals.tenantId as string | undefined) ?? BOOTSTRAP_TENANT_ID,
       baseUrl: fhirBase(req),
@@ -68,6 +73,27 @@ export function fhirRoutes(options: FhirRoutesOptions): Router {
 
   routes.use(fhirErrorHandler);
   return routes;
+}
+
+/**
+ * A request the FHIR layer cannot read: a body in a format we do not speak (415), a write without a
+ * JSON body (400), or a response format other than JSON (406).
+ */
+function refuseUnreadableRequest(req: Request): { status: number; outcome: OperationOutcome } | undefined {
+  const format = req.query._format;
+  if (typeof format === 'string' && !/json/.test(format)) {
+    return { status: 406, outcome: outcome('error', 'not-supported', `Only JSON is supported, not _format=${format}`) };
+  }
+  if (!['POST', 'PUT', 'PATCH'].includes(req.method)) return undefined;
+  if (req.headers['content-type'] && !req.is(['json', '+json', 'urlencoded'])) {
+    return { status: 415, outcome: outcome('error', 'not-supported', 'Send application/fhir+json (or application/json-patch+json for PATCH)') };
+  }
+  if (req.method !== 'POST' || !req.path.endsWith('/_search')) {
+    if (req.body === null || typeof req.body !== 'object') {
+      return { status: 400, outcome: outcome('error', 'structure', 'The request body must be a JSON resource') };
+    }
+  }
+  return undefined;
 }
 
 /**

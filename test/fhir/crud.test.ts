@@ -222,6 +222,31 @@ describe('errors are OperationOutcomes', () => {
     expect(res.body.resourceType).toBe('OperationOutcome');
   });
 
+  it('a body that is not JSON is 415, a write without a resource 400', async () => {
+    const text = await request(t.app).post('/fhir/Patient').set('Content-Type', 'text/plain').send('hello');
+    expect(text.status).toBe(415);
+    expect(text.body.resourceType).toBe('OperationOutcome');
+    for (const body of ['null', '"a string"', '42']) {
+      const res = await request(t.app).post('/fhir/Patient').set('Content-Type', FHIR_JSON).send(body);
+      expect(res.status).toBe(400);
+      expect(res.body.resourceType).toBe('OperationOutcome');
+    }
+    expect((await request(t.app).post('/fhir/Patient')).status).toBe(400);
+  });
+
+  it('a non-JSON _format is 406, a bad _count 400', async () => {
+    expect((await request(t.app).get('/fhir/Patient?_format=xml')).status).toBe(406);
+    const count = await request(t.app).get('/fhir/Patient?_count=abc');
+    expect(count.status).toBe(400);
+    expect(count.body.resourceType).toBe('OperationOutcome');
+  });
+
+  it('a conditional delete without criteria is 400 and deletes nothing', async () => {
+    const id = await createPatient();
+    expect((await request(t.app).delete('/fhir/Patient')).status).toBe(400);
+    expect((await request(t.app).get(`/fhir/Patient/${id}`)).status).toBe(200);
+  });
+
   it('an unknown route is a 404 OperationOutcome', async () => {
     const res = await request(t.app).get('/fhir/Patient/a/b/c/d');
     expect(res.status).toBe(404);

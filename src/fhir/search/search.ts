@@ -7,10 +7,11 @@ import { compileSearch } from './query.ts';
 
 /** Runs a search and assembles the `searchset` Bundle: matches, `_include`s, total and paging links. */
 export async function searchResources(repo: PostgresRepository, request: SearchRequest): Promise<Bundle> {
-  if (request.types?.length) throw new OperationOutcomeError(badRequest('Searching several types at once is not supported'));
   const count = Math.min(request.count ?? DEFAULT_SEARCH_COUNT, DEFAULT_MAX_SEARCH_COUNT);
   const offset = request.offset ?? 0;
-  if (count < 0 || offset < 0) throw new OperationOutcomeError(badRequest('_count and _offset must not be negative'));
+  if (!Number.isInteger(count) || !Number.isInteger(offset) || count < 0 || offset < 0) {
+    throw new OperationOutcomeError(badRequest('_count and _offset must be non-negative integers'));
+  }
   const { where, orderBy, params } = compileSearch(repo.context.tenantId, request);
   const summaryCount = request.summary === undefined && count === 0;
 
@@ -22,8 +23,8 @@ export async function searchResources(repo: PostgresRepository, request: SearchR
     count === 0
       ? []
       : await repo.conn.query<{ content: string }>(
-          `SELECT r.content FROM resource r WHERE ${where} ORDER BY ${orderBy} LIMIT ${count + 1} OFFSET ${offset}`,
-          params,
+          `SELECT r.content FROM resource r WHERE ${where} ORDER BY ${orderBy} LIMIT $${params.length + 1} OFFSET $${params.length + 2}`,
+          [...params, count + 1, offset],
         );
   const resources = rows.slice(0, count).map((r) => JSON.parse(r.content) as Resource);
 
