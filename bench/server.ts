@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { openSync, closeSync, readFileSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -9,6 +10,8 @@ export interface RunningServer {
   pid: number;
   /** SIGTERM, then wait for the process to exit (SIGKILL after `graceMs`). */
   stop(graceMs?: number): Promise<void>;
+  /** The last lines the server wrote (stdout and stderr go to `logFile`). */
+  logTail(lines?: number): string;
 }
 
 export interface ServerOptions {
@@ -16,6 +19,10 @@ export interface ServerOptions {
   schema: string;
   /** Extra node flags for the server process, e.g. ['--cpu-prof']. */
   nodeArgs?: string[];
+  /** Where the server's stdout and stderr go (truncated first). */
+  logFile: string;
+  /** More environment for the server (e.g. the bootstrap client the bench authenticates as). */
+  env?: Record<string, string>;
   startTimeoutMs?: number;
 }
 
@@ -36,6 +43,7 @@ export function freePort(): Promise<number> {
 
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const port = await freePort();
+  const log = openSync(options.logFile, 'w');
   const child = spawn(process.execPath, [...(options.nodeArgs ?? []), 'src/main.ts'], {
     cwd: REPO_ROOT,
     env: {
@@ -44,20 +52,24 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       DATABASE_URL: options.databaseUrl,
       DATABASE_SCHEMA: options.schema,
       LOG_LEVEL: 'warn',
+      ...options.env,
     },
-    stdio: ['ignore', 'inherit', 'inherit'],
+    stdio: ['ignore', log, log],
   });
+  closeSync(log); // the child has its own descriptor
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const baseUrl = `http://127.0.0.1:${port}`;
+  const logTail = (lines = 20): string => readFileSync(options.logFile, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
   try {
     await waitForHealthy(baseUrl, child, options.startTimeoutMs ?? 60_000);
   } catch (err) {
     child.kill('SIGKILL');
-    throw err;
+    throw new Error(`${(err as Error).message}; server log:\n${logTail()}`);
   }
   return {
     baseUrl,
     pid: child.pid!,
+    logTail,
     async stop(graceMs = 15_000) {
       if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill('SIGTERM');

@@ -2,15 +2,22 @@ import { randomUUID } from 'node:crypto';
 import express from 'express';
 import type { Express } from 'express';
 import { pinoHttp } from 'pino-http';
+import { adminRoutes, authSettings, createFailureLimiter, DEFAULT_ISSUER, fhirAuth, tokenRoutes } from './auth/index.ts';
+import type { AuthSettings } from './auth/index.ts';
 import type { Database } from './db/index.ts';
 import { fhirRoutes } from './fhir/routes.ts';
 import type { Logger } from './logger.ts';
 import { loadProfiles } from './profiles/index.ts';
+import { SUBSCRIPTION_TOPICS, addSubscriptionOperations, subscriptionObserver } from './subscriptions/index.ts';
 
 export interface AppOptions {
   db: Database;
   logger: Logger;
   baseUrl?: string;
+  /** May Subscription endpoints be on private networks (loopback, RFC 1918, link-local)? */
+  allowPrivateNetworks?: boolean;
+  /** Token issuer, lifetime, hashing cost, failure limits (defaults: auth/settings.ts). */
+  auth?: Partial<AuthSettings>;
 }
 
 export const VERSION = '0.1.0';
@@ -43,6 +50,27 @@ export function createApp(options: AppOptions): Express {
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
-  app.use('/fhir', fhirRoutes({ db: options.db, baseUrl: options.baseUrl, version: VERSION }));
+
+  // Token endpoints and discovery need no token; /admin and /fhir (but /fhir/metadata) do.
+  const auth = authSettings({
+    allowPrivateNetworks: options.allowPrivateNetworks ?? false,
+    ...options.auth,
+    issuer: options.auth?.issuer ?? options.baseUrl ?? DEFAULT_ISSUER,
+  });
+  const authDeps = { db: options.db, settings: auth };
+  app.use(tokenRoutes({ ...authDeps, limiter: createFailureLimiter(options.db, auth), baseUrl: options.baseUrl }));
+  app.use('/admin', adminRoutes(authDeps));
+  app.use(
+    '/fhir',
+    fhirRoutes({
+      db: options.db,
+      baseUrl: options.baseUrl,
+      version: VERSION,
+      authenticate: fhirAuth(authDeps),
+      observer: subscriptionObserver({ allowPrivateNetworks: options.allowPrivateNetworks ?? false }),
+      extend: addSubscriptionOperations,
+      subscriptionTopics: SUBSCRIPTION_TOPICS.map((t) => t.url),
+    }),
+  );
   return app;
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseSchedule } from './subscriptions/retry.ts';
 
 /** Environment → typed configuration, read once at start. Every variable is listed in README.md. */
 const EnvSchema = z.object({
@@ -15,6 +16,24 @@ const EnvSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** How long SIGTERM waits for in-flight requests before exiting anyway. */
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(10_000),
+  /** Default delays between delivery attempts; attempts = delays + 1 unless a Subscription says. */
+  DELIVERY_RETRY_SCHEDULE: z.string().default('30s,2m,10m,30m,1h,3h,6h,12h'),
+  DELIVERY_CONCURRENCY: z.coerce.number().int().min(1).default(16),
+  /** Fallback polling for due notifications and retries; commits wake workers at once (NOTIFY). */
+  DELIVERY_POLL_INTERVAL_MS: z.coerce.number().int().min(10).default(1000),
+  OUTBOUND_ALLOW_PRIVATE_NETWORKS: z.enum(['true', 'false']).default('false'),
+  /** At start, ensure this tenant and (when both are set) this client with every scope plus admin. */
+  BOOTSTRAP_TENANT: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/).default('default'),
+  BOOTSTRAP_CLIENT_ID: z.string().regex(/^[A-Za-z0-9._~-]{1,128}$/).optional(),
+  BOOTSTRAP_CLIENT_SECRET: z.string().min(16, 'at least 16 characters').max(512).optional(),
+  TOKEN_TTL_SECONDS: z.coerce.number().int().min(60).max(86_400).default(3600),
+  /** `iss` and `aud` of access tokens; default PUBLIC_BASE_URL, else `fhir-billing`. */
+  TOKEN_ISSUER: z.string().min(1).optional(),
+  /** log2 of scrypt's N for client secret hashes. */
+  SECRET_HASH_COST: z.coerce.number().int().min(10).max(20).default(15),
+}).refine((e) => (e.BOOTSTRAP_CLIENT_ID === undefined) === (e.BOOTSTRAP_CLIENT_SECRET === undefined), {
+  message: 'set both BOOTSTRAP_CLIENT_ID and BOOTSTRAP_CLIENT_SECRET, or neither',
+  path: ['BOOTSTRAP_CLIENT_SECRET'],
 });
 
 export type Config = {
@@ -26,6 +45,18 @@ export type Config = {
   baseUrl: string | undefined;
   logLevel: z.infer<typeof EnvSchema>['LOG_LEVEL'];
   shutdownTimeoutMs: number;
+  delivery: {
+    retrySchedule: number[];
+    concurrency: number;
+    pollIntervalMs: number;
+  };
+  outboundAllowPrivateNetworks: boolean;
+  auth: {
+    issuer: string | undefined;
+    tokenTtlSeconds: number;
+    hashCost: number;
+    bootstrap: { tenant: string; clientId: string | undefined; clientSecret: string | undefined };
+  };
 };
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -44,5 +75,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     baseUrl: e.PUBLIC_BASE_URL?.replace(/\/$/, ''),
     logLevel: e.LOG_LEVEL,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    delivery: {
+      retrySchedule: parseSchedule(e.DELIVERY_RETRY_SCHEDULE),
+      concurrency: e.DELIVERY_CONCURRENCY,
+      pollIntervalMs: e.DELIVERY_POLL_INTERVAL_MS,
+    },
+    outboundAllowPrivateNetworks: e.OUTBOUND_ALLOW_PRIVATE_NETWORKS === 'true',
+    auth: {
+      issuer: e.TOKEN_ISSUER,
+      tokenTtlSeconds: e.TOKEN_TTL_SECONDS,
+      hashCost: e.SECRET_HASH_COST,
+      bootstrap: { tenant: e.BOOTSTRAP_TENANT, clientId: e.BOOTSTRAP_CLIENT_ID, clientSecret: e.BOOTSTRAP_CLIENT_SECRET },
+    },
   };
 }

@@ -7,6 +7,6 @@ export type { Logger };
 export function createLogger(level: string): Logger {
   return pino({
     level,
-    redact: ['req.headers.authorization', 'req.headers.cookie', '*.clientSecret', '*.client_secret'],
+    redact: ['req.headers.authorization', 'req.headers.cookie', '*.clientSecret', '*.client_secret', '*.client_assertion', '*.accessToken', '*.access_token'],
   });
 }

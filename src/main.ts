@@ -1,13 +1,28 @@
 import type { Server } from 'node:http';
 import { loadConfig } from './config.ts';
+import type { Config } from './config.ts';
 import { migrate, openDatabase } from './db/index.ts';
+import type { Database } from './db/index.ts';
 import { createApp } from './app.ts';
+import { authSettings, bootstrapAuth } from './auth/index.ts';
+import { FULL_ACCESS } from './fhir/access.ts';
+import { PostgresRepository } from './fhir/repository.ts';
 import { createLogger } from './logger.ts';
+import type { Logger } from './logger.ts';
+import { loadProfiles } from './profiles/index.ts';
+import { closeAgents, startDeliveryWorker, subscriptionObserver } from './subscriptions/index.ts';
+import type { DeliveryWorker } from './subscriptions/index.ts';
 
-/** Process entry: config → database → migrations → HTTP server; SIGTERM drains and exits. */
+type Role = 'all' | 'api' | 'worker';
+
+/**
+ * Process entry: config → database → migrations → the HTTP API and/or the delivery worker
+ * (`--role=api|worker`; both by default). SIGTERM stops accepting, drains and exits 0.
+ */
 async function main(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger(config.logLevel);
+  const role = parseRole(process.argv);
   const db = await openDatabase({
     databaseUrl: config.databaseUrl,
     schema: config.databaseSchema,
@@ -20,32 +35,72 @@ async function main(): Promise<void> {
     await db.close();
     return;
   }
+  await bootstrapAuth(db, authSettings({ hashCost: config.auth.hashCost }), config.auth.bootstrap);
+  logger.info({ tenant: config.auth.bootstrap.tenant, clientId: config.auth.bootstrap.clientId }, 'bootstrap tenant ready');
 
-  const app = createApp({ db, logger, baseUrl: config.baseUrl });
-  const server: Server = app.listen(config.port, () => {
-    logger.info({ port: config.port }, 'fhir-billing listening');
-  });
+  const server = role === 'worker' ? undefined : startApi(config, db, logger);
+  const worker = role === 'api' ? undefined : await startWorker(config, db, logger);
 
   let stopping = false;
-  const stop = (signal: string): void => {
+  const stop = async (signal: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal }, 'stopping: no new connections, draining in-flight requests');
-    const deadline = setTimeout(() => {
+    logger.info({ signal, role }, 'stopping: no new work, draining what is in flight');
+    setTimeout(() => {
       logger.warn('drain timed out; exiting');
       process.exit(1);
-    }, config.shutdownTimeoutMs);
-    deadline.unref();
-    server.close(async () => {
-      await db.close();
-      logger.info('stopped');
-      process.exit(0);
-    });
-    // Keep-alive connections with no request in flight would hold close() open.
-    server.closeIdleConnections();
+    }, config.shutdownTimeoutMs).unref();
+    await Promise.all([
+      server &&
+        new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          // Keep-alive connections with no request in flight would hold close() open.
+          server.closeIdleConnections();
+        }),
+      worker?.stop(),
+    ]);
+    closeAgents();
+    await db.close();
+    logger.info('stopped');
+    process.exit(0);
   };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+function startApi(config: Config, db: Database, logger: Logger): Server {
+  const { issuer, tokenTtlSeconds, hashCost } = config.auth;
+  const app = createApp({
+    db,
+    logger,
+    baseUrl: config.baseUrl,
+    allowPrivateNetworks: config.outboundAllowPrivateNetworks,
+    auth: { issuer, tokenTtlSeconds, hashCost },
+  });
+  return app.listen(config.port, () => logger.info({ port: config.port }, 'fhir-billing listening'));
+}
+
+async function startWorker(config: Config, db: Database, logger: Logger): Promise<DeliveryWorker> {
+  loadProfiles();
+  const fhirBaseUrl = `${config.baseUrl ?? `http://localhost:${config.port}`}/fhir`;
+  const observer = subscriptionObserver({ allowPrivateNetworks: config.outboundAllowPrivateNetworks });
+  return startDeliveryWorker({
+    db,
+    logger: logger.child({ component: 'delivery' }),
+    repositoryFor: (tenantId) => new PostgresRepository(db, { tenantId, baseUrl: fhirBaseUrl, access: FULL_ACCESS }, { observer }),
+    fhirBaseUrl,
+    retrySchedule: config.delivery.retrySchedule,
+    allowPrivateNetworks: config.outboundAllowPrivateNetworks,
+    concurrency: config.delivery.concurrency,
+    pollIntervalMs: config.delivery.pollIntervalMs,
+  });
+}
+
+function parseRole(argv: string[]): Role {
+  const arg = argv.find((a) => a.startsWith('--role='));
+  const role = arg?.slice('--role='.length) ?? 'all';
+  if (role !== 'all' && role !== 'api' && role !== 'worker') throw new Error(`Unknown --role=${role} (api, worker or all)`);
+  return role;
 }
 
 main().catch((err) => {

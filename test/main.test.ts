@@ -10,6 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 /** The real entry point as `npm start` runs it: a child process on a free port. */
 const dataDir = mkdtempSync(join(tmpdir(), 'fhir-billing-'));
 const schema = `test_main_${randomBytes(4).toString('hex')}`;
+const bootstrap = { clientId: 'operator', clientSecret: randomBytes(24).toString('base64url') };
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
 async function freePort(): Promise<number> {
@@ -25,7 +26,15 @@ async function startServer(): Promise<{ child: ChildProcess; base: string; logs:
   const port = await freePort();
   const logs: string[] = [];
   const child = spawn(process.execPath, ['src/main.ts'], {
-    env: { ...process.env, PORT: String(port), DATA_DIR: dataDir, DATABASE_SCHEMA: schema, LOG_LEVEL: 'info' },
+    env: {
+      ...process.env,
+      PORT: String(port),
+      DATA_DIR: dataDir,
+      DATABASE_SCHEMA: schema,
+      LOG_LEVEL: 'info',
+      BOOTSTRAP_CLIENT_ID: bootstrap.clientId,
+      BOOTSTRAP_CLIENT_SECRET: bootstrap.clientSecret,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.stdout!.on('data', (d) => logs.push(...String(d).split('\n').filter(Boolean)));
@@ -42,6 +51,17 @@ async function startServer(): Promise<{ child: ChildProcess; base: string; logs:
   throw new Error(`server did not become healthy:\n${logs.join('\n')}`);
 }
 
+/** As the Cair contract (seeds/000) does it: POST /api/token, then Bearer. */
+async function getToken(base: string): Promise<string> {
+  const res = await fetch(`${base}/api/token`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify(bootstrap),
+  });
+  expect(res.status).toBe(200);
+  return (await res.json()).accessToken;
+}
+
 function exitCode(child: ChildProcess): Promise<number | null> {
   return new Promise((resolve) => child.on('exit', (code) => resolve(code)));
 }
@@ -49,9 +69,10 @@ function exitCode(child: ChildProcess): Promise<number | null> {
 describe('the server process', () => {
   it('serves, logs JSON with request ids, stops cleanly on SIGTERM and keeps its data', async () => {
     const first = await startServer();
+    const token = await getToken(first.base);
     const created = await fetch(`${first.base}/fhir/Patient`, {
       method: 'POST',
-      headers: { 'Content-Type': 'application/fhir+json', 'X-Request-Id': 'req-test-1' },
+      headers: { 'Content-Type': 'application/fhir+json', 'X-Request-Id': 'req-test-1', Authorization: `Bearer ${token}` },
       body: JSON.stringify({ resourceType: 'Patient', name: [{ family: 'Durable' }] }),
     });
     expect(created.status).toBe(201);
@@ -66,7 +87,8 @@ describe('the server process', () => {
 
     const second = await startServer();
     try {
-      const read = await fetch(`${second.base}/fhir/Patient/${id}`);
+      // The token from before the restart still verifies: the signing keys live in the database.
+      const read = await fetch(`${second.base}/fhir/Patient/${id}`, { headers: { Authorization: `Bearer ${token}` } });
       expect(read.status).toBe(200);
       expect((await read.json()).name[0].family).toBe('Durable');
     } finally {

@@ -2,10 +2,14 @@ import type { CapabilityStatement, CapabilityStatementRestResource } from '@medp
 import { SUPPORTED_RESOURCE_TYPES } from '../profiles/index.ts';
 import { searchableParameters } from './search/parameters.ts';
 
+const TOPIC_CANONICAL_EXTENSION =
+  'http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/capabilitystatement-subscriptiontopic-canonical';
+const BACKPORT_OPERATIONS = 'http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition';
+
 const INTERACTIONS = ['read', 'vread', 'update', 'patch', 'delete', 'history-instance', 'history-type', 'create', 'search-type'] as const;
 
 /** `GET /fhir/metadata`: what this server does, per type, derived from the same tables the code uses. */
-export function buildCapabilityStatement(baseUrl: string, version: string): CapabilityStatement {
+export function buildCapabilityStatement(baseUrl: string, version: string, subscriptionTopics: string[]): CapabilityStatement {
   const resource: CapabilityStatementRestResource[] = SUPPORTED_RESOURCE_TYPES.map((type) => ({
     type: type as CapabilityStatementRestResource['type'],
     ...(type === 'PatientCredit' && { profile: 'https://fhir-billing.org/fhir/StructureDefinition/PatientCredit' }),
@@ -26,6 +30,16 @@ export function buildCapabilityStatement(baseUrl: string, version: string): Capa
       ...(p.definition.description && { documentation: p.definition.description }),
     })),
     operation: [{ name: 'validate', definition: 'http://hl7.org/fhir/OperationDefinition/Resource-validate' }],
+    ...(type === 'Subscription' && {
+      // Backport IG: the topics a client may subscribe to, and its operations.
+      extension: subscriptionTopics.map((url) => ({ url: TOPIC_CANONICAL_EXTENSION, valueCanonical: url })),
+      operation: [
+        { name: 'validate', definition: 'http://hl7.org/fhir/OperationDefinition/Resource-validate' },
+        { name: 'status', definition: `${BACKPORT_OPERATIONS}/backport-subscription-status` },
+        { name: 'events', definition: `${BACKPORT_OPERATIONS}/backport-subscription-events` },
+        { name: 'resend', definition: `${BACKPORT_OPERATIONS}/backport-subscription-resend` },
+      ],
+    }),
   }));
   return {
     resourceType: 'CapabilityStatement',

@@ -23,6 +23,9 @@ import type { Database, Queryable } from '../db/index.ts';
 import { SUPPORTED_RESOURCE_TYPES, validateResource } from '../profiles/index.ts';
 import { extractSearchIndex } from './search/index-values.ts';
 import { searchResources } from './search/search.ts';
+import type { ChangeObserver } from './change-observer.ts';
+import { assertAllowed } from './access.ts';
+import type { AccessPolicy, ScopeInteraction } from './access.ts';
 import { historyBundle } from './history.ts';
 import type { HistoryRequest } from './history.ts';
 import { notFoundError } from './outcomes.ts';
@@ -32,6 +35,8 @@ import type { Interaction, ResourceKey, StoredVersion } from './storage.ts';
 /** Who is asking: every read and write is confined to this tenant. */
 export interface RequestContext {
   tenantId: string;
+  /** What the caller's scopes allow; checked by every method before it touches the database. */
+  access: AccessPolicy;
   /** Absolute base of the FHIR API (e.g. https://host/fhir), for fullUrl and paging links. */
   baseUrl: string;
 }
@@ -46,14 +51,16 @@ const supportedTypes = new Set<string>(SUPPORTED_RESOURCE_TYPES);
 export class PostgresRepository extends FhirRepository {
   readonly db: Database;
   readonly context: RequestContext;
+  readonly #observer: ChangeObserver | undefined;
   /** Set while this instance runs inside a transaction. */
   readonly #tx: Queryable | undefined;
 
-  constructor(db: Database, context: RequestContext, tx?: Queryable) {
+  constructor(db: Database, context: RequestContext, options: { observer?: ChangeObserver; tx?: Queryable } = {}) {
     super();
     this.db = db;
     this.context = context;
-    this.#tx = tx;
+    this.#observer = options.observer;
+    this.#tx = options.tx;
   }
 
   /** The connection to read with: the open transaction, if any. */
@@ -72,27 +79,26 @@ export class PostgresRepository extends FhirRepository {
   async withTransaction<TResult>(callback: (txRepo: this) => Promise<TResult>, options?: TransactionOptions): Promise<TResult> {
     if (this.#tx) return callback(this); // nested: join the open transaction
     return this.db.transaction(
-      (tx) => callback(new PostgresRepository(this.db, this.context, tx) as this),
+      (tx) => callback(new PostgresRepository(this.db, this.context, { observer: this.#observer, tx }) as this),
       { isolation: options?.serializable ? 'serializable' : 'read committed' },
     );
   }
 
   async createResource<T extends Resource>(resource: T, options?: CreateResourceOptions): Promise<WithId<T>> {
-    assertSupportedType(resource.resourceType);
+    this.#allow(resource.resourceType, 'c');
     const id = options?.assignedId && resource.id ? resource.id : this.generateId();
-    // A create reads nothing and writes in one statement, which is atomic on its own: no
-    // BEGIN/COMMIT round trips are needed outside a caller's transaction.
     return this.#write({ ...resource, id }, 1, 'create');
   }
 
   async updateResource<T extends Resource>(resource: T, options?: UpdateResourceOptions): Promise<WithId<T>> {
-    assertSupportedType(resource.resourceType);
+    this.#allow(resource.resourceType, 'u');
     if (!resource.id || !ID_PATTERN.test(resource.id)) {
       throw new OperationOutcomeError(badRequest('Missing or invalid id', `${resource.resourceType}.id`));
     }
     return this.withTransaction(async (repo) => {
       const key = repo.#key(resource.resourceType, resource.id!);
       const current = await selectCurrent(repo.conn, key, true);
+      if (!current || current.deleted) repo.#allow(resource.resourceType, 'c'); // this update creates
       assertVersionMatches(current, options?.ifMatch);
       // Update on an unknown id creates it with the client's id (CapabilityStatement: updateCreate).
       return repo.#write(resource, current ? current.versionId + 1 : 1, current && !current.deleted ? 'update' : 'create');
@@ -105,6 +111,7 @@ export class PostgresRepository extends FhirRepository {
     patch: Operation[] | Parameters,
     options?: UpdateResourceOptions,
   ): Promise<WithId<T>> {
+    this.#allow(resourceType, 'u');
     if (!Array.isArray(patch)) {
       throw new OperationOutcomeError(badRequest('Only JSON Patch (application/json-patch+json) is supported'));
     }
@@ -124,26 +131,30 @@ export class PostgresRepository extends FhirRepository {
   }
 
   async deleteResource(resourceType: string, id: string, options?: DeleteResourceOptions): Promise<void> {
-    assertSupportedType(resourceType);
+    this.#allow(resourceType, 'd');
     await this.withTransaction(async (repo) => {
       const key = repo.#key(resourceType, id);
       const current = await selectCurrent(repo.conn, key, true);
       if (!current) throw new OperationOutcomeError(notFound);
       if (current.deleted) return; // deleting a deleted resource is a no-op success
       assertVersionMatches(current, options?.ifMatch);
+      const versionId = current.versionId + 1;
+      const change = { tenantId: key.tenantId, access: repo.context.access, interaction: 'delete' as const, resource: JSON.parse(current.content), versionId };
+      const work = await repo.#observer?.plan(repo.conn, change);
       await writeVersion(repo.conn, {
         key,
-        versionId: current.versionId + 1,
+        versionId,
         lastUpdated: new Date().toISOString(),
         deleted: true,
         content: current.content,
         interaction: 'delete',
       });
+      await work?.(repo.conn);
     });
   }
 
   async readResource<T extends Resource>(resourceType: string, id: string): Promise<WithId<T>> {
-    assertSupportedType(resourceType);
+    this.#allow(resourceType, 'r');
     if (!ID_PATTERN.test(id)) throw new OperationOutcomeError(notFound);
     return liveContent(await selectCurrent(this.conn, this.#key(resourceType, id)), resourceType, id) as WithId<T>;
   }
@@ -161,6 +172,8 @@ export class PostgresRepository extends FhirRepository {
       const [type, id] = (ref.reference ?? '').split('/');
       if (type && id && supportedTypes.has(type)) byType.set(type, [...(byType.get(type) ?? []), id]);
     }
+    // _include of a type the caller may not read is refused as a whole (403), not silently trimmed.
+    for (const type of byType.keys()) this.#allow(type, 'r');
     const found = new Map<string, StoredVersion>();
     for (const [type, ids] of byType) {
       for (const row of await selectCurrentMany(this.conn, this.context.tenantId, type, ids)) {
@@ -174,7 +187,7 @@ export class PostgresRepository extends FhirRepository {
   }
 
   async readVersion<T extends Resource>(resourceType: string, id: string, vid: string): Promise<WithId<T>> {
-    assertSupportedType(resourceType);
+    this.#allow(resourceType, 'r');
     const versionId = Number(vid);
     if (!Number.isInteger(versionId) || versionId < 1 || !ID_PATTERN.test(id)) throw new OperationOutcomeError(notFound);
     const version = await selectVersion(this.conn, this.#key(resourceType, id), versionId);
@@ -184,13 +197,13 @@ export class PostgresRepository extends FhirRepository {
   }
 
   async readHistory<T extends Resource>(resourceType: string, id: string, options?: ReadHistoryOptions): Promise<Bundle<WithId<T>>> {
-    assertSupportedType(resourceType);
+    this.#allow(resourceType, 'r');
     return historyBundle(this, { resourceType, id, offset: options?.offset, count: options?.limit }) as Promise<Bundle<WithId<T>>>;
   }
 
   /** Type-level history (`GET /fhir/Claim/_history`), which FhirRepository does not declare. */
   async readTypeHistory(resourceType: string, options: Omit<HistoryRequest, 'resourceType' | 'id'>): Promise<Bundle> {
-    assertSupportedType(resourceType);
+    this.#allow(resourceType, 's');
     return historyBundle(this, { ...options, resourceType });
   }
 
@@ -198,7 +211,7 @@ export class PostgresRepository extends FhirRepository {
     if (searchRequest.types?.length) {
       throw new OperationOutcomeError(badRequest('Searching several types at once is not supported'));
     }
-    assertSupportedType(searchRequest.resourceType);
+    this.#allow(searchRequest.resourceType, 's');
     return searchResources(this, searchRequest) as Promise<Bundle<WithId<T>>>;
   }
 
@@ -237,22 +250,35 @@ export class PostgresRepository extends FhirRepository {
     return super.conditionalUpdate(resource, search, options);
   }
 
+  /** 404 for a type we do not serve, then 403 unless the caller's scopes allow the interaction. */
+  #allow(resourceType: string, interaction: ScopeInteraction): void {
+    assertSupportedType(resourceType);
+    assertAllowed(this.context.access, resourceType, interaction);
+  }
+
   #key(resourceType: string, id: string): ResourceKey {
     return { tenantId: this.context.tenantId, resourceType, id };
   }
 
-  /** Stamps id and meta, validates, indexes and stores one version. Runs inside a transaction. */
+  /**
+   * Stamps id and meta, validates, indexes and stores one version, with whatever the observer
+   * (Subscriptions) must record in the same transaction. A write nobody observes is one statement,
+   * atomic on its own, so it needs no BEGIN/COMMIT round trips outside a caller's transaction.
+   */
   async #write<T extends Resource>(resource: T, versionId: number, interaction: Interaction): Promise<WithId<T>> {
     const { id, meta, resourceType, ...elements } = resource;
-    const stored = {
+    let stored = {
       resourceType,
       id,
       meta: { ...meta, versionId: String(versionId), lastUpdated: new Date().toISOString() },
       ...elements,
     } as WithId<T>;
+    if (this.#observer) stored = (await this.#observer.prepare(stored)) as WithId<T>;
     validateResource(stored);
-    try {
-      await writeVersion(this.conn, {
+    const change = { tenantId: this.context.tenantId, access: this.context.access, interaction, resource: stored, versionId };
+    const work = await this.#observer?.plan(this.conn, change);
+    const store = async (conn: Queryable): Promise<void> => {
+      await writeVersion(conn, {
         key: this.#key(resourceType, id!),
         versionId,
         lastUpdated: stored.meta!.lastUpdated!,
@@ -261,6 +287,10 @@ export class PostgresRepository extends FhirRepository {
         interaction,
         index: extractSearchIndex(stored),
       });
+      await work?.(conn);
+    };
+    try {
+      await (work && !this.#tx ? this.withTransaction((repo) => store(repo.conn)) : store(this.conn));
     } catch (err) {
       if ((err as { code?: string }).code === '23505') {
         throw new OperationOutcomeError(conflict(`${resourceType}/${id} was written concurrently; retry`));

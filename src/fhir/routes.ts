@@ -1,17 +1,19 @@
 import express from 'express';
-import type { NextFunction, Request, Response, Router } from 'express';
+import type { NextFunction, Request, RequestHandler, Response, Router } from 'express';
 import { OperationOutcomeError, getStatus, isOperationOutcome } from '@medplum/core';
 import { FhirRouter } from '@medplum/fhir-router';
 import type { FhirRequest, FhirResponse, HttpMethod } from '@medplum/fhir-router';
 import type { OperationOutcome, Resource } from '@medplum/fhirtypes';
 import type { Database } from '../db/index.ts';
+import type { AccessPolicy } from './access.ts';
 import { buildCapabilityStatement } from './capability.ts';
+import type { ChangeObserver } from './change-observer.ts';
 import { addOperations } from './operations.ts';
 import { internalErrorOutcome, notFoundError, outcome } from './outcomes.ts';
 import { PostgresRepository } from './repository.ts';
 
 export const FHIR_JSON = 'application/fhir+json';
-/** Until authentication lands every request belongs to the bootstrap tenant (migrations/001). */
+/** The tenant created by migrations/001; BOOTSTRAP_TENANT's default. */
 export const BOOTSTRAP_TENANT_ID = 'default';
 
 export interface FhirRoutesOptions {
@@ -19,6 +21,18 @@ export interface FhirRoutesOptions {
   /** Public base URL of the server; absent: taken from each request's host. */
   baseUrl?: string;
   version: string;
+  /**
+   * Runs before everything but /metadata and sets `res.locals.tenantId` and `res.locals.access`
+   * (an AccessPolicy), or answers 401 itself (auth/'s fhirAuth). No request reaches the repository
+   * without it.
+   */
+  authenticate: RequestHandler;
+  /** Told of every write, to act in its transaction (Subscriptions). */
+  observer?: ChangeObserver;
+  /** Adds routes of other concerns (e.g. Subscription operations) to the FHIR router. */
+  extend?: (router: FhirRouter) => void;
+  /** Canonical URLs of the subscription topics offered, for the CapabilityStatement. */
+  subscriptionTopics?: string[];
 }
 
 /**
@@ -29,8 +43,16 @@ export interface FhirRoutesOptions {
 export function fhirRoutes(options: FhirRoutesOptions): Router {
   const fhirRouter = new FhirRouter();
   addOperations(fhirRouter);
+  options.extend?.(fhirRouter);
   const routes = express.Router();
   const fhirBase = (req: Request): string => `${options.baseUrl ?? `${req.protocol}://${req.get('host')}`}/fhir`;
+
+  routes.get('/metadata', (req, res) => {
+    res.type(FHIR_JSON).json(buildCapabilityStatement(fhirBase(req), options.version, options.subscriptionTopics ?? []));
+  });
+
+  // Everything below needs a valid access token; bodies are not even parsed without one.
+  routes.use(options.authenticate);
 
   routes.use(
     express.json({
@@ -43,20 +65,15 @@ export function fhirRoutes(options: FhirRoutesOptions): Router {
   // POST [type]/_search takes its parameters as a form.
   routes.use(express.urlencoded({ extended: false, limit: '1mb' }));
 
-  routes.get('/metadata', (req, res) => {
-    res.type(FHIR_JSON).json(buildCapabilityStatement(fhirBase(req), options.version));
-  });
-
   routes.use(async (req: Request, res: Response) => {
     const refusal = refuseUnreadableRequest(req);
     if (refusal) {
       res.status(refusal.status).type(FHIR_JSON).json(refusal.outcome);
       return;
     }
-    const repo = new PostgresRepository(options.db, {
-      tenantId: (res.locals.tenantId as string | undefined) ?? BOOTSTRAP_TENANT_ID,
-      baseUrl: fhirBase(req),
-    });
+    const { tenantId, access } = res.locals as { tenantId?: string; access?: AccessPolicy };
+    if (!tenantId || !access) throw new Error('FHIR request without an authenticated tenant and access policy');
+    const repo = new PostgresRepository(options.db, { tenantId, access, baseUrl: fhirBase(req) }, { observer: options.observer });
     const fhirRequest: FhirRequest = {
       method: req.method as HttpMethod,
       url: req.url, // path and query relative to /fhir

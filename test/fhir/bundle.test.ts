@@ -5,8 +5,10 @@ import type { TestApp } from '../support/app.ts';
 import { claim, patient } from '../support/fixtures.ts';
 
 let t: TestApp;
+let token: string;
 beforeAll(async () => {
   t = await startTestApp();
+  token = await t.token();
 });
 afterAll(() => t.close());
 
@@ -21,13 +23,13 @@ describe('transaction', () => {
         { resource: claim(patientUrn, 'txn-bill-1'), request: { method: 'POST', url: 'Claim' } },
       ],
     };
-    const res = await request(t.app).post('/fhir').set('Content-Type', 'application/fhir+json').send(bundle);
+    const res = await request(t.app).post('/fhir').auth(token, { type: 'bearer' }).set('Content-Type', 'application/fhir+json').send(bundle);
     expect(res.status).toBe(200);
     expect(res.body.type).toBe('transaction-response');
     expect(res.body.entry.map((e: any) => e.response.status)).toEqual(['201', '201']);
     const [patientLocation] = res.body.entry.map((e: any) => e.response.location);
     const patientId = /Patient\/([^/]+)/.exec(patientLocation)![1];
-    const claims = await request(t.app).get('/fhir/Claim?identifier=txn-bill-1');
+    const claims = await request(t.app).get('/fhir/Claim?identifier=txn-bill-1').auth(token, { type: 'bearer' });
     expect(claims.body.entry[0].resource.patient.reference).toBe(`Patient/${patientId}`);
   });
 
@@ -40,17 +42,17 @@ describe('transaction', () => {
         { resource: { resourceType: 'Patient', birthDate: 'not-a-date' }, request: { method: 'POST', url: 'Patient' } },
       ],
     };
-    const res = await request(t.app).post('/fhir').send(bundle);
+    const res = await request(t.app).post('/fhir').auth(token, { type: 'bearer' }).send(bundle);
     expect(res.status).toBeGreaterThanOrEqual(400);
     expect(res.body.resourceType).toBe('OperationOutcome');
-    const found = await request(t.app).get('/fhir/Patient?family:exact=Atomic');
+    const found = await request(t.app).get('/fhir/Patient?family:exact=Atomic').auth(token, { type: 'bearer' });
     expect(found.body.entry).toEqual([]);
   });
 });
 
 describe('batch', () => {
   it('runs entries independently and reports each', async () => {
-    const created = await request(t.app).post('/fhir/Patient').send(patient('Batch')).expect(201);
+    const created = await request(t.app).post('/fhir/Patient').auth(token, { type: 'bearer' }).send(patient('Batch')).expect(201);
     const bundle = {
       resourceType: 'Bundle',
       type: 'batch',
@@ -60,14 +62,14 @@ describe('batch', () => {
         { resource: patient('Batch2'), request: { method: 'POST', url: 'Patient' } },
       ],
     };
-    const res = await request(t.app).post('/fhir').send(bundle);
+    const res = await request(t.app).post('/fhir').auth(token, { type: 'bearer' }).send(bundle);
     expect(res.status).toBe(200);
     expect(res.body.type).toBe('batch-response');
     expect(res.body.entry.map((e: any) => e.response.status)).toEqual(['200', '404', '201']);
   });
 
   it('refuses a body that is not a Bundle', async () => {
-    const res = await request(t.app).post('/fhir').send(patient());
+    const res = await request(t.app).post('/fhir').auth(token, { type: 'bearer' }).send(patient());
     expect(res.status).toBe(400);
     expect(res.body.resourceType).toBe('OperationOutcome');
   });
@@ -75,19 +77,19 @@ describe('batch', () => {
 
 describe('$validate', () => {
   it('answers 200 with an OperationOutcome either way and stores nothing', async () => {
-    const ok = await request(t.app).post('/fhir/Patient/$validate').send(patient('Validate'));
+    const ok = await request(t.app).post('/fhir/Patient/$validate').auth(token, { type: 'bearer' }).send(patient('Validate'));
     expect(ok.status).toBe(200);
     expect(ok.body.issue.every((i: any) => i.severity === 'information')).toBe(true);
-    const bad = await request(t.app).post('/fhir/Patient/$validate').send({ resourceType: 'Patient', gender: 42 });
+    const bad = await request(t.app).post('/fhir/Patient/$validate').auth(token, { type: 'bearer' }).send({ resourceType: 'Patient', gender: 42 });
     expect(bad.status).toBe(200);
     expect(bad.body.issue.some((i: any) => i.severity === 'error')).toBe(true);
-    expect((await request(t.app).get('/fhir/Patient?family:exact=Validate')).body.entry).toEqual([]);
+    expect((await request(t.app).get('/fhir/Patient?family:exact=Validate').auth(token, { type: 'bearer' })).body.entry).toEqual([]);
   });
 });
 
 describe('metadata', () => {
   it('lists every type with interactions and search parameters', async () => {
-    const res = await request(t.app).get('/fhir/metadata');
+    const res = await request(t.app).get('/fhir/metadata').auth(token, { type: 'bearer' });
     expect(res.status).toBe(200);
     expect(res.body.resourceType).toBe('CapabilityStatement');
     const types = res.body.rest[0].resource.map((r: any) => r.type);
@@ -103,6 +105,6 @@ describe('metadata', () => {
 
 describe('health', () => {
   it('GET /healthz is 200', async () => {
-    expect((await request(t.app).get('/healthz')).status).toBe(200);
+    expect((await request(t.app).get('/healthz').auth(token, { type: 'bearer' })).status).toBe(200);
   });
 });

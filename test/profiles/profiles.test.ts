@@ -282,7 +282,8 @@ describe('getOwnDefinitions', () => {
   const byType = (type: string): Resource[] => own.filter((r) => r.resourceType === type);
 
   it('has all our definitions under our canonical base', () => {
-    expect(byType('StructureDefinition')).toHaveLength(4);
+    // PatientCredit, three billing extensions, five Subscription extensions
+    expect(byType('StructureDefinition')).toHaveLength(9);
     expect(byType('SearchParameter')).toHaveLength(6);
     expect(byType('CodeSystem')).toHaveLength(1);
     expect(byType('ValueSet')).toHaveLength(1);

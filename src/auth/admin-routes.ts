@@ -1,0 +1,59 @@
+import express from 'express';
+import type { NextFunction, Request, Response, Router } from 'express';
+import { createClient, createTenant, deleteClient, listClients, rotateSecret } from './admin.ts';
+import { adminAuth } from './middleware.ts';
+import type { AuthDeps } from './middleware.ts';
+import type { Result } from './result.ts';
+
+/**
+ * The admin API, for clients holding the `admin` scope (an operator's scope: it spans tenants):
+ *   POST   /admin/tenants {id, name}
+ *   POST   /admin/clients {tenant, name, scopes?, jwksUrl? | jwks?} → {clientId, clientSecret, tenant, scopes}
+ *   GET    /admin/clients?tenant=
+ *   DELETE /admin/clients/:id
+ *   POST   /admin/clients/:id/rotate-secret → {clientId, clientSecret, tenant, scopes}
+ * Errors are `{error}`.
+ */
+export function adminRoutes(deps: AuthDeps): Router {
+  const routes = express.Router();
+  routes.use(adminAuth(deps));
+  routes.use(express.json({ limit: '256kb' }));
+
+  const send = <T>(res: Response, result: Result<T>, status = 200): void => {
+    if (!result.ok) res.status(result.status).json({ error: result.message });
+    else if (result.value === undefined) res.status(204).end();
+    else res.status(status).json(result.value);
+  };
+
+  routes.post('/tenants', async (req, res) => send(res, await createTenant(deps.db, req.body), 201));
+  routes.post('/clients', async (req, res) => {
+    const result = await createClient(deps.db, deps.settings, req.body);
+    if (result.ok) res.set('Cache-Control', 'no-store');
+    send(res, result, 201);
+  });
+  routes.get('/clients', async (req, res) => {
+    const tenant = typeof req.query.tenant === 'string' && req.query.tenant !== '' ? req.query.tenant : undefined;
+    res.json({ clients: await listClients(deps.db, tenant) });
+  });
+  routes.delete('/clients/:id', async (req, res) => send(res, await deleteClient(deps.db, req.params.id)));
+  routes.post('/clients/:id/rotate-secret', async (req, res) => {
+    const result = await rotateSecret(deps.db, deps.settings, req.params.id);
+    if (result.ok) res.set('Cache-Control', 'no-store');
+    send(res, result);
+  });
+
+  routes.use((_req, res) => {
+    res.status(404).json({ error: 'Not found' });
+  });
+  routes.use((err: { status?: number; type?: string }, req: Request, res: Response, _next: NextFunction) => {
+    if (err.type === 'entity.parse.failed') {
+      res.status(400).json({ error: 'Invalid request body: malformed JSON' });
+    } else if (err.status && err.status >= 400 && err.status < 500) {
+      res.status(err.status).json({ error: 'Invalid request' });
+    } else {
+      req.log?.error({ err }, 'unhandled error under /admin');
+      res.status(500).json({ error: 'Internal server error' });
+    }
+  });
+  return routes;
+}

@@ -1,0 +1,15 @@
+// Authentication: tenants, API clients, access tokens, SMART scopes and the Express middleware.
+export { BOOTSTRAP_SCOPES, bootstrapAuth, createClient, createTenant, deleteClient, ensureBootstrapClient, listClients, rotateSecret } from './admin.ts';
+export type { ClientCredentials, ClientInput, ClientView, TenantInput } from './admin.ts';
+export { adminRoutes } from './admin-routes.ts';
+export { createSigningKey, publicJwks, rotateSigningKeys } from './keys.ts';
+export { adminAuth, bearerAuth, fhirAuth, webhookAuth } from './middleware.ts';
+export type { AuthDeps, AuthLocals } from './middleware.ts';
+export { createFailureLimiter } from './rate-limit.ts';
+export { ADMIN_SCOPE, ALL_FHIR_SCOPE, ScopeSet, WEBHOOK_SCOPE, parseScopes } from './scopes.ts';
+export { DEFAULT_ISSUER, authSettings } from './settings.ts';
+export type { AuthSettings } from './settings.ts';
+export { retireSigningKey } from './store.ts';
+export { tokenRoutes } from './token-routes.ts';
+export { MAX_TOKEN_TTL_SECONDS, issueAccessToken, verifyAccessToken } from './tokens.ts';
+export type { IssuedToken, Principal } from './tokens.ts';

@@ -1,0 +1,173 @@
+import type { Queryable } from '../db/index.ts';
+
+/** The SQL of authentication (migrations/002_auth.sql). Every statement is parameterised. */
+
+// ---- tenants -------------------------------------------------------------------------------
+
+/** Inserts a tenant; false when the id is taken. */
+export async function insertTenant(db: Queryable, id: string, name: string): Promise<boolean> {
+  const rows = await db.query('INSERT INTO tenant (id, name) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING RETURNING id', [id, name]);
+  return rows.length === 1;
+}
+
+export async function tenantExists(db: Queryable, id: string): Promise<boolean> {
+  return (await db.query('SELECT 1 FROM tenant WHERE id = $1', [id])).length === 1;
+}
+
+// ---- API clients ---------------------------------------------------------------------------
+
+export interface ClientRow {
+  id: string;
+  tenantId: string;
+  name: string;
+  secretHash: string;
+  scopes: string[];
+  /** A JWK Set as JSON text. */
+  jwks: string | null;
+  jwksUrl: string | null;
+  createdAt: Date;
+}
+
+const CLIENT_COLUMNS = `id, tenant_id AS "tenantId", name, secret_hash AS "secretHash", scopes, jwks,
+  jwks_url AS "jwksUrl", created_at AS "createdAt"`;
+
+export type NewClient = Omit<ClientRow, 'createdAt'>;
+
+export async function insertClient(db: Queryable, c: NewClient): Promise<ClientRow> {
+  const rows = await db.query<ClientRow>(
+    `INSERT INTO api_client (id, tenant_id, name, secret_hash, scopes, jwks, jwks_url)
+     VALUES ($1, $2, $3, $4, $5::text[], $6, $7) RETURNING ${CLIENT_COLUMNS}`,
+    [c.id, c.tenantId, c.name, c.secretHash, c.scopes, c.jwks, c.jwksUrl],
+  );
+  return rows[0];
+}
+
+/**
+ * Creates the client or makes the existing one match (tenant, name, scopes, secret hash): the
+ * bootstrap client of BOOTSTRAP_CLIENT_ID. A deleted one comes back.
+ */
+export async function upsertClient(db: Queryable, c: NewClient): Promise<void> {
+  await db.query(
+    `INSERT INTO api_client (id, tenant_id, name, secret_hash, scopes, jwks, jwks_url)
+     VALUES ($1, $2, $3, $4, $5::text[], $6, $7)
+     ON CONFLICT (id) DO UPDATE SET tenant_id = EXCLUDED.tenant_id, name = EXCLUDED.name,
+       secret_hash = EXCLUDED.secret_hash, scopes = EXCLUDED.scopes, deleted_at = NULL`,
+    [c.id, c.tenantId, c.name, c.secretHash, c.scopes, c.jwks, c.jwksUrl],
+  );
+}
+
+/** A client that has not been deleted. */
+export async function selectClient(db: Queryable, id: string): Promise<ClientRow | undefined> {
+  const rows = await db.query<ClientRow>(`SELECT ${CLIENT_COLUMNS} FROM api_client WHERE id = $1 AND deleted_at IS NULL`, [id]);
+  return rows[0];
+}
+
+export async function selectClients(db: Queryable, tenantId: string | undefined): Promise<ClientRow[]> {
+  return db.query<ClientRow>(
+    `SELECT ${CLIENT_COLUMNS} FROM api_client
+      WHERE deleted_at IS NULL AND ($1::text IS NULL OR tenant_id = $1) ORDER BY tenant_id, created_at, id`,
+    [tenantId ?? null],
+  );
+}
+
+/** Marks the client deleted; false when there was no such (live) client. */
+export async function deleteClient(db: Queryable, id: string): Promise<boolean> {
+  const rows = await db.query('UPDATE api_client SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL RETURNING id', [id]);
+  return rows.length === 1;
+}
+
+/** New secret hash; tokens issued before this second stop working. */
+export async function updateClientSecret(db: Queryable, id: string, secretHash: string): Promise<ClientRow | undefined> {
+  const rows = await db.query<ClientRow>(
+    `UPDATE api_client SET secret_hash = $2, tokens_valid_after = date_trunc('second', now())
+      WHERE id = $1 AND deleted_at IS NULL RETURNING ${CLIENT_COLUMNS}`,
+    [id, secretHash],
+  );
+  return rows[0];
+}
+
+// ---- signing keys --------------------------------------------------------------------------
+
+export interface SigningKeyRow {
+  kid: string;
+  alg: string;
+  publicJwk: string;
+  privateJwk: string;
+  createdAt: Date;
+  retireAt: Date | null;
+}
+
+const KEY_COLUMNS = `kid, alg, public_jwk AS "publicJwk", private_jwk AS "privateJwk", created_at AS "createdAt", retire_at AS "retireAt"`;
+
+export async function insertSigningKey(db: Queryable, k: Pick<SigningKeyRow, 'kid' | 'alg' | 'publicJwk' | 'privateJwk'>): Promise<void> {
+  await db.query('INSERT INTO signing_key (kid, alg, public_jwk, private_jwk) VALUES ($1, $2, $3, $4)', [k.kid, k.alg, k.publicJwk, k.privateJwk]);
+}
+
+/** The key that signs: the newest one not scheduled for retirement. */
+export async function selectActiveSigningKey(db: Queryable): Promise<SigningKeyRow | undefined> {
+  const rows = await db.query<SigningKeyRow>(
+    `SELECT ${KEY_COLUMNS} FROM signing_key WHERE retire_at IS NULL ORDER BY created_at DESC, kid LIMIT 1`,
+  );
+  return rows[0];
+}
+
+/** Every key that still verifies: the JWKS. */
+export async function selectVerifyingKeys(db: Queryable): Promise<SigningKeyRow[]> {
+  return db.query<SigningKeyRow>(
+    `SELECT ${KEY_COLUMNS} FROM signing_key WHERE retire_at IS NULL OR retire_at > now() ORDER BY created_at DESC, kid`,
+  );
+}
+
+/** Every other signing key stops signing now and stops verifying after `graceSeconds`. */
+export async function scheduleRetirementOfOthers(db: Queryable, keepKid: string, graceSeconds: number): Promise<void> {
+  await db.query(
+    `UPDATE signing_key SET retire_at = now() + make_interval(secs => $2)
+      WHERE kid <> $1 AND (retire_at IS NULL OR retire_at > now() + make_interval(secs => $2))`,
+    [keepKid, graceSeconds],
+  );
+}
+
+/** Retires one key at once (e.g. it leaked): its tokens stop verifying. */
+export async function retireSigningKey(db: Queryable, kid: string): Promise<boolean> {
+  const rows = await db.query('UPDATE signing_key SET retire_at = now() WHERE kid = $1 AND (retire_at IS NULL OR retire_at > now()) RETURNING kid', [kid]);
+  return rows.length === 1;
+}
+
+/**
+ * What verifying one access token needs, in one round trip: the public key of `kid` if it still
+ * verifies, and the client `clientId` if it still exists.
+ */
+export interface TokenFacts {
+  publicJwk: string;
+  client: { tenantId: string; scopes: string[]; validAfter: number | null } | null;
+}
+
+export async function selectTokenFacts(db: Queryable, kid: string, clientId: string): Promise<TokenFacts | undefined> {
+  const rows = await db.query<{ publicJwk: string; tenantId: string | null; scopes: string[] | null; validAfter: number | null }>(
+    `SELECT k.public_jwk AS "publicJwk", c.tenant_id AS "tenantId", c.scopes,
+            extract(epoch FROM c.tokens_valid_after)::float8 AS "validAfter"
+       FROM signing_key k
+       LEFT JOIN api_client c ON c.id = $2 AND c.deleted_at IS NULL
+      WHERE k.kid = $1 AND (k.retire_at IS NULL OR k.retire_at > now())`,
+    [kid, clientId],
+  );
+  const row = rows[0];
+  if (!row) return undefined;
+  return {
+    publicJwk: row.publicJwk,
+    client: row.tenantId ? { tenantId: row.tenantId, scopes: row.scopes ?? [], validAfter: row.validAfter } : null,
+  };
+}
+
+// ---- client assertions (private_key_jwt) -------------------------------------------------
+
+/** Records an assertion's jti; false when it was used before (a replay). Forgets expired ones. */
+export async function recordAssertionJti(db: Queryable, clientId: string, jti: string, expiresAt: Date): Promise<boolean> {
+  await db.query('DELETE FROM client_assertion_jti WHERE expires_at < now()');
+  const rows = await db.query(
+    `INSERT INTO client_assertion_jti (client_id, jti, expires_at) VALUES ($1, $2, $3)
+     ON CONFLICT (client_id, jti) DO NOTHING RETURNING jti`,
+    [clientId, jti, expiresAt.toISOString()],
+  );
+  return rows.length === 1;
+}

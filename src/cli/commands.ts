@@ -1,0 +1,118 @@
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import {
+  createClient,
+  createTenant,
+  deleteClient,
+  listClients,
+  retireSigningKey,
+  rotateSecret,
+  rotateSigningKeys,
+} from '../auth/index.ts';
+import type { AuthSettings } from '../auth/index.ts';
+import { migrate } from '../db/index.ts';
+import type { Database } from '../db/index.ts';
+
+export const USAGE = `usage: fhir-billing <command> [options]
+
+  migrate                                       apply pending migrations
+  tenants create --id ID --name NAME
+  clients create --tenant T --name N [--scopes "system/Claim.rs webhook ..."]
+                 [--jwks-url URL | --jwks FILE]  prints the secret, once
+  clients list [--tenant T]
+  clients delete [--id] CLIENT_ID               its tokens stop working at once
+  clients rotate-secret [--id] CLIENT_ID        prints the new secret, once
+  keys rotate [--grace SECONDS]                 new signing key; old ones verify for SECONDS
+                                                (default TOKEN_TTL_SECONDS) and then retire
+  keys retire [--kid] KID                       stop verifying one key's tokens now
+
+Runs on the database the server's environment names (DATABASE_URL, DATABASE_SCHEMA, DATA_DIR).
+`;
+
+/** What a command prints: JSON on stdout (code 0), {error} on stderr (1), usage on stderr (2). */
+export interface CommandOutput {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+const OPTIONS = {
+  id: { type: 'string' },
+  name: { type: 'string' },
+  tenant: { type: 'string' },
+  scopes: { type: 'string' },
+  'jwks-url': { type: 'string' },
+  jwks: { type: 'string' },
+  kid: { type: 'string' },
+  grace: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+class UsageError extends Error {}
+
+type Outcome = { ok: true; value: unknown } | { ok: false; message: string };
+
+/** Parses `args` (argv without node and the script) and runs the command. */
+export async function runCommand(db: Database, settings: AuthSettings, args: string[]): Promise<CommandOutput> {
+  try {
+    const { values, positionals } = parseArgs({ args, allowPositionals: true, options: OPTIONS });
+    // `clients delete ID` works as well as `clients delete --id ID` (and `keys retire KID`).
+    const [group, action, target, ...extra] = positionals;
+    if (extra.length > 0) throw new UsageError(`unexpected arguments: ${extra.join(' ')}`);
+    const command = [group, action].filter(Boolean).join(' ');
+    const options = target === undefined ? values : { [group === 'keys' ? 'kid' : 'id']: target, ...values };
+    const outcome = await run(db, settings, command, options);
+    return outcome.ok
+      ? { code: 0, stdout: `${JSON.stringify(outcome.value, null, 2)}\n`, stderr: '' }
+      : { code: 1, stdout: '', stderr: `${JSON.stringify({ error: outcome.message })}\n` };
+  } catch (err) {
+    const usage = err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
+    if (!usage) throw err;
+    return { code: 2, stdout: '', stderr: `${(err as Error).message}\n\n${USAGE}` };
+  }
+}
+
+async function run(db: Database, settings: AuthSettings, command: string, values: Record<string, string | boolean | undefined>): Promise<Outcome> {
+  const need = (name: string): string => {
+    const v = values[name];
+    if (typeof v !== 'string' || v === '') throw new UsageError(`--${name} is required`);
+    return v;
+  };
+  const optional = (name: string): string | undefined => (typeof values[name] === 'string' ? (values[name] as string) : undefined);
+  switch (command) {
+    case 'migrate':
+      return { ok: true, value: { applied: await migrate(db) } };
+    case 'tenants create':
+      return createTenant(db, { id: need('id'), name: need('name') });
+    case 'clients create': {
+      const jwksFile = optional('jwks');
+      return createClient(db, settings, {
+        tenant: need('tenant'),
+        name: need('name'),
+        scopes: optional('scopes'),
+        jwksUrl: optional('jwks-url'),
+        jwks: jwksFile === undefined ? undefined : JSON.parse(readFileSync(jwksFile, 'utf8')),
+      });
+    }
+    case 'clients list':
+      return { ok: true, value: { clients: await listClients(db, optional('tenant')) } };
+    case 'clients delete': {
+      const id = need('id');
+      const r = await deleteClient(db, id);
+      return r.ok ? { ok: true, value: { deleted: id } } : r;
+    }
+    case 'clients rotate-secret':
+      return rotateSecret(db, settings, need('id'));
+    case 'keys rotate': {
+      const grace = optional('grace') === undefined ? settings.tokenTtlSeconds : Number(optional('grace'));
+      if (!Number.isFinite(grace) || grace < 0) throw new UsageError('--grace must be a number of seconds');
+      return { ok: true, value: { kid: await rotateSigningKeys(db, grace), previousKeysRetireInSeconds: grace } };
+    }
+    case 'keys retire': {
+      const kid = need('kid');
+      return (await retireSigningKey(db, kid)) ? { ok: true, value: { retired: kid } } : { ok: false, message: `Unknown or already retired key: ${kid}` };
+    }
+    default:
+      throw new UsageError(`unknown command: ${command || '(none)'}`);
+  }
+}

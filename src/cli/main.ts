@@ -1,0 +1,42 @@
+#!/usr/bin/env node
+import { authSettings } from '../auth/index.ts';
+import { loadConfig } from '../config.ts';
+import { migrate, openDatabase } from '../db/index.ts';
+import { USAGE, runCommand } from './commands.ts';
+
+/**
+ * `fhir-billing` (package.json `bin`; `npx fhir-billing` in a checkout): the operator's command
+ * line. It opens the database the server's environment names (DATABASE_URL / DATABASE_SCHEMA, or
+ * the embedded database in DATA_DIR: stop the server first, the embedded database has one user at
+ * a time), applies pending migrations and runs one command (commands.ts).
+ */
+async function main(args: string[]): Promise<number> {
+  if (args.length === 0 || args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(USAGE);
+    return args.length === 0 ? 2 : 0;
+  }
+  const config = loadConfig();
+  const db = await openDatabase({ databaseUrl: config.databaseUrl, schema: config.databaseSchema, dataDir: config.dataDir, poolSize: 2 });
+  try {
+    if (args[0] !== 'migrate') await migrate(db);
+    const settings = authSettings({
+      tokenTtlSeconds: config.auth.tokenTtlSeconds,
+      hashCost: config.auth.hashCost,
+      allowPrivateNetworks: config.outboundAllowPrivateNetworks,
+    });
+    const output = await runCommand(db, settings, args);
+    process.stdout.write(output.stdout);
+    process.stderr.write(output.stderr);
+    return output.code;
+  } finally {
+    await db.close();
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,29 @@
+import type { Resource } from '@medplum/fhirtypes';
+import type { Queryable } from '../db/index.ts';
+import type { AccessPolicy } from './access.ts';
+import type { Interaction } from './storage.ts';
+
+/** One committed-to-be version of a resource, as observers see it. */
+export interface ResourceChange {
+  tenantId: string;
+  /** What the writer may do: a Subscription may only watch what its owner may read. */
+  access: AccessPolicy;
+  interaction: Interaction;
+  /** The version written; for a delete, the last live version (its meta.versionId is the old one). */
+  resource: Resource;
+  versionId: number;
+}
+
+/**
+ * What the store tells about its writes, so that another concern (Subscriptions) can act in the
+ * same transaction without the store importing it. Wired in by app.ts.
+ */
+export interface ChangeObserver {
+  /** Before validation: may normalise the resource (e.g. a Subscription's status) or refuse it. */
+  prepare(resource: Resource): Promise<Resource>;
+  /**
+   * Looks (on `conn`) for work the change causes, such as notifications to queue. Returns that work,
+   * which then runs inside the write's own transaction, or undefined when there is none.
+   */
+  plan(conn: Queryable, change: ResourceChange): Promise<((tx: Queryable) => Promise<void>) | undefined>;
+}

@@ -1,0 +1,8 @@
+/** Subscriptions: match writes in their transaction, queue, render, sign and deliver. */
+export { subscriptionObserver } from './observer.ts';
+export { addSubscriptionOperations } from './operations.ts';
+export { startDeliveryWorker } from './worker.ts';
+export type { DeliveryWorker } from './worker.ts';
+export { closeAgents } from './http.ts';
+export { parseSchedule } from './retry.ts';
+export { SUBSCRIPTION_TOPICS } from './topics.ts';

@@ -1,0 +1,80 @@
+import { OperationOutcomeError, matchesSearchRequest } from '@medplum/core';
+import type { Resource, ResourceType, Subscription } from '@medplum/fhirtypes';
+import type { Queryable } from '../db/index.ts';
+import { assertAllowed } from '../fhir/access.ts';
+import type { ChangeObserver, ResourceChange } from '../fhir/change-observer.ts';
+import { parseSubscription } from './definition.ts';
+import type { SubscriptionConfig } from './definition.ts';
+import { activeSubscriptionsFor, deleteRegistry, queueEvents, queueSignal, upsertRegistry } from './store.ts';
+import type { RegistryStatus } from './store.ts';
+import { OutboundUrlError, assertPublicEndpoint } from '../net/url-guard.ts';
+
+export interface ObserverOptions {
+  allowPrivateNetworks: boolean;
+}
+
+/**
+ * Subscriptions' side of every write, run in the write's own transaction:
+ * - a Subscription write keeps the registry in step (and starts a backport handshake);
+ * - any other write queues a numbered notification for each active subscription it matches.
+ */
+export function subscriptionObserver(options: ObserverOptions): ChangeObserver {
+  return {
+    async prepare(resource: Resource): Promise<Resource> {
+      if (resource.resourceType !== 'Subscription' || resource.status !== 'requested') return resource;
+      // The server, not the client, moves a requested subscription on: classic ones to active at
+      // once, backport ones after their handshake; either to error if the endpoint is refused.
+      const config = parseSubscription(resource);
+      try {
+        await assertPublicEndpoint(config.endpoint, options.allowPrivateNetworks);
+      } catch (err) {
+        if (!(err instanceof OutboundUrlError)) throw err;
+        return { ...resource, status: 'error', error: err.message };
+      }
+      return config.kind === 'classic' ? { ...resource, status: 'active', error: undefined } : resource;
+    },
+
+    async plan(conn: Queryable, change: ResourceChange) {
+      const { resource, tenantId } = change;
+      if (resource.resourceType === 'Subscription') return planSubscriptionWrite(change);
+      const candidates = await activeSubscriptionsFor(conn, tenantId, resource.resourceType);
+      const matching = candidates.filter((s) => matches(s.config, change)).map((s) => s.id);
+      if (matching.length === 0) return undefined;
+      return (tx: Queryable) =>
+        queueEvents(tx, tenantId, matching, {
+          resourceType: resource.resourceType,
+          resourceId: resource.id!,
+          versionId: change.versionId,
+          interaction: change.interaction,
+        });
+    },
+  };
+}
+
+function matches(config: SubscriptionConfig, change: ResourceChange): boolean {
+  if (!config.interactions.includes(change.interaction)) return false;
+  return matchesSearchRequest(change.resource, { resourceType: config.resourceType as ResourceType, filters: config.filters });
+}
+
+function planSubscriptionWrite(change: ResourceChange): (tx: Queryable) => Promise<void> {
+  const sub = change.resource as Subscription;
+  const { tenantId } = change;
+  if (change.interaction === 'delete') return (tx) => deleteRegistry(tx, tenantId, sub.id!);
+  let config: SubscriptionConfig;
+  try {
+    config = parseSubscription(sub);
+  } catch (err) {
+    // Stored statuses other than requested were checked when they were requested; a Subscription
+    // that no longer parses (e.g. its topic was withdrawn) stops matching rather than failing writes.
+    if (!(err instanceof OperationOutcomeError) || sub.status === 'requested') throw err;
+    return (tx) => deleteRegistry(tx, tenantId, sub.id!);
+  }
+  // Notifications carry what the criteria match, so their owner must be allowed to search and read it.
+  assertAllowed(change.access, config.resourceType, 's');
+  assertAllowed(change.access, config.resourceType, 'r');
+  const status = (sub.status ?? 'off') as RegistryStatus;
+  return async (tx) => {
+    await upsertRegistry(tx, tenantId, sub.id!, status, config);
+    if (config.kind === 'backport' && status === 'requested') await queueSignal(tx, tenantId, sub.id!, 'handshake');
+  };
+}

@@ -1,0 +1,232 @@
+import { randomUUID } from 'node:crypto';
+import type { Queryable } from '../db/index.ts';
+import type { SubscriptionConfig } from './definition.ts';
+
+/** The SQL of Subscriptions (migrations/003): registry, notification queue, delivery attempts. */
+export const NOTIFY_CHANNEL = 'fhir_billing_notifications';
+
+export type RegistryStatus = 'requested' | 'active' | 'error' | 'off';
+export type NotificationType = 'handshake' | 'heartbeat' | 'event-notification';
+
+export interface RegistryRow {
+  tenantId: string;
+  id: string;
+  status: RegistryStatus;
+  config: SubscriptionConfig;
+  eventsCount: number;
+}
+
+const REGISTRY_COLUMNS = `tenant_id AS "tenantId", id, status, config, events_count::int AS "eventsCount"`;
+
+export async function upsertRegistry(tx: Queryable, tenantId: string, id: string, status: RegistryStatus, config: SubscriptionConfig): Promise<void> {
+  await tx.query(
+    `INSERT INTO subscription_registry (tenant_id, id, status, resource_type, config) VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT (tenant_id, id) DO UPDATE SET status = EXCLUDED.status, resource_type = EXCLUDED.resource_type, config = EXCLUDED.config`,
+    [tenantId, id, status, config.resourceType, JSON.stringify(config)],
+  );
+}
+
+export async function deleteRegistry(tx: Queryable, tenantId: string, id: string): Promise<void> {
+  await tx.query('DELETE FROM subscription_notification WHERE tenant_id = $1 AND subscription_id = $2', [tenantId, id]);
+  await tx.query('DELETE FROM subscription_registry WHERE tenant_id = $1 AND id = $2', [tenantId, id]);
+}
+
+/** Active subscriptions of a tenant that watch a type: the one lookup every write makes. */
+export async function activeSubscriptionsFor(conn: Queryable, tenantId: string, resourceType: string): Promise<RegistryRow[]> {
+  return conn.query<RegistryRow>(
+    `SELECT ${REGISTRY_COLUMNS} FROM subscription_registry WHERE tenant_id = $1 AND resource_type = $2 AND status = 'active'`,
+    [tenantId, resourceType],
+  );
+}
+
+export async function getRegistry(conn: Queryable, tenantId: string, id: string): Promise<RegistryRow | undefined> {
+  const rows = await conn.query<RegistryRow>(`SELECT ${REGISTRY_COLUMNS} FROM subscription_registry WHERE tenant_id = $1 AND id = $2`, [tenantId, id]);
+  return rows[0];
+}
+
+export interface EventToQueue {
+  resourceType: string;
+  resourceId: string;
+  versionId: number;
+  interaction: string;
+}
+
+/**
+ * Queues one event-notification for each subscription, numbering it. The UPDATE locks each
+ * subscription's registry row until commit, so concurrent writers that match the same
+ * subscription take their numbers, and their places in the queue, in commit order.
+ */
+export async function queueEvents(tx: Queryable, tenantId: string, subscriptionIds: string[], event: EventToQueue): Promise<void> {
+  await tx.query(
+    `WITH numbered AS (
+       UPDATE subscription_registry SET events_count = events_count + 1, queue_seq = queue_seq + 1
+        WHERE tenant_id = $1 AND id = ANY($2::text[])
+        RETURNING id, events_count, queue_seq)
+     INSERT INTO subscription_notification
+       (tenant_id, subscription_id, seq, event_number, type, resource_type, resource_id, version_id, interaction, webhook_id)
+     SELECT $1, id, queue_seq, events_count, 'event-notification', $3, $4, $5, $6, 'msg_' || replace(gen_random_uuid()::text, '-', '')
+       FROM numbered`,
+    [tenantId, subscriptionIds, event.resourceType, event.resourceId, event.versionId, event.interaction],
+  );
+  await tx.query(`SELECT pg_notify('${NOTIFY_CHANNEL}', '')`);
+}
+
+/** Queues a handshake or heartbeat: ordered with the events, but not counted as one. */
+export async function queueSignal(tx: Queryable, tenantId: string, subscriptionId: string, type: 'handshake' | 'heartbeat'): Promise<void> {
+  await tx.query(
+    `WITH bumped AS (
+       UPDATE subscription_registry SET queue_seq = queue_seq + 1 WHERE tenant_id = $1 AND id = $2 RETURNING queue_seq)
+     INSERT INTO subscription_notification (tenant_id, subscription_id, seq, type, webhook_id)
+     SELECT $1, $2, queue_seq, $3, $4 FROM bumped`,
+    [tenantId, subscriptionId, type, `msg_${randomUUID().replaceAll('-', '')}`],
+  );
+  await tx.query(`SELECT pg_notify('${NOTIFY_CHANNEL}', '')`);
+}
+
+export interface ClaimedNotification {
+  tenantId: string;
+  subscriptionId: string;
+  seq: number;
+  eventNumber: number | null;
+  type: NotificationType;
+  resourceType: string | null;
+  resourceId: string | null;
+  versionId: number | null;
+  interaction: string | null;
+  occurredAt: Date;
+  webhookId: string;
+  attempts: number;
+  status: RegistryStatus;
+  config: SubscriptionConfig;
+  eventsCount: number;
+}
+
+/**
+ * Claims due notifications, at most one per subscription: the oldest pending one, and only when
+ * none before it is pending (a failing event holds the ones behind it). SKIP LOCKED lets any
+ * number of workers claim side by side; the lease keeps a claimed one theirs while in flight.
+ */
+export async function claimDue(conn: Queryable, limit: number, leaseSeconds: number): Promise<ClaimedNotification[]> {
+  return conn.query<ClaimedNotification>(
+    `WITH due AS (
+       SELECT n.tenant_id, n.subscription_id, n.seq FROM subscription_notification n
+        JOIN subscription_registry s ON s.tenant_id = n.tenant_id AND s.id = n.subscription_id
+        WHERE n.status = 'pending' AND n.next_attempt_at <= now()
+          AND (n.lease_until IS NULL OR n.lease_until < now())
+          AND (s.status = 'active' OR (s.status = 'requested' AND n.type = 'handshake'))
+          AND NOT EXISTS (SELECT 1 FROM subscription_notification p
+                           WHERE p.tenant_id = n.tenant_id AND p.subscription_id = n.subscription_id
+                             AND p.status = 'pending' AND p.seq < n.seq)
+        ORDER BY n.next_attempt_at
+        LIMIT $1
+        FOR UPDATE OF n SKIP LOCKED)
+     UPDATE subscription_notification u
+        SET lease_until = now() + make_interval(secs => $2), attempts = u.attempts + 1
+       FROM due, subscription_registry s
+      WHERE u.tenant_id = due.tenant_id AND u.subscription_id = due.subscription_id AND u.seq = due.seq
+        AND s.tenant_id = u.tenant_id AND s.id = u.subscription_id
+      RETURNING u.tenant_id AS "tenantId", u.subscription_id AS "subscriptionId", u.seq::int AS seq,
+        u.event_number::int AS "eventNumber", u.type, u.resource_type AS "resourceType", u.resource_id AS "resourceId",
+        u.version_id AS "versionId", u.interaction, u.occurred_at AS "occurredAt", u.webhook_id AS "webhookId",
+        u.attempts, s.status, s.config, s.events_count::int AS "eventsCount"`,
+    [limit, leaseSeconds],
+  );
+}
+
+export interface AttemptResult {
+  httpStatus?: number;
+  latencyMs: number;
+  error?: string;
+}
+
+type Key = Pick<ClaimedNotification, 'tenantId' | 'subscriptionId' | 'seq'>;
+
+export async function recordAttempt(conn: Queryable, n: Key, result: AttemptResult): Promise<void> {
+  await conn.query(
+    `INSERT INTO delivery_attempt (tenant_id, subscription_id, seq, http_status, latency_ms, error) VALUES ($1, $2, $3, $4, $5, $6)`,
+    [n.tenantId, n.subscriptionId, n.seq, result.httpStatus ?? null, Math.round(result.latencyMs), result.error ?? null],
+  );
+}
+
+export async function markDelivered(conn: Queryable, n: Key): Promise<void> {
+  await conn.query(
+    `WITH done AS (
+       UPDATE subscription_notification SET status = 'delivered', delivered_at = now(), lease_until = NULL, last_error = NULL
+        WHERE tenant_id = $1 AND subscription_id = $2 AND seq = $3)
+     UPDATE subscription_registry SET last_sent_at = now() WHERE tenant_id = $1 AND id = $2`,
+    [n.tenantId, n.subscriptionId, n.seq],
+  );
+  // Whatever waited behind this one is due now.
+  await conn.query(`SELECT pg_notify('${NOTIFY_CHANNEL}', '')`);
+}
+
+export async function scheduleRetry(conn: Queryable, n: Key, delayMs: number, error: string): Promise<void> {
+  await conn.query(
+    `UPDATE subscription_notification
+        SET next_attempt_at = now() + make_interval(secs => $4), lease_until = NULL, last_error = $5
+      WHERE tenant_id = $1 AND subscription_id = $2 AND seq = $3`,
+    [n.tenantId, n.subscriptionId, n.seq, delayMs / 1000, error],
+  );
+}
+
+/** Attempts ran out: the notification is kept (for $events and resend) but no longer retried. */
+export async function markDead(conn: Queryable, n: Key, error: string): Promise<void> {
+  await conn.query(
+    `UPDATE subscription_notification SET status = 'dead', lease_until = NULL, last_error = $4
+      WHERE tenant_id = $1 AND subscription_id = $2 AND seq = $3`,
+    [n.tenantId, n.subscriptionId, n.seq, error],
+  );
+}
+
+/** Dead notifications go back to the queue, in their original order. */
+export async function requeueDead(tx: Queryable, tenantId: string, subscriptionId: string): Promise<number> {
+  const rows = await tx.query<{ n: number }>(
+    `WITH requeued AS (
+       UPDATE subscription_notification SET status = 'pending', attempts = 0, next_attempt_at = now(), last_error = NULL
+        WHERE tenant_id = $1 AND subscription_id = $2 AND status = 'dead' RETURNING 1)
+     SELECT count(*)::int AS n FROM requeued`,
+    [tenantId, subscriptionId],
+  );
+  await tx.query(`SELECT pg_notify('${NOTIFY_CHANNEL}', '')`);
+  return rows[0].n;
+}
+
+export interface StoredEvent {
+  eventNumber: number;
+  resourceType: string;
+  resourceId: string;
+  versionId: number;
+  interaction: string;
+  occurredAt: Date;
+}
+
+export async function eventsInRange(conn: Queryable, tenantId: string, subscriptionId: string, from: number, to: number): Promise<StoredEvent[]> {
+  return conn.query<StoredEvent>(
+    `SELECT event_number::int AS "eventNumber", resource_type AS "resourceType", resource_id AS "resourceId",
+            version_id AS "versionId", interaction, occurred_at AS "occurredAt"
+       FROM subscription_notification
+      WHERE tenant_id = $1 AND subscription_id = $2 AND event_number BETWEEN $3 AND $4
+      ORDER BY event_number LIMIT 1000`,
+    [tenantId, subscriptionId, from, to],
+  );
+}
+
+/** Active subscriptions with a heartbeat period whose last notification is older than it. */
+export async function heartbeatsDue(conn: Queryable): Promise<{ tenantId: string; id: string }[]> {
+  return conn.query(
+    `SELECT s.tenant_id AS "tenantId", s.id FROM subscription_registry s
+      WHERE s.status = 'active' AND s.config ? 'heartbeatSeconds'
+        AND coalesce(s.last_sent_at, '-infinity') < now() - make_interval(secs => (s.config->>'heartbeatSeconds')::int)
+        AND NOT EXISTS (SELECT 1 FROM subscription_notification n
+                         WHERE n.tenant_id = s.tenant_id AND n.subscription_id = s.id AND n.status = 'pending')`,
+  );
+}
+
+/** Reads the stored version an event is about. */
+export async function versionContent(conn: Queryable, tenantId: string, resourceType: string, id: string, versionId: number): Promise<string | undefined> {
+  const rows = await conn.query<{ content: string }>(
+    `SELECT content FROM resource_history WHERE tenant_id = $1 AND resource_type = $2 AND id = $3 AND version_id = $4`,
+    [tenantId, resourceType, id, versionId],
+  );
+  return rows[0]?.content;
+}

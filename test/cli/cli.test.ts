@@ -1,0 +1,99 @@
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { exportJWK, generateKeyPair } from 'jose';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCommand } from '../../src/cli/commands.ts';
+import { startTestApp } from '../support/app.ts';
+import type { TestApp } from '../support/app.ts';
+
+/** The operator's command line: its commands on the test database, and once as a real process. */
+const dir = mkdtempSync(join(tmpdir(), 'fhir-billing-cli-'));
+let t: TestApp;
+beforeAll(async () => {
+  t = await startTestApp();
+});
+afterAll(async () => {
+  await t.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function cli(...args: string[]): Promise<{ code: number; out: any; err: string }> {
+  const { code, stdout, stderr } = await runCommand(t.db, t.auth, args);
+  return { code, out: stdout ? JSON.parse(stdout) : undefined, err: stderr };
+}
+
+describe('fhir-billing commands', () => {
+  it('tenants create; clients create, list, rotate-secret, delete; and the credentials work on the server', async () => {
+    expect((await cli('tenants', 'create', '--id', 'acme', '--name', 'Acme Clinic')).out).toEqual({ id: 'acme', name: 'Acme Clinic' });
+    const duplicate = await cli('tenants', 'create', '--id', 'acme', '--name', 'Again');
+    expect(duplicate.code).toBe(1);
+    expect(JSON.parse(duplicate.err)).toEqual({ error: 'Tenant acme already exists' });
+
+    const created = await cli('clients', 'create', '--tenant', 'acme', '--name', 'billing', '--scopes', 'system/Claim.rs webhook');
+    expect(created.code).toBe(0);
+    expect(created.out).toMatchObject({ tenant: 'acme', scopes: ['system/Claim.rs', 'webhook'] });
+    const { clientId, clientSecret } = created.out;
+    expect((await request(t.app).post('/api/token').send({ clientId, clientSecret })).status).toBe(200);
+
+    const rotated = await cli('clients', 'rotate-secret', '--id', clientId);
+    expect(rotated.out.clientSecret).not.toBe(clientSecret);
+    expect((await request(t.app).post('/api/token').send({ clientId, clientSecret })).status).toBe(401);
+    const token = await request(t.app).post('/api/token').send({ clientId, clientSecret: rotated.out.clientSecret });
+    expect(token.status).toBe(200);
+    expect((await request(t.app).get('/fhir/Claim').auth(token.body.accessToken, { type: 'bearer' })).status).toBe(200);
+
+    expect((await cli('clients', 'list', '--tenant', 'acme')).out.clients.map((c: any) => c.clientId)).toEqual([clientId]);
+    expect((await cli('clients', 'delete', '--id', clientId)).out).toEqual({ deleted: clientId });
+    expect((await request(t.app).get('/fhir/Claim').auth(token.body.accessToken, { type: 'bearer' })).status).toBe(401);
+    expect((await cli('clients', 'delete', clientId)).code).toBe(1); // positional id works too
+    expect((await cli('clients', 'list', '--tenant', 'acme')).out.clients).toEqual([]);
+  });
+
+  it('clients create --jwks FILE registers public keys for private_key_jwt', async () => {
+    const { publicKey } = await generateKeyPair('ES384');
+    const file = join(dir, 'jwks.json');
+    writeFileSync(file, JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES384' }] }));
+    const created = await cli('clients', 'create', '--tenant', 'default', '--name', 'service', '--jwks', file);
+    expect(created.code).toBe(0);
+    const listed = (await cli('clients', 'list')).out.clients.find((c: any) => c.clientId === created.out.clientId);
+    expect(listed.jwks).toBe(true);
+  });
+
+  it('keys rotate and keys retire', async () => {
+    const rotated = await cli('keys', 'rotate', '--grace', '60');
+    expect(rotated.out).toEqual({ kid: expect.any(String), previousKeysRetireInSeconds: 60 });
+    expect((await request(t.app).get('/.well-known/jwks.json')).body.keys[0].kid).toBe(rotated.out.kid);
+    expect((await cli('keys', 'retire', '--kid', rotated.out.kid)).out).toEqual({ retired: rotated.out.kid });
+    expect((await cli('keys', 'retire', '--kid', rotated.out.kid)).code).toBe(1);
+  });
+
+  it('usage errors are code 2 with the usage text', async () => {
+    for (const args of [['clients', 'create', '--tenant', 'acme'], ['frobnicate'], ['clients', 'list', '--colour', 'red'], ['clients', 'delete', 'a', 'b']]) {
+      const res = await cli(...args);
+      expect(res.code, args.join(' ')).toBe(2);
+      expect(res.err).toContain('usage: fhir-billing');
+    }
+  });
+});
+
+describe('the fhir-billing process', () => {
+  it('runs a command on the database its environment names', async () => {
+    const env = {
+      ...process.env,
+      DATA_DIR: join(dir, 'data'),
+      DATABASE_SCHEMA: `test_cli_${randomBytes(4).toString('hex')}`,
+      SECRET_HASH_COST: '12',
+    };
+    const { code, stdout } = await new Promise<{ code: number; stdout: string }>((resolve) => {
+      execFile(process.execPath, ['src/cli/main.ts', 'tenants', 'create', '--id', 'acme', '--name', 'Acme'], { env }, (error, out) =>
+        resolve({ code: error ? Number(error.code) : 0, stdout: out }),
+      );
+    });
+    expect(code).toBe(0);
+    expect(JSON.parse(stdout)).toEqual({ id: 'acme', name: 'Acme' });
+  });
+});
