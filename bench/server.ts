@@ -19,6 +19,8 @@ export interface ServerOptions {
   schema: string;
   /** Extra node flags for the server process, e.g. ['--cpu-prof']. */
   nodeArgs?: string[];
+  /** Arguments for src/main.ts, e.g. ['--role=worker']. */
+  args?: string[];
   /** Where the server's stdout and stderr go (truncated first). */
   logFile: string;
   /** More environment for the server (e.g. the bootstrap client the bench authenticates as). */
@@ -44,7 +46,7 @@ export function freePort(): Promise<number> {
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const port = await freePort();
   const log = openSync(options.logFile, 'w');
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), 'src/main.ts'], {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), 'src/main.ts', ...(options.args ?? [])], {
     cwd: REPO_ROOT,
     env: {
       ...process.env,
@@ -61,7 +63,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const baseUrl = `http://127.0.0.1:${port}`;
   const logTail = (lines = 20): string => readFileSync(options.logFile, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
   try {
-    await waitForHealthy(baseUrl, child, options.startTimeoutMs ?? 60_000);
+    // A worker-only process serves no HTTP: it is ready when it says so.
+    if (options.args?.includes('--role=worker')) await waitForLog(options.logFile, 'delivery worker started', child, options.startTimeoutMs ?? 60_000);
+    else await waitForHealthy(baseUrl, child, options.startTimeoutMs ?? 60_000);
   } catch (err) {
     child.kill('SIGKILL');
     throw new Error(`${(err as Error).message}; server log:\n${logTail()}`);
@@ -93,4 +97,14 @@ async function waitForHealthy(baseUrl: string, child: ChildProcess, timeoutMs: n
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`server not healthy at ${baseUrl}/healthz after ${timeoutMs} ms`);
+}
+
+async function waitForLog(logFile: string, text: string, child: ChildProcess, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`server exited with code ${child.exitCode} before it was ready`);
+    if (readFileSync(logFile, 'utf8').includes(text)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`server did not log '${text}' within ${timeoutMs} ms`);
 }

@@ -13,6 +13,12 @@ export type IsolationLevel = 'read committed' | 'repeatable read' | 'serializabl
 
 export interface TransactionOptions {
   isolation?: IsolationLevel;
+  /**
+   * false: COMMIT does not wait for the WAL flush. Only for bookkeeping whose loss in a crash is
+   * harmless (a delivery lease, a delivery mark: at worst a notification is sent again); never
+   * for a resource write or anything that moves money.
+   */
+  synchronousCommit?: boolean;
 }
 
 export interface Database extends Queryable {
@@ -35,7 +41,9 @@ export function isRetryable(err: unknown): boolean {
   return typeof err === 'object' && err !== null && RETRYABLE_SQLSTATES.has((err as { code?: string }).code ?? '');
 }
 
-export function beginStatement(options?: TransactionOptions): string {
+export function beginStatements(options?: TransactionOptions): string[] {
   const isolation = options?.isolation ?? 'read committed';
-  return `BEGIN ISOLATION LEVEL ${isolation.toUpperCase()}`;
+  const statements = [`BEGIN ISOLATION LEVEL ${isolation.toUpperCase()}`];
+  if (options?.synchronousCommit === false) statements.push('SET LOCAL synchronous_commit TO off');
+  return statements;
 }

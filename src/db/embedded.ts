@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { PGlite } from '@electric-sql/pglite';
-import { beginStatement } from './database.ts';
+import { beginStatements } from './database.ts';
 import type { Database, Queryable, Row, TransactionOptions } from './database.ts';
 
 /**
@@ -30,7 +30,7 @@ export async function createEmbeddedDatabase(dataDir: string): Promise<Database>
 
     transaction<T>(fn: (tx: Queryable) => Promise<T>, options?: TransactionOptions): Promise<T> {
       return exclusive(async () => {
-        await pglite.query(beginStatement(options));
+        for (const statement of beginStatements(options)) await pglite.query(statement);
         try {
           const result = await fn(direct);
           await pglite.query('COMMIT');

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { beginStatement, isRetryable } from './database.ts';
+import { beginStatements, isRetryable } from './database.ts';
 import type { Database, Queryable, Row, TransactionOptions } from './database.ts';
 
 const MAX_ATTEMPTS = 8;
@@ -35,7 +35,8 @@ export async function createPostgresDatabase(connectionString: string, poolSize:
             (await client.query(sql, params as unknown[])).rows as R[],
         };
         try {
-          await client.query(beginStatement(options));
+          // One round trip: without parameters, pg sends several statements as one simple query.
+          await client.query(beginStatements(options).join('; '));
           const result = await fn(tx);
           await client.query('COMMIT');
           client.release();

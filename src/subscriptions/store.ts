@@ -101,34 +101,44 @@ export interface ClaimedNotification {
   eventsCount: number;
 }
 
+/** The advisory lock key of a subscription (of the row `candidate` in claimDue). */
+const SUBSCRIPTION_LOCK = `hashtextextended(tenant_id || '/' || id, 727001)`;
+
+/** What a claim returns: the notification (u) with its subscription's registry row (s). */
+const CLAIMED_COLUMNS = `u.tenant_id AS "tenantId", u.subscription_id AS "subscriptionId", u.seq::int AS seq,
+  u.event_number::int AS "eventNumber", u.type, u.resource_type AS "resourceType", u.resource_id AS "resourceId",
+  u.version_id AS "versionId", u.interaction, u.occurred_at AS "occurredAt", u.webhook_id AS "webhookId",
+  u.attempts, s.status, s.config, s.events_count::int AS "eventsCount"`;
+
 /**
- * Claims due notifications, at most one per subscription: the oldest pending one, and only when
- * none before it is pending (a failing event holds the ones behind it). SKIP LOCKED lets any
- * number of workers claim side by side; the lease keeps a claimed one theirs while in flight.
+ * Claims due notifications, at most one per subscription: its head of line (oldest pending
+ * notification), when that is due and not in flight, so a failing notification holds the ones
+ * behind it. A transaction-scoped advisory lock per subscription lets any number of workers claim
+ * side by side without two taking the same head (writers, who lock the registry row to number
+ * events, are not waited for); the lease then keeps a claimed notification theirs while in
+ * flight, and the UPDATE re-checks it. Cost: one index probe per deliverable subscription, not per
+ * pending notification, so a deep backlog does not slow claiming down.
  */
-export async function claimDue(conn: Queryable, limit: number, leaseSeconds: number): Promise<ClaimedNotification[]> {
-  return conn.query<ClaimedNotification>(
-    `WITH due AS (
-       SELECT n.tenant_id, n.subscription_id, n.seq FROM subscription_notification n
-        JOIN subscription_registry s ON s.tenant_id = n.tenant_id AND s.id = n.subscription_id
-        WHERE n.status = 'pending' AND n.next_attempt_at <= now()
-          AND (n.lease_until IS NULL OR n.lease_until < now())
-          AND (s.status = 'active' OR (s.status = 'requested' AND n.type = 'handshake'))
-          AND NOT EXISTS (SELECT 1 FROM subscription_notification p
-                           WHERE p.tenant_id = n.tenant_id AND p.subscription_id = n.subscription_id
-                             AND p.status = 'pending' AND p.seq < n.seq)
-        ORDER BY n.next_attempt_at
-        LIMIT $1
-        FOR UPDATE OF n SKIP LOCKED)
+export async function claimDue(tx: Queryable, limit: number, leaseSeconds: number): Promise<ClaimedNotification[]> {
+  return tx.query<ClaimedNotification>(
+    `WITH candidate AS MATERIALIZED (
+       SELECT s.tenant_id, s.id, h.seq FROM subscription_registry s
+        CROSS JOIN LATERAL (
+          SELECT n.seq, n.type, n.next_attempt_at, n.lease_until FROM subscription_notification n
+           WHERE n.tenant_id = s.tenant_id AND n.subscription_id = s.id AND n.status = 'pending'
+           ORDER BY n.seq LIMIT 1) h
+        WHERE s.status IN ('active', 'requested')
+          AND h.next_attempt_at <= now() AND (h.lease_until IS NULL OR h.lease_until < now())
+          AND (s.status = 'active' OR h.type = 'handshake')),
+     head AS (
+       SELECT * FROM candidate WHERE pg_try_advisory_xact_lock(${SUBSCRIPTION_LOCK}) LIMIT $1)
      UPDATE subscription_notification u
         SET lease_until = now() + make_interval(secs => $2), attempts = u.attempts + 1
-       FROM due, subscription_registry s
-      WHERE u.tenant_id = due.tenant_id AND u.subscription_id = due.subscription_id AND u.seq = due.seq
+       FROM head, subscription_registry s
+      WHERE u.tenant_id = head.tenant_id AND u.subscription_id = head.id AND u.seq = head.seq
+        AND u.status = 'pending' AND (u.lease_until IS NULL OR u.lease_until < now())
         AND s.tenant_id = u.tenant_id AND s.id = u.subscription_id
-      RETURNING u.tenant_id AS "tenantId", u.subscription_id AS "subscriptionId", u.seq::int AS seq,
-        u.event_number::int AS "eventNumber", u.type, u.resource_type AS "resourceType", u.resource_id AS "resourceId",
-        u.version_id AS "versionId", u.interaction, u.occurred_at AS "occurredAt", u.webhook_id AS "webhookId",
-        u.attempts, s.status, s.config, s.events_count::int AS "eventsCount"`,
+      RETURNING ${CLAIMED_COLUMNS}`,
     [limit, leaseSeconds],
   );
 }
@@ -139,43 +149,72 @@ export interface AttemptResult {
   error?: string;
 }
 
+/** What becomes of a notification after an attempt. */
+export type AttemptOutcome =
+  | { next: 'delivered' }
+  | { next: 'retry'; delayMs: number; error: string }
+  | { next: 'dead'; error: string };
+
 type Key = Pick<ClaimedNotification, 'tenantId' | 'subscriptionId' | 'seq'>;
 
-export async function recordAttempt(conn: Queryable, n: Key, result: AttemptResult): Promise<void> {
-  await conn.query(
-    `INSERT INTO delivery_attempt (tenant_id, subscription_id, seq, http_status, latency_ms, error) VALUES ($1, $2, $3, $4, $5, $6)`,
-    [n.tenantId, n.subscriptionId, n.seq, result.httpStatus ?? null, Math.round(result.latencyMs), result.error ?? null],
+/**
+ * Records an attempt and its outcome in one statement: the attempt row, the notification's new
+ * state and, once delivered, the subscription's last_sent_at (for heartbeats). After a delivery
+ * the same statement leases the subscription's next notification, if one is due, and returns it:
+ * a busy subscription's queue then costs one transaction per notification, with no claim in
+ * between. Otherwise it wakes the workers (NOTIFY), since a notification may now be claimable.
+ */
+export async function finishAttempt(
+  tx: Queryable,
+  n: Key,
+  result: AttemptResult,
+  outcome: AttemptOutcome,
+  leaseSeconds: number,
+): Promise<ClaimedNotification | undefined> {
+  const delivered = outcome.next === 'delivered';
+  const rows = await tx.query<ClaimedNotification>(
+    `WITH attempt AS (
+       INSERT INTO delivery_attempt (tenant_id, subscription_id, seq, http_status, latency_ms, error)
+       VALUES ($1, $2, $3, $4, $5, $6)),
+     done AS (
+       UPDATE subscription_notification
+          SET status = $7, lease_until = NULL, last_error = $8,
+              delivered_at = CASE WHEN $7 = 'delivered' THEN now() END,
+              next_attempt_at = now() + make_interval(secs => $9)
+        WHERE tenant_id = $1 AND subscription_id = $2 AND seq = $3),
+     s AS (
+       SELECT tenant_id, id, status, config, events_count FROM subscription_registry WHERE tenant_id = $1 AND id = $2),
+     -- Only heartbeats need last_sent_at; other subscriptions' rows stay unlocked for writers.
+     sent AS (
+       UPDATE subscription_registry SET last_sent_at = now()
+        WHERE $10 AND tenant_id = $1 AND id = $2 AND config ? 'heartbeatSeconds'),
+     u AS (
+       UPDATE subscription_notification u
+          SET lease_until = now() + make_interval(secs => $11), attempts = u.attempts + 1
+        WHERE u.tenant_id = $1 AND u.subscription_id = $2
+          AND u.seq = (SELECT n.seq FROM subscription_notification n
+                        WHERE n.tenant_id = $1 AND n.subscription_id = $2 AND n.status = 'pending' AND n.seq > $3
+                        ORDER BY n.seq LIMIT 1)
+          AND $10 AND (SELECT status FROM s) = 'active'
+          AND u.next_attempt_at <= now() AND (u.lease_until IS NULL OR u.lease_until < now())
+        RETURNING u.*)
+     SELECT ${CLAIMED_COLUMNS}, pg_notify('${NOTIFY_CHANNEL}', '') FROM u, s`,
+    [
+      n.tenantId,
+      n.subscriptionId,
+      n.seq,
+      result.httpStatus ?? null,
+      Math.round(result.latencyMs),
+      result.error ?? null,
+      outcome.next === 'retry' ? 'pending' : outcome.next,
+      delivered ? null : outcome.error,
+      outcome.next === 'retry' ? outcome.delayMs / 1000 : 0,
+      delivered,
+      leaseSeconds,
+    ],
   );
-}
-
-export async function markDelivered(conn: Queryable, n: Key): Promise<void> {
-  await conn.query(
-    `WITH done AS (
-       UPDATE subscription_notification SET status = 'delivered', delivered_at = now(), lease_until = NULL, last_error = NULL
-        WHERE tenant_id = $1 AND subscription_id = $2 AND seq = $3)
-     UPDATE subscription_registry SET last_sent_at = now() WHERE tenant_id = $1 AND id = $2`,
-    [n.tenantId, n.subscriptionId, n.seq],
-  );
-  // Whatever waited behind this one is due now.
-  await conn.query(`SELECT pg_notify('${NOTIFY_CHANNEL}', '')`);
-}
-
-export async function scheduleRetry(conn: Queryable, n: Key, delayMs: number, error: string): Promise<void> {
-  await conn.query(
-    `UPDATE subscription_notification
-        SET next_attempt_at = now() + make_interval(secs => $4), lease_until = NULL, last_error = $5
-      WHERE tenant_id = $1 AND subscription_id = $2 AND seq = $3`,
-    [n.tenantId, n.subscriptionId, n.seq, delayMs / 1000, error],
-  );
-}
-
-/** Attempts ran out: the notification is kept (for $events and resend) but no longer retried. */
-export async function markDead(conn: Queryable, n: Key, error: string): Promise<void> {
-  await conn.query(
-    `UPDATE subscription_notification SET status = 'dead', lease_until = NULL, last_error = $4
-      WHERE tenant_id = $1 AND subscription_id = $2 AND seq = $3`,
-    [n.tenantId, n.subscriptionId, n.seq, error],
-  );
+  if (rows.length === 0) await tx.query(`SELECT pg_notify('${NOTIFY_CHANNEL}', '')`);
+  return rows[0];
 }
 
 /** Dead notifications go back to the queue, in their original order. */

@@ -8,18 +8,8 @@ import { renderDelivery } from './render.ts';
 import type { NotificationEvent } from './render.ts';
 import { isRetryable, parseRetryAfter, retryDelayMs } from './retry.ts';
 import { signatureHeaders } from './sign.ts';
-import {
-  NOTIFY_CHANNEL,
-  claimDue,
-  heartbeatsDue,
-  markDead,
-  markDelivered,
-  queueSignal,
-  recordAttempt,
-  scheduleRetry,
-  versionContent,
-} from './store.ts';
-import type { ClaimedNotification } from './store.ts';
+import { NOTIFY_CHANNEL, claimDue, finishAttempt, heartbeatsDue, queueSignal, versionContent } from './store.ts';
+import type { AttemptOutcome, ClaimedNotification } from './store.ts';
 
 export interface WorkerOptions {
   db: Database;
@@ -36,8 +26,6 @@ export interface WorkerOptions {
 
 export interface DeliveryWorker {
   stop(): Promise<void>;
-  /** Resolves once nothing is due or in flight (for tests and the benchmark). */
-  idle(): Promise<void>;
 }
 
 /** Longer than the longest attempt (timeouts are capped at 60 s), so a live worker keeps its claim. */
@@ -67,7 +55,8 @@ export async function startDeliveryWorker(options: WorkerOptions): Promise<Deliv
         again = false;
         const free = options.concurrency - inFlight;
         if (free <= 0) break;
-        const claimed = await claimDue(db, free, LEASE_SECONDS);
+        // A lost lease only means a later claim: no need to wait for the WAL flush.
+        const claimed = await db.transaction((tx) => claimDue(tx, free, LEASE_SECONDS), { synchronousCommit: false });
         for (const n of claimed) {
           inFlight++;
           const p = deliver(n)
@@ -88,34 +77,47 @@ export async function startDeliveryWorker(options: WorkerOptions): Promise<Deliv
     }
   }
 
-  async function deliver(n: ClaimedNotification): Promise<void> {
+  /** Delivers `first`, then whatever its subscription has next, one at a time, in order. */
+  async function deliver(first: ClaimedNotification): Promise<void> {
+    for (let n: ClaimedNotification | undefined = first; n && !stopped; ) n = await deliverOne(n);
+  }
+
+  async function deliverOne(n: ClaimedNotification): Promise<ClaimedNotification | undefined> {
     const event = n.type === 'event-notification' ? await loadEvent(n) : undefined;
     const subscriptionUrl = `${options.fhirBaseUrl}/Subscription/${n.subscriptionId}`;
     const request = renderDelivery(n.type, { subscriptionUrl, status: n.status, config: n.config, eventsSinceStart: n.eventsCount }, event);
     const headers: Record<string, string> = Object.fromEntries(n.config.headers);
     if (n.config.secret) Object.assign(headers, signatureHeaders(n.config.signatureScheme, n.config.secret, n.webhookId, request.body));
     const result = await sendRequest(request, headers, n.config.timeoutMs, options.allowPrivateNetworks);
-    await recordAttempt(db, n, { httpStatus: result.status, latencyMs: result.latencyMs, error: result.error });
-
-    if (result.status !== undefined && result.status >= 200 && result.status < 300) {
-      await markDelivered(db, n);
-      if (n.type === 'handshake') await setSubscriptionStatus(n, 'active');
-      return;
+    const outcome = decide(n, result);
+    const attempt = { httpStatus: result.status, latencyMs: result.latencyMs, error: result.error };
+    // Losing this mark in a crash means one more delivery of a notification receivers dedupe by
+    // webhook-id (at-least-once), so the commit need not wait for the WAL flush.
+    const next = await db.transaction((tx) => finishAttempt(tx, n, attempt, outcome, LEASE_SECONDS), { synchronousCommit: false });
+    if (outcome.next === 'delivered' && n.type === 'handshake') await setSubscriptionStatus(n, 'active');
+    if (outcome.next === 'dead') {
+      logger.warn({ subscription: n.subscriptionId, seq: n.seq, attempts: n.attempts, problem: outcome.error }, 'notification dead-lettered');
+      await setSubscriptionStatus(n, 'error', `Delivery failed after ${n.attempts} attempt(s): ${outcome.error}`);
     }
-    const problem = describe(result);
+    return next;
+  }
+
+  /** Delivered on 2xx; retried on network errors, timeouts, 408, 429 and 5xx while attempts remain; else dead. */
+  function decide(n: ClaimedNotification, result: HttpResult): AttemptOutcome {
+    if (result.status !== undefined && result.status >= 200 && result.status < 300) return { next: 'delivered' };
+    const error = describe(result);
     const schedule = n.config.retrySchedule ?? options.retrySchedule;
     const maxAttempts = n.config.maxAttempts ?? schedule.length + 1;
     if (isRetryable(result.status) && n.attempts < maxAttempts) {
-      await scheduleRetry(db, n, retryDelayMs(schedule, n.attempts, parseRetryAfter(result.retryAfter)), problem);
-      return;
+      return { next: 'retry', delayMs: retryDelayMs(schedule, n.attempts, parseRetryAfter(result.retryAfter)), error };
     }
-    logger.warn({ subscription: n.subscriptionId, seq: n.seq, attempts: n.attempts, problem }, 'notification dead-lettered');
-    await markDead(db, n, problem);
-    await setSubscriptionStatus(n, 'error', `Delivery failed after ${n.attempts} attempt(s): ${problem}`);
+    return { next: 'dead', error };
   }
 
   async function loadEvent(n: ClaimedNotification): Promise<NotificationEvent> {
-    const content = await versionContent(db, n.tenantId, n.resourceType!, n.resourceId!, n.versionId!);
+    // Only full-resource payloads carry the resource; the others need no read.
+    const needsContent = n.config.content === 'full-resource' && n.interaction !== 'delete';
+    const content = needsContent ? await versionContent(db, n.tenantId, n.resourceType!, n.resourceId!, n.versionId!) : undefined;
     return {
       eventNumber: n.eventNumber!,
       occurredAt: n.occurredAt,
@@ -161,13 +163,6 @@ export async function startDeliveryWorker(options: WorkerOptions): Promise<Deliv
       clearInterval(heartbeat);
       await unlisten();
       await Promise.allSettled([...inFlightDone]);
-    },
-    async idle() {
-      for (;;) {
-        await Promise.allSettled([...inFlightDone]);
-        if (inFlight === 0 && !running) return;
-        await new Promise((r) => setTimeout(r, 5));
-      }
     },
   };
 }

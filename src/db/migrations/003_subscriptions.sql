@@ -20,7 +20,7 @@ CREATE TABLE subscription_registry (
   PRIMARY KEY (tenant_id, id)
 );
 CREATE INDEX subscription_registry_match_idx ON subscription_registry (tenant_id, resource_type) WHERE status = 'active';
-CREATE INDEX subscription_registry_heartbeat_idx ON subscription_registry (status, last_sent_at);
+CREATE INDEX subscription_registry_deliverable_idx ON subscription_registry (status) WHERE status IN ('active', 'requested');
 
 -- Every notification to deliver, in per-subscription order (seq). Event-notifications carry their
 -- event number and stay after delivery, for $events replay; handshakes and heartbeats have none.
@@ -48,8 +48,9 @@ CREATE TABLE subscription_notification (
   delivered_at     timestamptz,
   PRIMARY KEY (tenant_id, subscription_id, seq)
 );
-CREATE INDEX subscription_notification_due_idx ON subscription_notification (next_attempt_at) WHERE status = 'pending';
-CREATE UNIQUE INDEX subscription_notification_event_idx ON subscription_notification (tenant_id, subscription_id, event_number);
+-- Each subscription's head of line (its oldest pending notification) in one index probe.
+CREATE INDEX subscription_notification_pending_idx ON subscription_notification (tenant_id, subscription_id, seq) WHERE status = 'pending';
+CREATE UNIQUE INDEX subscription_notification_event_idx ON subscription_notification (tenant_id, subscription_id, event_number) WHERE event_number IS NOT NULL;
 
 -- Every delivery attempt: when, the answer, how long it took.
 CREATE TABLE delivery_attempt (
