@@ -285,3 +285,20 @@ describe('heartbeats and topics', () => {
     expect(subscription.extension.map((e: any) => e.valueCanonical)).toContain(TOPIC('patient-payment'));
   });
 });
+
+describe('tenants', () => {
+  it("a subscription never hears of another tenant's changes", async () => {
+    const a = await t.token(undefined, 'tenant-a');
+    const b = await t.token(undefined, 'tenant-b');
+    const sub = await request(t.app).post('/fhir/Subscription').auth(a, { type: 'bearer' }).send(classicSubscription(`Claim?identifier=${CLAIM_ID_SYSTEM}|`, `${receiver.url}/a`)).expect(201);
+    for (const [token, bill] of [[b, 'tenant-b-bill'], [a, 'tenant-a-bill']]) {
+      const p = await request(t.app).post('/fhir/Patient').auth(token, { type: 'bearer' }).send(patient()).expect(201);
+      await request(t.app).post('/fhir/Claim').auth(token, { type: 'bearer' }).send(claim(`Patient/${p.body.id}`, bill)).expect(201);
+    }
+    await receiver.waitFor(1);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(receiver.received).toHaveLength(1);
+    const queued = await t.db.query<{ tenant_id: string }>('SELECT tenant_id FROM subscription_notification WHERE subscription_id = $1', [sub.body.id]);
+    expect(queued.map((r) => r.tenant_id)).toEqual(['tenant-a']);
+  });
+});
