@@ -9,6 +9,8 @@ import { fhirRoutes } from './fhir/routes.ts';
 import type { Logger } from './logger.ts';
 import { loadProfiles } from './profiles/index.ts';
 import { SUBSCRIPTION_TOPICS, addSubscriptionOperations, subscriptionObserver } from './subscriptions/index.ts';
+import { addBillingOperations } from './billing/index.ts';
+import { inboundRoutes } from './inbound/index.ts';
 
 export interface AppOptions {
   db: Database;
@@ -60,6 +62,10 @@ export function createApp(options: AppOptions): Express {
   const authDeps = { db: options.db, settings: auth };
   app.use(tokenRoutes({ ...authDeps, limiter: createFailureLimiter(options.db, auth), baseUrl: options.baseUrl }));
   app.use('/admin', adminRoutes(authDeps));
+  // One observer for every write, from /fhir or from billing: Subscriptions see both.
+  const observer = subscriptionObserver({ allowPrivateNetworks: options.allowPrivateNetworks ?? false });
+  // Webhooks (/api/webhooks/..., each sender authenticates its way) and GET /api/openapi.json.
+  app.use(inboundRoutes({ db: options.db, auth: authDeps, observer, baseUrl: options.baseUrl, version: VERSION }));
   app.use(
     '/fhir',
     fhirRoutes({
@@ -67,8 +73,11 @@ export function createApp(options: AppOptions): Express {
       baseUrl: options.baseUrl,
       version: VERSION,
       authenticate: fhirAuth(authDeps),
-      observer: subscriptionObserver({ allowPrivateNetworks: options.allowPrivateNetworks ?? false }),
-      extend: addSubscriptionOperations,
+      observer,
+      extend: (router) => {
+        addSubscriptionOperations(router);
+        addBillingOperations(router);
+      },
       subscriptionTopics: SUBSCRIPTION_TOPICS.map((t) => t.url),
     }),
   );

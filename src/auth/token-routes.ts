@@ -24,7 +24,7 @@ export interface TokenRoutesOptions extends TokenDeps {
   baseUrl?: string;
 }
 
-const ApiTokenBody = z.object({
+export const ApiTokenBody = z.object({
   clientId: z.string().min(1).max(128),
   clientSecret: z.string().min(1).max(512),
 });

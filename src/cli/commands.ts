@@ -10,6 +10,7 @@ import {
   rotateSigningKeys,
 } from '../auth/index.ts';
 import type { AuthSettings } from '../auth/index.ts';
+import { claimIdSystem, setClaimIdSystem } from '../billing/index.ts';
 import { migrate } from '../db/index.ts';
 import type { Database } from '../db/index.ts';
 
@@ -25,6 +26,9 @@ export const USAGE = `usage: fhir-billing <command> [options]
   keys rotate [--grace SECONDS]                 new signing key; old ones verify for SECONDS
                                                 (default TOKEN_TTL_SECONDS) and then retire
   keys retire [--kid] KID                       stop verifying one key's tokens now
+  billing claim-id-system --tenant T [--system URI | --reset]
+                                                the Claim.identifier system webhook bill ids are
+                                                looked up in (default the Cair claim-id system)
 
 Runs on the database the server's environment names (DATABASE_URL, DATABASE_SCHEMA, DATA_DIR).
 `;
@@ -45,6 +49,8 @@ const OPTIONS = {
   jwks: { type: 'string' },
   kid: { type: 'string' },
   grace: { type: 'string' },
+  system: { type: 'string' },
+  reset: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -111,6 +117,15 @@ async function run(db: Database, settings: AuthSettings, command: string, values
     case 'keys retire': {
       const kid = need('kid');
       return (await retireSigningKey(db, kid)) ? { ok: true, value: { retired: kid } } : { ok: false, message: `Unknown or already retired key: ${kid}` };
+    }
+    case 'billing claim-id-system': {
+      const tenant = need('tenant');
+      const system = optional('system');
+      if (system !== undefined && values.reset) throw new UsageError('give --system or --reset, not both');
+      if (system !== undefined && !/^[a-z][a-z0-9+.-]*:\S+$/i.test(system)) throw new UsageError('--system must be an absolute URI');
+      if (!(await db.query('SELECT 1 FROM tenant WHERE id = $1', [tenant])).length) return { ok: false, message: `Unknown tenant: ${tenant}` };
+      if (system !== undefined || values.reset) await setClaimIdSystem(db, tenant, system);
+      return { ok: true, value: { tenant, claimIdSystem: await claimIdSystem(db, tenant) } };
     }
     default:
       throw new UsageError(`unknown command: ${command || '(none)'}`);

@@ -29,7 +29,11 @@ export function buildCapabilityStatement(baseUrl: string, version: string, subsc
       type: p.type,
       ...(p.definition.description && { documentation: p.definition.description }),
     })),
-    operation: [{ name: 'validate', definition: 'http://hl7.org/fhir/OperationDefinition/Resource-validate' }],
+    operation: [
+      { name: 'validate', definition: 'http://hl7.org/fhir/OperationDefinition/Resource-validate' },
+      // billing/operations.ts
+      ...(type === 'PatientCredit' ? [{ name: 'allocate', definition: 'https://fhir-billing.org/fhir/OperationDefinition/PatientCredit-allocate' }] : []),
+    ],
     ...(type === 'Subscription' && {
       // Backport IG: the topics a client may subscribe to, and its operations.
       extension: subscriptionTopics.map((url) => ({ url: TOPIC_CANONICAL_EXTENSION, valueCanonical: url })),

@@ -68,6 +68,14 @@ export class PostgresRepository extends FhirRepository {
     return this.#tx ?? this.db;
   }
 
+  /**
+   * This repository (tenant, observer, open transaction) with another access policy: for the
+   * server's own writes on behalf of a caller whose scopes were checked (billing's FHIR operations).
+   */
+  withAccess(access: AccessPolicy): PostgresRepository {
+    return new PostgresRepository(this.db, { ...this.context, access }, { observer: this.#observer, tx: this.#tx });
+  }
+
   setMode(): void {
     // One database role serves reads and writes; there is no reader replica to switch to.
   }

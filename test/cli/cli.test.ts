@@ -71,6 +71,15 @@ describe('fhir-billing commands', () => {
     expect((await cli('keys', 'retire', '--kid', rotated.out.kid)).code).toBe(1);
   });
 
+  it('billing claim-id-system shows, sets and resets where bill ids are looked up', async () => {
+    const cair = 'https://fhir.cairhealth.com/fhir/identifier/claim-id';
+    expect((await cli('billing', 'claim-id-system', '--tenant', 'default')).out).toEqual({ tenant: 'default', claimIdSystem: cair });
+    expect((await cli('billing', 'claim-id-system', '--tenant', 'default', '--system', 'urn:example:bill')).out).toEqual({ tenant: 'default', claimIdSystem: 'urn:example:bill' });
+    expect((await cli('billing', 'claim-id-system', '--tenant', 'default', '--reset')).out).toEqual({ tenant: 'default', claimIdSystem: cair });
+    expect((await cli('billing', 'claim-id-system', '--tenant', 'nope')).code).toBe(1);
+    expect((await cli('billing', 'claim-id-system', '--tenant', 'default', '--system', 'not a uri')).code).toBe(2);
+  });
+
   it('usage errors are code 2 with the usage text', async () => {
     for (const args of [['clients', 'create', '--tenant', 'acme'], ['frobnicate'], ['clients', 'list', '--colour', 'red'], ['clients', 'delete', 'a', 'b']]) {
       const res = await cli(...args);

@@ -287,7 +287,8 @@ describe('getOwnDefinitions', () => {
     expect(byType('SearchParameter')).toHaveLength(6);
     expect(byType('CodeSystem')).toHaveLength(1);
     expect(byType('ValueSet')).toHaveLength(1);
-    expect(byType('NamingSystem')).toHaveLength(1);
+    // the Cair claim-id system and the payment-trace-id system
+    expect(byType('NamingSystem')).toHaveLength(2);
     for (const r of own) {
       if ('url' in r && r.url) {
         expect(r.url.startsWith(`${CANONICAL_BASE}/${r.resourceType}/`), r.url).toBe(true);

@@ -1,0 +1,119 @@
+import { randomUUID } from 'node:crypto';
+import type { Claim, Reference, Resource } from '@medplum/fhirtypes';
+import type { PostgresRepository } from '../fhir/repository.ts';
+import type { PatientCredit, PatientCreditAllocation } from '../profiles/index.ts';
+import { stampPaidAmount } from './claims.ts';
+import { CURRENCY, ZERO, fhirMoney, min } from './money.ts';
+import type { Amount } from './money.ts';
+import { newPatientCredit, withCreditState } from './resources.ts';
+import { accountBalance, accountSums, creditAllocations, lockLifecycle, recordMovement, setLifecyclePaid } from './store.ts';
+import type { Account } from './store.ts';
+
+/**
+ * The moves every command is made of. Each records its ledger rows and keeps what mirrors the
+ * ledger in step in the same transaction: billing_lifecycle.patient_paid_amount and the Claims'
+ * patient-paid-amount extension, the PatientCredit's amount, balance and allocations. Callers hold
+ * the patient's account lock (store.lockAccount) and pass a repository in the transaction.
+ */
+
+export const account = {
+  payer: (patientRef: string): Account => ({ type: 'payer', id: patientRef }),
+  payment: (id: string): Account => ({ type: 'payment', id }),
+  lifecycle: (id: string): Account => ({ type: 'lifecycle', id }),
+  credit: (id: string): Account => ({ type: 'credit', id }),
+};
+
+/**
+ * Adds `delta` (negative to take back) to the lifecycle's patientPaidAmount and writes it on every
+ * claim of the lifecycle (a new version of each claim whose value changes). Returns the new total.
+ */
+export async function changeLifecyclePaid(repo: PostgresRepository, lifecycleId: string, delta: Amount): Promise<Amount> {
+  const tenantId = repo.context.tenantId;
+  const paid = (await lockLifecycle(repo.conn, tenantId, lifecycleId)).plus(delta);
+  if (paid.isNegative()) throw new Error(`Lifecycle ${lifecycleId} would be paid ${paid.toFixed(2)}`);
+  if (!delta.isZero()) await setLifecyclePaid(repo.conn, tenantId, lifecycleId, paid);
+  await stampPaidAmount(repo, lifecycleId, paid);
+  return paid;
+}
+
+/** A credit as the ledger has it. */
+export interface CreditBooks {
+  /** What was credited to it, less what was taken back. */
+  amount: Amount;
+  /** What is left to allocate. */
+  balance: Amount;
+}
+
+export async function creditBooks(repo: PostgresRepository, creditId: string): Promise<CreditBooks> {
+  const tenantId = repo.context.tenantId;
+  const byKind = await accountSums(repo.conn, tenantId, account.credit(creditId), 'kind');
+  const amount = (byKind.get('payment.credited') ?? ZERO).plus(byKind.get('credit.reduced') ?? ZERO);
+  return { amount, balance: await accountBalance(repo.conn, tenantId, account.credit(creditId)) };
+}
+
+/**
+ * Writes the ledger's view of the credit into the PatientCredit resource (amount, balance, status,
+ * allocations with what is still allocated), creating it if `create` is given. Allocation entries
+ * keep their id (the ledger's allocation id) and date; one reversed to zero is dropped.
+ */
+export async function saveCredit(
+  repo: PostgresRepository,
+  creditId: string,
+  options: { create?: { patient: Reference; paymentReconciliationId: string; created: string }; added?: PatientCreditAllocation } = {},
+): Promise<PatientCredit> {
+  const books = await creditBooks(repo, creditId);
+  const current = options.create
+    ? newPatientCredit({ id: creditId, patient: options.create.patient, amount: books.amount, paymentReconciliationId: options.create.paymentReconciliationId, created: options.create.created })
+    : await repo.readResource<Resource>('PatientCredit', creditId).then((r) => r as unknown as PatientCredit);
+  const nets = new Map((await creditAllocations(repo.conn, repo.context.tenantId, creditId)).map((a) => [a.allocationId, a.net]));
+  const entries = [...(current.allocation ?? []), ...(options.added ? [options.added] : [])];
+  const allocation = entries
+    .map((a) => ({ ...a, amount: fhirMoney(nets.get(a.id ?? '') ?? ZERO) }))
+    .filter((a) => nets.get(a.id ?? '')?.gt(ZERO));
+  const next = withCreditState(current, { amount: books.amount, balance: books.balance, allocation });
+  const write = options.create
+    ? repo.createResource(next as unknown as Resource, { assignedId: true })
+    : repo.updateResource(next as unknown as Resource);
+  return (await write) as unknown as PatientCredit;
+}
+
+/**
+ * Takes `wanted` back out of a credit, for a payment that shrank: first from its unallocated
+ * balance, then by reversing its allocations, newest first (each reversal takes the money back
+ * from that lifecycle, whose claims are re-stamped). Returns what it took, at most the credit's amount.
+ */
+export async function takeBackFromCredit(
+  repo: PostgresRepository,
+  creditId: string,
+  paymentId: string,
+  wanted: Amount,
+): Promise<Amount> {
+  const tenantId = repo.context.tenantId;
+  let left = wanted;
+  let taken = ZERO;
+  const reduce = async (value: Amount): Promise<void> => {
+    await recordMovement(repo.conn, tenantId, {
+      kind: 'credit.reduced', from: account.credit(creditId), to: account.payment(paymentId), amount: value, currency: CURRENCY, paymentId, creditId,
+    });
+    left = left.minus(value);
+    taken = taken.plus(value);
+  };
+  const fromBalance = min(left, (await creditBooks(repo, creditId)).balance);
+  if (fromBalance.gt(ZERO)) await reduce(fromBalance);
+  for (const a of await creditAllocations(repo.conn, tenantId, creditId)) {
+    if (left.isZero()) break;
+    const back = min(left, a.net);
+    if (back.isZero()) continue;
+    await recordMovement(repo.conn, tenantId, {
+      kind: 'allocation.reversed', from: account.lifecycle(a.lifecycleId), to: account.credit(creditId), amount: back, currency: CURRENCY,
+      creditId, allocationId: a.allocationId, ...(a.claimId && { claimId: a.claimId }),
+    });
+    await changeLifecyclePaid(repo, a.lifecycleId, back.negated());
+    await reduce(back);
+  }
+  return taken;
+}
+
+export function newAllocation(claim: Claim, value: Amount, date: string): PatientCreditAllocation {
+  return { id: randomUUID(), claim: { reference: `Claim/${claim.id}` }, amount: fhirMoney(value), date };
+}

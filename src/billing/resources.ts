@@ -1,0 +1,138 @@
+import type { CodeableConcept, Extension, PaymentReconciliation, PaymentReconciliationDetail, Reference } from '@medplum/fhirtypes';
+import { CANONICAL_BASE, EXTENSION_URLS } from '../profiles/index.ts';
+import type { PatientCredit, PatientCreditAllocation, PatientCreditStatus } from '../profiles/index.ts';
+import { ZERO, fhirMoney } from './money.ts';
+import type { Amount } from './money.ts';
+
+/**
+ * R4 PaymentReconciliation has no `method` (R5 added it), so it travels in the R5 cross-version
+ * extension (defined in fhir-profiles/ as well, so our validator checks it): a CodeableConcept with
+ * the HL7 v2 table 0570 code when we recognise the sender's text, and always the text as sent.
+ */
+export const PAYMENT_METHOD_EXTENSION = 'http://hl7.org/fhir/5.0/StructureDefinition/extension-PaymentReconciliation.method';
+export const PAYMENT_METHOD_SYSTEM = 'http://terminology.hl7.org/CodeSystem/v2-0570';
+/** Identifier system of the processor's payment id (Cair's paymentTraceId; fhir-profiles/NamingSystem-payment-trace-id.json). */
+export const PAYMENT_TRACE_ID_SYSTEM = `${CANONICAL_BASE}/identifier/payment-trace-id`;
+export const PAYMENT_TYPE_SYSTEM = 'http://terminology.hl7.org/CodeSystem/payment-type';
+
+const METHOD_CODES: Record<string, { code: string; display: string }> = {
+  cash: { code: 'CASH', display: 'Cash' },
+  'credit card': { code: 'CCCA', display: 'Credit Card' },
+  credit: { code: 'CCCA', display: 'Credit Card' },
+  'debit card': { code: 'DEBC', display: 'Debit Card' },
+  debit: { code: 'DEBC', display: 'Debit Card' },
+  check: { code: 'CHCK', display: 'Check' },
+  cheque: { code: 'CHCK', display: 'Check' },
+  "cashier's check": { code: 'CCHK', display: "Cashier's Check" },
+  'direct deposit': { code: 'DDPO', display: 'Direct Deposit' },
+};
+
+export function paymentMethodConcept(method: string): CodeableConcept {
+  const known = METHOD_CODES[method.trim().toLowerCase()];
+  return { ...(known && { coding: [{ system: PAYMENT_METHOD_SYSTEM, ...known }] }), text: method };
+}
+
+export interface PaymentReconciliationInput {
+  id: string;
+  /** FHIR dateTime the payment was first recorded. */
+  created: string;
+  /** YYYY-MM-DD */
+  paymentDate: string;
+  amount: Amount;
+  applied: Amount;
+  credited: Amount;
+  method: string | null;
+  traceId: string | null;
+  claimId: string;
+  claimResponseId: string | null;
+  /** The claim's patient reference: who paid. */
+  patient: Reference;
+  lifecycleId: string;
+}
+
+/**
+ * One PaymentReconciliation per payment. `detail` reconciles to `paymentAmount`: a `payment` detail
+ * for what was applied to the claim (request = the Claim, response = the ClaimResponse the
+ * responsibility came from), and an `advance` detail ("against future claims") for the excess that
+ * became a PatientCredit.
+ */
+export function paymentReconciliation(p: PaymentReconciliationInput): PaymentReconciliation {
+  const extension: Extension[] = [{ url: EXTENSION_URLS.patientPaymentIssuer, valueReference: p.patient }];
+  if (p.method) extension.push({ url: PAYMENT_METHOD_EXTENSION, valueCodeableConcept: paymentMethodConcept(p.method) });
+  const identifier = p.traceId ? { system: PAYMENT_TRACE_ID_SYSTEM, value: p.traceId } : undefined;
+  const detail: PaymentReconciliationDetail[] = [
+    {
+      type: { coding: [{ system: PAYMENT_TYPE_SYSTEM, code: 'payment', display: 'Payment' }] },
+      request: { reference: `Claim/${p.claimId}` },
+      ...(p.claimResponseId && { response: { reference: `ClaimResponse/${p.claimResponseId}` } }),
+      date: p.paymentDate,
+      amount: fhirMoney(p.applied),
+    },
+  ];
+  if (p.credited.gt(ZERO)) {
+    detail.push({
+      type: { coding: [{ system: PAYMENT_TYPE_SYSTEM, code: 'advance', display: 'Advance' }] },
+      date: p.paymentDate,
+      amount: fhirMoney(p.credited),
+    });
+  }
+  const disposition = p.credited.gt(ZERO)
+    ? `Applied ${p.applied.toFixed(2)} USD to claim lifecycle ${p.lifecycleId}; ${p.credited.toFixed(2)} USD held as a patient credit`
+    : `Applied ${p.applied.toFixed(2)} USD to claim lifecycle ${p.lifecycleId}`;
+  return {
+    resourceType: 'PaymentReconciliation',
+    id: p.id,
+    extension,
+    ...(identifier && { identifier: [identifier] }),
+    status: 'active',
+    created: p.created,
+    outcome: 'complete',
+    disposition,
+    paymentDate: p.paymentDate,
+    paymentAmount: fhirMoney(p.amount),
+    ...(identifier && { paymentIdentifier: identifier }),
+    detail,
+  };
+}
+
+/** unallocated | partially-allocated | allocated, or reversed once nothing of it is left. */
+export function creditStatus(amount: Amount, balance: Amount): PatientCreditStatus {
+  if (amount.isZero()) return 'reversed';
+  if (balance.eq(amount)) return 'unallocated';
+  if (balance.isZero()) return 'allocated';
+  return 'partially-allocated';
+}
+
+export interface PatientCreditState {
+  amount: Amount;
+  balance: Amount;
+  allocation: PatientCreditAllocation[];
+}
+
+/** The credit with `state` written in: amount, balance, status and allocations. */
+export function withCreditState(credit: PatientCredit, state: PatientCreditState): PatientCredit {
+  const { allocation: _old, ...rest } = credit;
+  return {
+    ...rest,
+    status: creditStatus(state.amount, state.balance),
+    amount: fhirMoney(state.amount),
+    balance: fhirMoney(state.balance),
+    ...(state.allocation.length > 0 && { allocation: state.allocation }),
+  };
+}
+
+export function newPatientCredit(args: { id: string; patient: Reference; amount: Amount; paymentReconciliationId: string; created: string }): PatientCredit {
+  return withCreditState(
+    {
+      resourceType: 'PatientCredit',
+      id: args.id,
+      status: 'unallocated',
+      patient: args.patient as PatientCredit['patient'],
+      amount: fhirMoney(args.amount),
+      balance: fhirMoney(args.amount),
+      source: { reference: `PaymentReconciliation/${args.paymentReconciliationId}` },
+      created: args.created,
+    },
+    { amount: args.amount, balance: args.amount, allocation: [] },
+  );
+}

@@ -1,0 +1,135 @@
+import express from 'express';
+import type { NextFunction, Request, Response, Router } from 'express';
+import { webhookAuth } from '../../auth/index.ts';
+import type { AuthLocals } from '../../auth/index.ts';
+import { applyPatientPayment, paymentKey, toJsonNumber } from '../../billing/index.ts';
+import type { PatientPaymentInput, PatientPaymentOutcome } from '../../billing/index.ts';
+import { amount } from '../../billing/index.ts';
+import { FULL_ACCESS } from '../../fhir/access.ts';
+import { PostgresRepository } from '../../fhir/repository.ts';
+import { findDuplicate, recordEvent } from '../journal.ts';
+import type { InboundEvent, StoredAnswer } from '../journal.ts';
+import type { InboundDeps } from '../sender.ts';
+import { cairError } from './errors.ts';
+import type { CairError } from './errors.ts';
+import { PatientPaymentBody, isoDatePart } from './schema.ts';
+import type { PatientPaymentSuccess } from './schema.ts';
+
+export const SOURCE = 'cair';
+export const PATIENT_PAYMENT_PATH = '/api/webhooks/patient-payment';
+
+const MESSAGES: Record<PatientPaymentOutcome['status'], string> = {
+  created: 'Payment processed successfully',
+  updated: 'Payment updated successfully',
+  unchanged: 'Payment already processed; nothing changed',
+};
+
+/**
+ * POST /api/webhooks/patient-payment (shared/seeds/000): a bearer token from /api/token with the
+ * `webhook` scope (or create on PaymentReconciliation); the body is validated, then in ONE
+ * transaction the event is journalled and the payment applied (billing.applyPatientPayment).
+ * A duplicate of the last processed event with the same payment identity is answered with the
+ * first answer and changes nothing.
+ */
+export function cairRoutes(deps: InboundDeps): Router {
+  const routes = express.Router();
+  const fhirBase = (req: Request): string => `${deps.baseUrl ?? `${req.protocol}://${req.get('host')}`}/fhir`;
+
+  routes.post(
+    PATIENT_PAYMENT_PATH,
+    webhookAuth(deps.auth),
+    // Whatever the Content-Type says, the body is read as JSON: that is all this sender sends.
+    express.json({ type: () => true, strict: false, limit: '64kb' }),
+    async (req: Request, res: Response) => {
+      const { tenantId } = res.locals as AuthLocals;
+      const parsed = PatientPaymentBody.safeParse(req.body);
+      if (!parsed.success) {
+        send(res, cairError.fromZod(parsed.error));
+        return;
+      }
+      const input = toInput(parsed.data);
+      const event: InboundEvent = {
+        tenantId,
+        source: SOURCE,
+        eventType: 'patient-payment',
+        dedupeKey: paymentKey(input),
+        canonical: {
+          billId: input.billId,
+          amount: input.amount.toFixed(2),
+          paymentDate: input.paymentDate ?? null,
+          paymentMethod: input.paymentMethod ?? null,
+          paymentTraceId: input.paymentTraceId ?? null,
+        },
+        body: req.body,
+      };
+      const repo = new PostgresRepository(deps.db, { tenantId, access: FULL_ACCESS, baseUrl: fhirBase(req) }, { observer: deps.observer });
+      try {
+        const answer = await repo.withTransaction(async (tx): Promise<StoredAnswer> => {
+          const duplicate = await findDuplicate(tx.conn, event);
+          if (duplicate) {
+            await recordEvent(tx.conn, event, { status: 'duplicate', answer: duplicate.answer, duplicateOf: duplicate.id });
+            return duplicate.answer;
+          }
+          const result = await applyPatientPayment(tx, input);
+          const reply: StoredAnswer = result.ok ? { status: 200, body: success(result.value) } : cairError.fromRefusal(result, input.billId);
+          const status = result.ok ? 'processed' : result.code === 'not-found' ? 'unmatched' : 'refused';
+          await recordEvent(tx.conn, event, { status, answer: reply });
+          return reply;
+        });
+        res.status(answer.status).json(answer.body);
+      } catch (err) {
+        req.log?.error({ err, billId: input.billId }, 'patient payment failed; rolled back');
+        const failure = cairError.fromException(err, String(req.id));
+        // The failure is journalled on its own, after the rollback: the event is never lost.
+        await deps.db
+          .transaction((tx) => recordEvent(tx, event, { status: 'failed', answer: failure, error: (err as Error)?.message ?? String(err) }))
+          .catch((journalErr: unknown) => req.log?.error({ err: journalErr }, 'could not journal the failed event'));
+        send(res, failure);
+      }
+    },
+  );
+
+  // Unreadable bodies (malformed JSON, too large) and failures before the handler, in the contract's shapes.
+  routes.use(PATIENT_PAYMENT_PATH, (err: { status?: number; type?: string; message?: string }, req: Request, res: Response, _next: NextFunction) => {
+    if (err.type === 'entity.parse.failed') {
+      send(res, cairError.invalid([{ path: [], message: `Malformed JSON: ${err.message}` }]));
+    } else if (err.type === 'entity.too.large') {
+      send(res, cairError.invalid([{ path: [], message: 'The request body is too large (at most 64 KiB)' }], 413));
+    } else if (err.status !== undefined && err.status >= 400 && err.status < 500) {
+      send(res, cairError.invalid([{ path: [], message: err.message ?? 'Unreadable request body' }]));
+    } else {
+      req.log?.error({ err }, 'patient payment webhook failed');
+      send(res, cairError.fromException(err, String(req.id)));
+    }
+  });
+  return routes;
+}
+
+function toInput(body: PatientPaymentBody): PatientPaymentInput {
+  return {
+    source: SOURCE,
+    billId: body.billId,
+    amount: amount(body.paymentAmount),
+    ...(body.paymentDate != null && { paymentDate: isoDatePart(body.paymentDate)! }),
+    ...(body.paymentMethod != null && { paymentMethod: body.paymentMethod }),
+    ...(body.paymentTraceId != null && { paymentTraceId: body.paymentTraceId }),
+  };
+}
+
+/** Amounts as JSON numbers (exact: see billing/money.ts); excessAmount only when there is an excess. */
+function success(o: PatientPaymentOutcome): PatientPaymentSuccess {
+  return {
+    success: true,
+    message: MESSAGES[o.status],
+    data: {
+      claimId: o.claimId,
+      claimLifecycleId: o.claimLifecycleId,
+      amountSetOnClaim: toJsonNumber(o.amountSetOnClaim),
+      ...(o.excessAmount.gt(0) && { excessAmount: toJsonNumber(o.excessAmount) }),
+    },
+  };
+}
+
+function send(res: Response, e: CairError): void {
+  res.status(e.status).json(e.body);
+}

@@ -1,0 +1,90 @@
+import { createHash } from 'node:crypto';
+import type { Queryable } from '../db/index.ts';
+
+/**
+ * The inbound event journal (`inbound_event`): every webhook event, as received, with what we
+ * answered, written in the same transaction as the billing command it causes (so a committed
+ * payment always has its event, and a rolled-back one leaves a `failed` row written afterwards).
+ *
+ * Deduplication: an event's dedupe key is the sender's identity of it (for Cair, the payment's
+ * identity). Events with one key take a transaction lock on it, so they are judged one at a time;
+ * an event whose content equals that of the last *processed* event with its key is a duplicate: it
+ * is journalled as such and answered with the first answer, and nothing else runs. Any other
+ * content (a resend the sender documents as an update) is processed.
+ */
+export type EventStatus = 'processed' | 'duplicate' | 'unmatched' | 'refused' | 'failed';
+
+export interface InboundEvent {
+  tenantId: string;
+  source: string;
+  eventType: string;
+  dedupeKey: string;
+  /** The event's content in a canonical form (what decides "the same event"). */
+  canonical: unknown;
+  /** The body as received. */
+  body: unknown;
+}
+
+export interface StoredAnswer {
+  status: number;
+  body: unknown;
+}
+
+export function contentHash(canonical: unknown): string {
+  return createHash('sha256').update(JSON.stringify(canonical)).digest('hex');
+}
+
+/**
+ * Takes the event's dedupe lock (until the transaction ends) and returns the answer of an earlier
+ * processed event with the same key and content, if there is one.
+ */
+export async function findDuplicate(conn: Queryable, e: InboundEvent): Promise<{ id: string; answer: StoredAnswer } | undefined> {
+  await conn.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`inbound|${e.tenantId}|${e.source}|${e.dedupeKey}`]);
+  const rows = await conn.query<{ id: string; content_hash: string; response: string }>(
+    `SELECT id::text, content_hash, response FROM inbound_event
+      WHERE tenant_id = $1 AND source = $2 AND dedupe_key = $3 AND status = 'processed'
+      ORDER BY id DESC LIMIT 1`,
+    [e.tenantId, e.source, e.dedupeKey],
+  );
+  const last = rows[0];
+  if (!last || last.content_hash !== contentHash(e.canonical)) return undefined;
+  return { id: last.id, answer: JSON.parse(last.response) as StoredAnswer };
+}
+
+/** Journals one event with its outcome and the answer given. */
+export async function recordEvent(
+  conn: Queryable,
+  e: InboundEvent,
+  outcome: { status: EventStatus; answer?: StoredAnswer; error?: string; duplicateOf?: string },
+): Promise<void> {
+  await conn.query(
+    `INSERT INTO inbound_event (tenant_id, source, event_type, dedupe_key, content_hash, body, status, response, error, duplicate_of)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::bigint)`,
+    [
+      e.tenantId, e.source, e.eventType, e.dedupeKey, contentHash(e.canonical), JSON.stringify(e.body), outcome.status,
+      outcome.answer === undefined ? null : JSON.stringify(outcome.answer), outcome.error ?? null, outcome.duplicateOf ?? null,
+    ],
+  );
+}
+
+export interface JournalRow {
+  id: string;
+  source: string;
+  eventType: string;
+  dedupeKey: string;
+  status: EventStatus;
+  body: unknown;
+  response: StoredAnswer | null;
+  error: string | null;
+  duplicateOf: string | null;
+}
+
+/** The tenant's journal, oldest first (for operators and tests). */
+export async function listEvents(conn: Queryable, tenantId: string, source?: string): Promise<JournalRow[]> {
+  const rows = await conn.query<{ id: string; source: string; eventType: string; dedupeKey: string; status: EventStatus; body: string; response: string | null; error: string | null; duplicateOf: string | null }>(
+    `SELECT id::text, source, event_type AS "eventType", dedupe_key AS "dedupeKey", status, body, response, error, duplicate_of::text AS "duplicateOf"
+       FROM inbound_event WHERE tenant_id = $1 AND ($2::text IS NULL OR source = $2) ORDER BY id`,
+    [tenantId, source ?? null],
+  );
+  return rows.map((r) => ({ ...r, body: JSON.parse(r.body), response: r.response === null ? null : (JSON.parse(r.response) as StoredAnswer) }));
+}
