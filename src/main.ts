@@ -35,7 +35,16 @@ async function main(): Promise<void> {
     await db.close();
     return;
   }
-  await bootstrapAuth(db, authSettings({ hashCost: config.auth.hashCost }), config.auth.bootstrap);
+  const firstClient = await bootstrapAuth(db, authSettings({ hashCost: config.auth.hashCost }), config.auth.bootstrap);
+  if (firstClient) {
+    // Shown once, on the terminal only: the database keeps just its hash.
+    process.stderr.write(
+      `\nNo API client existed, so one was created. Its secret is shown only now:\n` +
+        `  clientId:     ${firstClient.clientId}\n  clientSecret: ${firstClient.clientSecret}\n` +
+        `Get a token: curl -s -X POST localhost:${config.port}/api/token -H 'Content-Type: application/json' ` +
+        `-d '{"clientId": "${firstClient.clientId}", "clientSecret": "<clientSecret>"}'\n\n`,
+    );
+  }
   logger.info({ tenant: config.auth.bootstrap.tenant, clientId: config.auth.bootstrap.clientId }, 'bootstrap tenant ready');
 
   const server = role === 'worker' ? undefined : startApi(config, db, logger);

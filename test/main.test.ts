@@ -46,4 +46,24 @@ describe('the server process', () => {
       expect(await second.exited).toBe(0);
     }
   });
+
+  it('on a first start without BOOTSTRAP_CLIENT_*, creates an API client and shows its secret once', async () => {
+    const fresh = { DATA_DIR: join(dataDir, 'first-start'), DATABASE_SCHEMA: `${schema}_first` };
+    const first = await startServerProcess(fresh);
+    try {
+      const shown = first.logs.join('\n');
+      const secret = /clientSecret: (\S+)/.exec(shown)?.[1];
+      expect(secret).toBeDefined();
+      const token = await fetchToken(first.base, { clientId: 'admin', clientSecret: secret! });
+      const search = await fetch(`${first.base}/fhir/Patient`, { headers: { Authorization: `Bearer ${token}` } });
+      expect(search.status).toBe(200);
+    } finally {
+      first.child.kill('SIGTERM');
+      await first.exited;
+    }
+    const again = await startServerProcess(fresh);
+    again.child.kill('SIGTERM');
+    await again.exited;
+    expect(again.logs.join('\n')).not.toMatch(/clientSecret:/);
+  });
 });

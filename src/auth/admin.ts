@@ -148,14 +148,28 @@ export async function ensureBootstrapClient(
 }
 
 /** At start: the bootstrap tenant, the bootstrap client when configured, and a signing key. */
+const FIRST_CLIENT_ID = 'admin';
+
+/**
+ * At start: the bootstrap tenant, the bootstrap client when BOOTSTRAP_CLIENT_* are set, and a
+ * signing key. On a first start without them, when no API client exists at all, it creates one
+ * (`admin`, every scope plus admin) and returns its credentials, to be shown once: so that
+ * `npm ci && npm start` alone gives a server a new user can call.
+ */
 export async function bootstrapAuth(
   db: Queryable,
   settings: AuthSettings,
   bootstrap: { tenant: string; clientId?: string; clientSecret?: string },
-): Promise<void> {
+): Promise<ClientCredentials | undefined> {
   await store.insertTenant(db, bootstrap.tenant, 'Bootstrap tenant');
+  let firstClient: ClientCredentials | undefined;
   if (bootstrap.clientId && bootstrap.clientSecret) {
     await ensureBootstrapClient(db, settings, { tenant: bootstrap.tenant, clientId: bootstrap.clientId, clientSecret: bootstrap.clientSecret });
+  } else if ((await store.selectClients(db, undefined)).length === 0) {
+    const clientSecret = generateSecret();
+    await ensureBootstrapClient(db, settings, { tenant: bootstrap.tenant, clientId: FIRST_CLIENT_ID, clientSecret });
+    firstClient = { clientId: FIRST_CLIENT_ID, clientSecret, tenant: bootstrap.tenant, scopes: [...BOOTSTRAP_SCOPES] };
   }
   await activeSigningKey(db);
+  return firstClient;
 }
