@@ -1,16 +1,18 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 
 /**
- * Who used the cores during a phase: CPU seconds of the server process, of every PostgreSQL
- * process (all backends, this bench's and anyone else's), of this load generator, and the rest of
- * the machine's busy time, read from /proc. Linux only; elsewhere `sample()` returns undefined.
+ * Who used the cores during a phase, read from /proc: CPU seconds of the server process, of the
+ * given PostgreSQL processes (this bench's backends and the cluster's writers), of this load
+ * generator, and the rest of the machine's busy time (kernel, anyone else's processes and
+ * backends). Linux with PostgreSQL on the same machine; elsewhere the figures mean little, and
+ * `sample()` returns undefined without /proc.
  */
 export interface CpuSample {
   at: number;
   /** Busy CPU seconds of the whole machine (all cores), from /proc/stat. */
   machine: number;
   server: number;
-  /** CPU seconds of each PostgreSQL process, by pid. */
+  /** CPU seconds of each PostgreSQL process sampled, by pid. */
   postgres: Map<string, number>;
   bench: number;
 }
@@ -26,29 +28,24 @@ export interface CpuShare {
 
 const TICKS_PER_SECOND = 100; // USER_HZ, 100 on every Linux architecture we run on
 
-function cpuSeconds(pid: string): { comm: string; seconds: number } | undefined {
+function cpuSeconds(pid: string): { seconds: number } | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const close = stat.lastIndexOf(')');
     const fields = stat.slice(close + 2).split(' ');
     // utime and stime are fields 14 and 15 of /proc/pid/stat, 12 and 13 after the ')'.
-    return { comm: stat.slice(stat.indexOf('(') + 1, close), seconds: (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND };
+    return { seconds: (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND };
   } catch {
     return undefined; // exited meanwhile
   }
 }
 
-export function sample(serverPid: number): CpuSample | undefined {
-  let pids: string[];
-  try {
-    pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
-  } catch {
-    return undefined;
-  }
+export function sample(serverPid: number, postgresPids: Iterable<number>): CpuSample | undefined {
+  if (!existsSync('/proc/stat')) return undefined;
   const postgres = new Map<string, number>();
-  for (const pid of pids) {
-    const p = cpuSeconds(pid);
-    if (p?.comm === 'postgres') postgres.set(pid, p.seconds);
+  for (const pid of postgresPids) {
+    const p = cpuSeconds(String(pid));
+    if (p) postgres.set(String(pid), p.seconds);
   }
   const usage = process.cpuUsage();
   return {
@@ -61,8 +58,8 @@ export function sample(serverPid: number): CpuSample | undefined {
 }
 
 /**
- * CPU use between two samples. PostgreSQL: the growth of every process alive at the end (all of it
- * for one started meanwhile); a process that exited in between is missed, an underestimate.
+ * CPU use between two samples. PostgreSQL: the growth of every process sampled at the end (all of
+ * it for one started meanwhile); one that exited in between is missed, an underestimate.
  */
 export function share(from: CpuSample | undefined, to: CpuSample | undefined): CpuShare | undefined {
   if (!from || !to) return undefined;

@@ -1,3 +1,4 @@
+import os from 'node:os';
 import type { CpuShare } from './cpu.ts';
 import type { LoadResult } from './load.ts';
 
@@ -65,8 +66,9 @@ export function resultsMarkdown(r: Results, settings: { seconds: number; warmupS
   const phases = [r.searchSmall, r.create8, r.create32, r.read32, r.searchLarge, r.create32Large, r.read32Large].filter((p) => p?.cpu);
   const cpuTable = phases.length
     ? [
-        'CPU use during each phase, in % of one core (the machine has 200%). PostgreSQL counts every backend on the ' +
-          'machine; rest is the kernel outside processes (loopback TCP, interrupts) and any other process:',
+        `CPU use during each phase, in % of one core (the machine has ${os.cpus().length * 100}%). PostgreSQL: the server's and the bench's ` +
+          'backends and the cluster\'s writers; rest: the kernel outside processes and everything else running, ' +
+          'other people\'s PostgreSQL backends included (a large rest means a disturbed run):',
         '',
         '| Phase | server | PostgreSQL | load generator | rest |',
         '| --- | --- | --- | --- | --- |',

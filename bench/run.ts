@@ -65,11 +65,18 @@ const TENANT = 'default';
  */
 const BENCH_CLIENT = { id: 'bench', secret: randomBytes(24).toString('hex') };
 const salt = randomBytes(4).toString('hex');
+/** application_name of every connection of this bench and of its server (PGAPPNAME), to tell its backends apart. */
+const APP_NAME = `fhir-billing ${schema}`;
 
 async function main(): Promise<void> {
   const started = performance.now();
   const results: Results = { machine: [], seeding: [] };
-  const pool = new pg.Pool({ connectionString: config.databaseUrl, max: config.seedConnections + 1, options: `-c search_path=${schema}` });
+  const pool = new pg.Pool({
+    connectionString: config.databaseUrl,
+    max: config.seedConnections + 1,
+    options: `-c search_path=${schema}`,
+    application_name: APP_NAME,
+  });
   let server: RunningServer | undefined;
   let cleaned = false;
   const cleanup = async (): Promise<void> => {
@@ -79,10 +86,14 @@ async function main(): Promise<void> {
     await pool.query(`DROP SCHEMA IF EXISTS ${pg.escapeIdentifier(schema)} CASCADE`).catch((err) => console.error('drop schema failed:', err));
     await pool.end().catch(() => {});
   };
-  process.once('SIGINT', () => {
-    console.error('\ninterrupted: stopping the server and dropping the bench schema');
-    void cleanup().finally(() => process.exit(130));
-  });
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(signal, () => {
+      console.error(`\n${signal}: stopping the server and dropping the bench schema`);
+      void cleanup().finally(() => process.exit(128 + os.constants.signals[signal]));
+    });
+  }
+  // Output piped into `head` and closed early must not kill the bench before it drops its schema.
+  process.stdout.on('error', () => {});
 
   try {
     results.machine = await machineInfo(pool);
@@ -97,7 +108,13 @@ async function main(): Promise<void> {
       schema,
       nodeArgs: config.serverNodeArgs,
       logFile: SERVER_LOG,
-      env: { BOOTSTRAP_TENANT: TENANT, BOOTSTRAP_CLIENT_ID: BENCH_CLIENT.id, BOOTSTRAP_CLIENT_SECRET: BENCH_CLIENT.secret, TOKEN_TTL_SECONDS: '86400' },
+      env: {
+        PGAPPNAME: APP_NAME,
+        BOOTSTRAP_TENANT: TENANT,
+        BOOTSTRAP_CLIENT_ID: BENCH_CLIENT.id,
+        BOOTSTRAP_CLIENT_SECRET: BENCH_CLIENT.secret,
+        TOKEN_TTL_SECONDS: '86400',
+      },
     });
     const base = await authenticate(server.baseUrl);
     log(`server pid ${server.pid} at ${server.baseUrl}, schema ${schema}${base.authorization ? ', with an access token' : ''}`);
@@ -131,10 +148,18 @@ async function main(): Promise<void> {
 
     const patientRef = await createPatient(base);
     const pid = server.pid;
+    // This bench's backends (the server's pool included) and the cluster's writers: not anyone else's.
+    const ourBackends = async (): Promise<number[]> =>
+      (
+        await pool.query<{ pid: number }>(
+          `SELECT pid FROM pg_stat_activity WHERE application_name = $1 OR backend_type IN ('checkpointer', 'background writer', 'walwriter')`,
+          [APP_NAME],
+        )
+      ).rows.map((r) => r.pid);
     const phase = async (label: string, run: () => Promise<LoadResult>): Promise<Measured> => {
-      const before = sample(pid);
+      const before = sample(pid, await ourBackends());
       const result: Measured = { ...(await run()), label, cpu: undefined };
-      result.cpu = share(before, sample(pid));
+      result.cpu = share(before, sample(pid, await ourBackends()));
       report(result);
       return result;
     };
@@ -275,8 +300,10 @@ function searchPhase(base: Target, seeded: number): Promise<LoadResult> {
 async function explainSearch(pool: pg.Pool, billId: string): Promise<{ text: string; summary: string }> {
   const request = parseSearchRequest(`Claim?identifier=${encodeURIComponent(`${CLAIM_ID_SYSTEM}|${billId}`)}`);
   const { where, orderBy, params } = compileSearch(TENANT, request);
-  const sql = `SELECT r.content FROM resource r WHERE ${where} ORDER BY ${orderBy} LIMIT ${DEFAULT_SEARCH_COUNT + 1} OFFSET 0`;
-  const plan = (await pool.query(`EXPLAIN (ANALYZE, BUFFERS) ${sql}`, params)).rows.map((r) => r['QUERY PLAN'] as string);
+  // As search.ts runs it: the default page size, plus one row that tells whether a next page exists.
+  const sql = `SELECT r.content FROM resource r WHERE ${where} ORDER BY ${orderBy} LIMIT $${params.length + 1} OFFSET $${params.length + 2}`;
+  const values = [...params, DEFAULT_SEARCH_COUNT + 1, 0];
+  const plan = (await pool.query(`EXPLAIN (ANALYZE, BUFFERS) ${sql}`, values)).rows.map((r) => r['QUERY PLAN'] as string);
   // e.g. "Index Scan using search_token_value_idx on search_token i → Index Scan using resource_pkey on resource r; execution 0.13 ms"
   const scans = plan.map((line) => /((?:Parallel )?(?:Seq|Index|Index Only|Bitmap Heap|Bitmap Index) Scan.*?)\s+\(cost/.exec(line)?.[1]).filter(Boolean);
   const execution = plan.map((line) => /Execution Time: ([\d.]+) ms/.exec(line)?.[1]).find(Boolean);
