@@ -6,6 +6,7 @@ import {
   deleteClient,
   listClients,
   retireSigningKey,
+  tenantExists,
   rotateSecret,
   rotateSigningKeys,
 } from '../auth/index.ts';
@@ -123,7 +124,7 @@ async function run(db: Database, settings: AuthSettings, command: string, values
       const system = optional('system');
       if (system !== undefined && values.reset) throw new UsageError('give --system or --reset, not both');
       if (system !== undefined && !/^[a-z][a-z0-9+.-]*:\S+$/i.test(system)) throw new UsageError('--system must be an absolute URI');
-      if (!(await db.query('SELECT 1 FROM tenant WHERE id = $1', [tenant])).length) return { ok: false, message: `Unknown tenant: ${tenant}` };
+      if (!(await tenantExists(db, tenant))) return { ok: false, message: `Unknown tenant: ${tenant}` };
       if (system !== undefined || values.reset) await setClaimIdSystem(db, tenant, system);
       return { ok: true, value: { tenant, claimIdSystem: await claimIdSystem(db, tenant) } };
     }

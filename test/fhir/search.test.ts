@@ -116,6 +116,21 @@ describe('_id, _count, _sort, _total and paging', () => {
     expect(none.body.total).toBeUndefined();
   });
 
+  it('_summary: count answers the total only, data drops the narrative, true and text are refused', async () => {
+    const count = await request(t.app).get('/fhir/Claim?_summary=count').auth(token, { type: 'bearer' });
+    expect(count.body.total).toBe(3);
+    expect(count.body.entry).toEqual([]);
+    const p = await request(t.app).post('/fhir/Patient').auth(token, { type: 'bearer' })
+      .send({ ...patient('Narrative'), text: { status: 'generated', div: '<div xmlns="http://www.w3.org/1999/xhtml">Ann</div>' } }).expect(201);
+    const data = await request(t.app).get(`/fhir/Patient?_id=${p.body.id}&_summary=data`).auth(token, { type: 'bearer' });
+    expect(data.body.entry[0].resource.text).toBeUndefined();
+    expect(data.body.entry[0].resource.name[0].family).toBe('Narrative');
+    expect(data.body.entry[0].resource.meta.tag).toContainEqual(expect.objectContaining({ code: 'SUBSETTED' }));
+    for (const summary of ['true', 'text']) {
+      expect((await request(t.app).get(`/fhir/Claim?_summary=${summary}`).auth(token, { type: 'bearer' })).status).toBe(400);
+    }
+  });
+
   it('POST _search takes form parameters', async () => {
     const res = await request(t.app).post('/fhir/Claim/_search').auth(token, { type: 'bearer' }).type('form').send({ identifier: 'bill-2' });
     expectClaims(res, ['bill-2']);

@@ -13,7 +13,12 @@ export async function searchResources(repo: PostgresRepository, request: SearchR
     throw new OperationOutcomeError(badRequest('_count and _offset must be non-negative integers'));
   }
   const { where, orderBy, params } = compileSearch(repo.context.tenantId, request);
+  // _summary=count arrives as _count=0 with a total; data drops the narrative; true and text
+  // (summary elements only) are refused rather than answered with whole resources.
   const summaryCount = request.summary === undefined && count === 0;
+  if (request.summary === 'true' || request.summary === 'text') {
+    throw new OperationOutcomeError(badRequest(`_summary=${request.summary} is not supported; use _elements, data or count`));
+  }
 
   const totalWanted = request.total === 'accurate' || request.total === 'estimate' || summaryCount;
   const total = totalWanted ? await countMatches(repo, request) : undefined;
@@ -31,7 +36,7 @@ export async function searchResources(repo: PostgresRepository, request: SearchR
   const fullUrl = (type: string, id: string): string => `${repo.context.baseUrl}/${type}/${id}`;
   const entry: BundleEntry[] = resources.map((resource) => ({
     fullUrl: fullUrl(resource.resourceType, resource.id!),
-    resource: request.fields ? selectElements(resource, request.fields) : resource,
+    resource: request.fields ? selectElements(resource, request.fields) : request.summary === 'data' ? withoutText(resource) : resource,
     search: { mode: 'match' },
   }));
   if (request.include?.length || request.revInclude?.length) {
@@ -57,13 +62,21 @@ function pageUrl(repo: PostgresRepository, request: SearchRequest, count: number
   return `${repo.context.baseUrl}/${request.resourceType}${formatSearchQuery({ ...request, count, offset })}`;
 }
 
+/** `_summary=data`: everything but the narrative, tagged SUBSETTED. */
+function withoutText(resource: Resource): Resource {
+  const { text: _text, ...rest } = resource as Resource & { text?: unknown };
+  return { ...rest, meta: { ...resource.meta, tag: [...(resource.meta?.tag ?? []), SUBSETTED] } } as Resource;
+}
+
+const SUBSETTED = { system: 'http://terminology.hl7.org/CodeSystem/v3-ObservationValue', code: 'SUBSETTED' };
+
 /** `_elements`: the named top-level elements plus the mandatory ones, tagged SUBSETTED. */
 function selectElements(resource: Resource, fields: string[]): Resource {
   const keep = new Set(['resourceType', 'id', 'meta', ...fields]);
   const subset = Object.fromEntries(Object.entries(resource).filter(([k]) => keep.has(k))) as Resource;
   subset.meta = {
     ...resource.meta,
-    tag: [...(resource.meta?.tag ?? []), { system: 'http://terminology.hl7.org/CodeSystem/v3-ObservationValue', code: 'SUBSETTED' }],
+    tag: [...(resource.meta?.tag ?? []), SUBSETTED],
   };
   return subset;
 }
