@@ -150,6 +150,7 @@ export async function selectTokenFacts(db: Queryable, kid: string, clientId: str
        LEFT JOIN api_client c ON c.id = $2 AND c.deleted_at IS NULL
       WHERE k.kid = $1 AND (k.retire_at IS NULL OR k.retire_at > now())`,
     [kid, clientId],
+    { prepare: true }, // asked on every authenticated request
   );
   const row = rows[0];
   if (!row) return undefined;

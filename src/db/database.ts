@@ -4,9 +4,18 @@
  */
 export type Row = Record<string, unknown>;
 
+export interface QueryOptions {
+  /**
+   * Keep the statement prepared on the connection, so that PostgreSQL parses and plans it once, not
+   * at every call. For hot statements of fixed text only (each distinct text stays prepared on
+   * every connection that ran it); the embedded database ignores it.
+   */
+  prepare?: boolean;
+}
+
 export interface Queryable {
   /** Runs one parameterised statement and returns its rows. */
-  query<R = Row>(sql: string, params?: readonly unknown[]): Promise<R[]>;
+  query<R = Row>(sql: string, params?: readonly unknown[], options?: QueryOptions): Promise<R[]>;
 }
 
 export type IsolationLevel = 'read committed' | 'repeatable read' | 'serializable';

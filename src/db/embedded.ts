@@ -26,6 +26,7 @@ export async function createEmbeddedDatabase(dataDir: string): Promise<Database>
 
   return {
     kind: 'embedded',
+    // PGlite has one connection and no plan cache to keep; `prepare` changes nothing here.
     query: (sql, params) => exclusive(() => direct.query(sql, params)),
 
     transaction<T>(fn: (tx: Queryable) => Promise<T>, options?: TransactionOptions): Promise<T> {

@@ -2,7 +2,7 @@ import { createEmbeddedDatabase } from './embedded.ts';
 import { createPostgresDatabase } from './postgres.ts';
 import type { Database } from './database.ts';
 
-export type { Database, Queryable, Row, IsolationLevel } from './database.ts';
+export type { Database, Queryable, QueryOptions, Row, IsolationLevel } from './database.ts';
 export { migrate } from './migrate.ts';
 
 export interface DatabaseOptions {

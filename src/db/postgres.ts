@@ -1,8 +1,16 @@
+import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { beginStatements, isRetryable } from './database.ts';
-import type { Database, Queryable, Row, TransactionOptions } from './database.ts';
+import type { Database, QueryOptions, Queryable, Row, TransactionOptions } from './database.ts';
 
 const MAX_ATTEMPTS = 8;
+
+/** A prepared statement is named after its text, so the same text reuses one plan per connection. */
+function statement(text: string, params: readonly unknown[] | undefined, options: QueryOptions | undefined): pg.QueryConfig {
+  const values = params as unknown[] | undefined;
+  if (!options?.prepare) return { text, values };
+  return { name: `q_${createHash('sha1').update(text).digest('base64url')}`, text, values };
+}
 
 /** PostgreSQL through a `pg` Pool. */
 export async function createPostgresDatabase(connectionString: string, poolSize: number, schema?: string): Promise<Database> {
@@ -20,8 +28,8 @@ export async function createPostgresDatabase(connectionString: string, poolSize:
   // An idle client's error (e.g. the server restarted) must not crash the process; the pool drops it.
   pool.on('error', () => {});
 
-  const query = async <R = Row>(sql: string, params?: readonly unknown[]): Promise<R[]> =>
-    (await pool.query(sql, params as unknown[])).rows as R[];
+  const query = async <R = Row>(sql: string, params?: readonly unknown[], options?: QueryOptions): Promise<R[]> =>
+    (await pool.query(statement(sql, params, options))).rows as R[];
 
   return {
     kind: 'postgres',
@@ -31,8 +39,8 @@ export async function createPostgresDatabase(connectionString: string, poolSize:
       for (let attempt = 1; ; attempt++) {
         const client = await pool.connect();
         const tx: Queryable = {
-          query: async <R = Row>(sql: string, params?: readonly unknown[]): Promise<R[]> =>
-            (await client.query(sql, params as unknown[])).rows as R[],
+          query: async <R = Row>(sql: string, params?: readonly unknown[], options?: QueryOptions): Promise<R[]> =>
+            (await client.query(statement(sql, params, options))).rows as R[],
         };
         try {
           // One round trip: without parameters, pg sends several statements as one simple query.

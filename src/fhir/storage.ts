@@ -28,6 +28,7 @@ export async function selectCurrent(db: Queryable, key: ResourceKey, forUpdate =
     `SELECT ${VERSION_COLUMNS} FROM resource WHERE tenant_id = $1 AND resource_type = $2 AND id = $3` +
       (forUpdate ? ' FOR UPDATE' : ''),
     [key.tenantId, key.resourceType, key.id],
+    { prepare: true },
   );
   return rows[0];
 }
@@ -132,5 +133,6 @@ export async function writeVersion(db: Queryable, v: NewVersion): Promise<void> 
   insertRows('date', ['code', 'low', 'high'], ['text', 'timestamptz', 'timestamptz'], ix.date.map((d) => [d.code, d.low, d.high]));
   insertRows('number', ['code', 'value', 'system', 'unit'], ['text', 'numeric', 'text', 'text'], ix.number.map((n) => [n.code, n.value, n.system, n.unit]));
 
-  await db.query(`WITH ${ctes.join(',\n')} SELECT 1`, params);
+  // Its text varies only with which index tables get rows: a handful of texts, each prepared once.
+  await db.query(`WITH ${ctes.join(',\n')} SELECT 1`, params, { prepare: true });
 }

@@ -36,6 +36,7 @@ export async function activeSubscriptionsFor(conn: Queryable, tenantId: string, 
   return conn.query<RegistryRow>(
     `SELECT ${REGISTRY_COLUMNS} FROM subscription_registry WHERE tenant_id = $1 AND resource_type = $2 AND status = 'active'`,
     [tenantId, resourceType],
+    { prepare: true }, // asked on every write
   );
 }
 
