@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Claim } from '@medplum/fhirtypes';
 import { CLAIM_ID_SYSTEM } from '../src/profiles/index.ts';
+import { claim } from '../test/support/fixtures.ts';
 
 export { CLAIM_ID_SYSTEM };
 
@@ -18,21 +19,10 @@ export function uuidFor(salt: string, kind: string, n: number): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-${'89ab'[parseInt(h[16], 16) & 3]}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
-/** A valid R4 Claim (the shape of test/support/fixtures.ts), varied a little by `n`. */
+/** A valid R4 Claim (test/support/fixtures.ts), its date and total varied a little by `n`. */
 export function claimResource(patientRef: string, billId: string, n: number): Claim {
-  return {
-    resourceType: 'Claim',
-    status: 'active',
-    identifier: [{ system: CLAIM_ID_SYSTEM, value: billId }],
-    type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/claim-type', code: 'professional' }] },
-    use: 'claim',
-    patient: { reference: patientRef },
-    created: new Date(YEAR_START + (n % 366) * DAY_MS).toISOString().slice(0, 10),
-    provider: { display: 'Clinic' },
-    priority: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/processpriority', code: 'normal' }] },
-    insurance: [{ sequence: 1, focal: true, coverage: { display: 'Coverage' } }],
-    total: { value: 50 + (n % 2000) / 4, currency: 'USD' },
-  };
+  const created = new Date(YEAR_START + (n % 366) * DAY_MS).toISOString().slice(0, 10);
+  return { ...claim(patientRef, billId, created), total: { value: 50 + (n % 2000) / 4, currency: 'USD' } };
 }
 
 /** Seeded claim number n: its id, its claim-id identifier value and its patient. */

@@ -1,13 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import type { Claim, Patient } from '@medplum/fhirtypes';
+import { CLAIM_ID_SYSTEM } from '../../src/profiles/index.ts';
 
-export const CLAIM_ID_SYSTEM = 'https://fhir.cairhealth.com/fhir/identifier/claim-id';
+export { CLAIM_ID_SYSTEM };
 
 export function patient(family = 'Smith'): Patient {
   return { resourceType: 'Patient', name: [{ family, given: ['Ann'] }], birthDate: '1980-04-02' };
 }
 
-/** A valid R4 Claim; `billId` becomes its claim-id identifier. */
+/** A valid R4 Claim; `billId` becomes its claim-id identifier. The benchmark builds its Claims with it too. */
 export function claim(patientRef: string, billId: string = randomUUID(), created = '2024-05-01'): Claim {
   return {
     resourceType: 'Claim',
