@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import express from 'express';
 import type { Express } from 'express';
 import { pinoHttp } from 'pino-http';
-import { adminRoutes, authSettings, createFailureLimiter, DEFAULT_ISSUER, fhirAuth, tokenRoutes } from './auth/index.ts';
+import { adminRoutes, authSettings, createFailureLimiter, DEFAULT_ISSUER, fhirAuth, OAUTH_TOKEN_PATH, tokenRoutes } from './auth/index.ts';
 import type { AuthSettings } from './auth/index.ts';
 import type { Database } from './db/index.ts';
 import { fhirRoutes } from './fhir/routes.ts';
@@ -73,6 +73,7 @@ export function createApp(options: AppOptions): Express {
       baseUrl: options.baseUrl,
       version: VERSION,
       authenticate: fhirAuth(authDeps),
+      tokenPath: OAUTH_TOKEN_PATH,
       observer,
       extend: (router) => {
         addSubscriptionOperations(router);

@@ -10,6 +10,6 @@ export { ADMIN_SCOPE, ALL_FHIR_SCOPE, ScopeSet, WEBHOOK_SCOPE, parseScopes } fro
 export { DEFAULT_ISSUER, authSettings } from './settings.ts';
 export type { AuthSettings } from './settings.ts';
 export { retireSigningKey, tenantExists } from './store.ts';
-export { ApiTokenBody, tokenRoutes } from './token-routes.ts';
+export { ApiTokenBody, OAUTH_TOKEN_PATH, tokenRoutes } from './token-routes.ts';
 export { MAX_TOKEN_TTL_SECONDS, issueAccessToken, verifyAccessToken } from './tokens.ts';
 export type { IssuedToken, Principal } from './tokens.ts';

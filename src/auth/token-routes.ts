@@ -10,6 +10,9 @@ import type { Refusal, Result } from './result.ts';
 import { ADMIN_SCOPE, ALL_FHIR_SCOPE, WEBHOOK_SCOPE } from './scopes.ts';
 import type { IssuedToken } from './tokens.ts';
 
+/** The OAuth 2.0 token endpoint (RFC 6749; SMART Backend Services). */
+export const OAUTH_TOKEN_PATH = '/oauth2/token';
+
 /**
  * The token endpoints and discovery documents, none of which needs a token:
  *   POST /api/token          JSON {clientId, clientSecret} → {accessToken, tokenType, expiresIn}
@@ -61,8 +64,8 @@ export function tokenRoutes(options: TokenRoutesOptions): Router {
     res.set(NO_STORE).json({ accessToken: result.value.accessToken, tokenType: 'Bearer', expiresIn: result.value.expiresIn });
   });
 
-  routes.post('/oauth2/token', express.urlencoded({ extended: false, limit: '64kb' }), async (req, res) => {
-    const parsed = parseOAuthRequest(req, `${base(req)}/oauth2/token`);
+  routes.post(OAUTH_TOKEN_PATH, express.urlencoded({ extended: false, limit: '64kb' }), async (req, res) => {
+    const parsed = parseOAuthRequest(req, `${base(req)}${OAUTH_TOKEN_PATH}`);
     const result = parsed.ok ? await issue(options, parsed.value.credentials, parsed.value.scope, attempt(req)) : parsed;
     if (!result.ok) {
       sendOAuthError(res, result, parsed.ok && parsed.value.basic);

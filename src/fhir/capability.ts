@@ -9,7 +9,15 @@ const BACKPORT_OPERATIONS = 'http://hl7.org/fhir/uv/subscriptions-backport/Opera
 const INTERACTIONS = ['read', 'vread', 'update', 'patch', 'delete', 'history-instance', 'history-type', 'create', 'search-type'] as const;
 
 /** `GET /fhir/metadata`: what this server does, per type, derived from the same tables the code uses. */
-export function buildCapabilityStatement(baseUrl: string, version: string, subscriptionTopics: string[]): CapabilityStatement {
+export interface CapabilityOptions {
+  version: string;
+  subscriptionTopics: string[];
+  /** Absolute URL of the OAuth 2.0 token endpoint (SMART Backend Services). */
+  tokenUrl: string;
+}
+
+export function buildCapabilityStatement(baseUrl: string, options: CapabilityOptions): CapabilityStatement {
+  const { version, subscriptionTopics } = options;
   const resource: CapabilityStatementRestResource[] = SUPPORTED_RESOURCE_TYPES.map((type) => ({
     type: type as CapabilityStatementRestResource['type'],
     ...(type === 'PatientCredit' && { profile: 'https://fhir-billing.org/fhir/StructureDefinition/PatientCredit' }),
@@ -55,6 +63,24 @@ export function buildCapabilityStatement(baseUrl: string, version: string, subsc
     fhirVersion: '4.0.1',
     format: ['application/fhir+json', 'json'],
     patchFormat: ['application/json-patch+json'],
-    rest: [{ mode: 'server', resource, interaction: [{ code: 'transaction' }, { code: 'batch' }] }],
+    rest: [
+      {
+        mode: 'server',
+        security: {
+          // SMART App Launch's way of telling clients where to get tokens (oauth-uris extension).
+          cors: false,
+          service: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/restful-security-service', code: 'SMART-on-FHIR' }] }],
+          description: 'Bearer access tokens from the token endpoint (client credentials or SMART Backend Services); SMART system scopes',
+          extension: [
+            {
+              url: 'http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris',
+              extension: [{ url: 'token', valueUri: options.tokenUrl }],
+            },
+          ],
+        },
+        resource,
+        interaction: [{ code: 'transaction' }, { code: 'batch' }],
+      },
+    ],
   };
 }

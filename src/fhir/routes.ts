@@ -31,6 +31,8 @@ export interface FhirRoutesOptions {
   observer?: ChangeObserver;
   /** Adds routes of other concerns (e.g. Subscription operations) to the FHIR router. */
   extend?: (router: FhirRouter) => void;
+  /** Path of the OAuth 2.0 token endpoint, for the CapabilityStatement's security. */
+  tokenPath: string;
   /** Canonical URLs of the subscription topics offered, for the CapabilityStatement. */
   subscriptionTopics?: string[];
 }
@@ -48,7 +50,9 @@ export function fhirRoutes(options: FhirRoutesOptions): Router {
   const fhirBase = (req: Request): string => `${options.baseUrl ?? `${req.protocol}://${req.get('host')}`}/fhir`;
 
   routes.get('/metadata', (req, res) => {
-    res.type(FHIR_JSON).json(buildCapabilityStatement(fhirBase(req), options.version, options.subscriptionTopics ?? []));
+    const base = fhirBase(req);
+    const tokenUrl = `${base.replace(/\/fhir$/, '')}${options.tokenPath}`;
+    res.type(FHIR_JSON).json(buildCapabilityStatement(base, { version: options.version, subscriptionTopics: options.subscriptionTopics ?? [], tokenUrl }));
   });
 
   // Everything below needs a valid access token; bodies are not even parsed without one.

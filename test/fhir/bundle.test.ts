@@ -100,6 +100,9 @@ describe('metadata', () => {
     expect(claimEntry.interaction.map((i: any) => i.code)).toContain('history-type');
     const params = claimEntry.searchParam.map((p: any) => p.name);
     expect(params).toEqual(expect.arrayContaining(['identifier', 'patient', 'created', 'lifecycle', '_id', '_lastUpdated']));
+    const security = res.body.rest[0].security;
+    expect(security.service[0].coding[0].code).toBe('SMART-on-FHIR');
+    expect(security.extension[0].extension[0].valueUri).toMatch(/\/oauth2\/token$/);
   });
 });
 
