@@ -81,7 +81,7 @@ export function tokenRoutes(options: TokenRoutesOptions): Router {
 
   routes.get('/fhir/.well-known/smart-configuration', (req, res) => {
     res.json({
-      token_endpoint: `${base(req)}/oauth2/token`,
+      token_endpoint: `${base(req)}${OAUTH_TOKEN_PATH}`,
       jwks_uri: `${base(req)}/.well-known/jwks.json`,
       grant_types_supported: ['client_credentials'],
       token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt'],
@@ -97,7 +97,7 @@ export function tokenRoutes(options: TokenRoutesOptions): Router {
     if (!unreadable) req.log?.error({ err }, 'token endpoint failed');
     if (req.path === '/api/token') {
       res.status(unreadable ? err.status! : 500).json({ error: unreadable ? 'Invalid request body' : 'Failed to issue token' });
-    } else if (req.path === '/oauth2/token') {
+    } else if (req.path === OAUTH_TOKEN_PATH) {
       res
         .status(unreadable ? err.status! : 500)
         .json(unreadable ? { error: 'invalid_request', error_description: 'Unreadable request body' } : { error: 'server_error', error_description: 'Failed to issue token' });
