@@ -1,5 +1,5 @@
 import { OperationOutcomeError, Operator, getStatus } from '@medplum/core';
-import type { Claim, ClaimResponse, Extension, Money, Reference } from '@medplum/fhirtypes';
+import type { Claim, ClaimResponse, Extension, Money } from '@medplum/fhirtypes';
 import type { PostgresRepository } from '../fhir/repository.ts';
 import { EXTENSION_URLS } from '../profiles/index.ts';
 import { CURRENCY, ZERO, amount, fhirMoney, sum } from './money.ts';
@@ -162,8 +162,4 @@ export async function stampPaidAmount(repo: PostgresRepository, lifecycleId: str
     }
   }
   return written;
-}
-
-export function claimReference(claim: Claim): Reference<Claim> {
-  return { reference: `Claim/${claim.id}` };
 }

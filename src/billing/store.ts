@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Queryable } from '../db/index.ts';
 import { CLAIM_ID_SYSTEM } from '../profiles/index.ts';
-import { Money2, ZERO, sql } from './money.ts';
+import { Money2, sql } from './money.ts';
 import type { Amount } from './money.ts';
 
 /**
@@ -61,14 +61,6 @@ export async function setLifecyclePaid(conn: Queryable, tenantId: string, lifecy
     'UPDATE billing_lifecycle SET patient_paid_amount = $3::numeric, updated_at = now() WHERE tenant_id = $1 AND lifecycle_id = $2',
     [tenantId, lifecycleId, sql(paid)],
   );
-}
-
-export async function lifecyclePaid(conn: Queryable, tenantId: string, lifecycleId: string): Promise<Amount> {
-  const rows = await conn.query<{ paid: string }>(
-    'SELECT patient_paid_amount::text AS paid FROM billing_lifecycle WHERE tenant_id = $1 AND lifecycle_id = $2',
-    [tenantId, lifecycleId],
-  );
-  return rows[0] ? new Money2(rows[0].paid) : ZERO;
 }
 
 // ---- PatientPaymentDetails ---------------------------------------------------------------------

@@ -13,9 +13,6 @@ import { internalErrorOutcome, notFoundError, outcome } from './outcomes.ts';
 import { PostgresRepository } from './repository.ts';
 
 export const FHIR_JSON = 'application/fhir+json';
-/** The tenant created by migrations/001; BOOTSTRAP_TENANT's default. */
-export const BOOTSTRAP_TENANT_ID = 'default';
-
 export interface FhirRoutesOptions {
   db: Database;
   /** Public base URL of the server; absent: taken from each request's host. */

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { OperationOutcomeError, allOk, badRequest } from '@medplum/core';
 import type { FhirRepository, FhirRequest, FhirResponse, FhirRouter } from '@medplum/fhir-router';
 import type { Bundle, Resource, Subscription } from '@medplum/fhirtypes';
@@ -6,7 +7,7 @@ import type { PostgresRepository } from '../fhir/repository.ts';
 import { notFoundError } from '../fhir/outcomes.ts';
 import { notificationBundle, subscriptionStatus } from './render.ts';
 import type { NotificationEvent, StatusContext } from './render.ts';
-import { eventsInRange, getRegistry, requeueDead, versionContent } from './store.ts';
+import { eventsInRange, getRegistry, requeueDead } from './store.ts';
 import { SUBSCRIPTION_TOPICS, topicResource } from './topics.ts';
 
 /**
@@ -43,7 +44,7 @@ async function status(req: FhirRequest, repo: FhirRepository): Promise<FhirRespo
     resourceType: 'Bundle',
     type: 'searchset',
     total: 1,
-    entry: [{ resource: subscriptionStatus(crypto.randomUUID(), 'query-status', ctx, []), search: { mode: 'match' } }],
+    entry: [{ resource: subscriptionStatus(randomUUID(), 'query-status', ctx, []), search: { mode: 'match' } }],
   };
   return [allOk, bundle];
 }
@@ -70,14 +71,12 @@ async function events(req: FhirRequest, repo: FhirRepository): Promise<FhirRespo
   // Replayed events reveal the resources they are about: the caller must be allowed to read them.
   assertAllowed(pg.context.access, ctx.config.resourceType, 'r');
   const replayCtx = content ? { ...ctx, config: { ...ctx.config, content: content as StatusContext['config']['content'] } } : ctx;
-  const stored = await eventsInRange(pg.conn, pg.context.tenantId, req.params.id, since, until);
-  const replay: NotificationEvent[] = [];
-  for (const e of stored) {
-    const json = replayCtx.config.content === 'full-resource' && e.interaction !== 'delete'
-      ? await versionContent(pg.conn, pg.context.tenantId, e.resourceType, e.resourceId, e.versionId)
-      : undefined;
-    replay.push({ ...e, ...(json && { resource: JSON.parse(json) as Resource }) });
-  }
+  const withContent = replayCtx.config.content === 'full-resource';
+  const stored = await eventsInRange(pg.conn, pg.context.tenantId, req.params.id, { from: since, to: until, withContent });
+  const replay: NotificationEvent[] = stored.map(({ content, ...e }) => ({
+    ...e,
+    ...(content && { resource: JSON.parse(content) as Resource }),
+  }));
   return [allOk, notificationBundle('query-event', replayCtx, replay)];
 }
 

@@ -238,16 +238,27 @@ export interface StoredEvent {
   versionId: number;
   interaction: string;
   occurredAt: Date;
+  /** The version's JSON, when asked for (never for a delete). */
+  content: string | null;
 }
 
-export async function eventsInRange(conn: Queryable, tenantId: string, subscriptionId: string, from: number, to: number): Promise<StoredEvent[]> {
+/** Stored events by number, at most 1000, with the versions they are about when `withContent`. */
+export async function eventsInRange(
+  conn: Queryable,
+  tenantId: string,
+  subscriptionId: string,
+  range: { from: number; to: number; withContent: boolean },
+): Promise<StoredEvent[]> {
   return conn.query<StoredEvent>(
-    `SELECT event_number::int AS "eventNumber", resource_type AS "resourceType", resource_id AS "resourceId",
-            version_id AS "versionId", interaction, occurred_at AS "occurredAt"
-       FROM subscription_notification
-      WHERE tenant_id = $1 AND subscription_id = $2 AND event_number BETWEEN $3 AND $4
-      ORDER BY event_number LIMIT 1000`,
-    [tenantId, subscriptionId, from, to],
+    `SELECT n.event_number::int AS "eventNumber", n.resource_type AS "resourceType", n.resource_id AS "resourceId",
+            n.version_id AS "versionId", n.interaction, n.occurred_at AS "occurredAt", h.content
+       FROM subscription_notification n
+       LEFT JOIN resource_history h
+         ON $5 AND n.interaction <> 'delete' AND h.tenant_id = n.tenant_id AND h.resource_type = n.resource_type
+        AND h.id = n.resource_id AND h.version_id = n.version_id
+      WHERE n.tenant_id = $1 AND n.subscription_id = $2 AND n.event_number BETWEEN $3 AND $4
+      ORDER BY n.event_number LIMIT 1000`,
+    [tenantId, subscriptionId, range.from, range.to, range.withContent],
   );
 }
 
