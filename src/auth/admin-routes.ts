@@ -1,6 +1,6 @@
 import express from 'express';
 import type { NextFunction, Request, Response, Router } from 'express';
-import { createClient, createTenant, deleteClient, listClients, rotateSecret } from './admin.ts';
+import { createClient, createTenant, deleteClient, listClients, listTenants, rotateSecret } from './admin.ts';
 import { adminAuth } from './middleware.ts';
 import type { AuthDeps } from './middleware.ts';
 import type { Result } from './result.ts';
@@ -8,8 +8,9 @@ import type { Result } from './result.ts';
 /**
  * The admin API, for clients holding the `admin` scope (an operator's scope: it spans tenants):
  *   POST   /admin/tenants {id, name}
+ *   GET    /admin/tenants
  *   POST   /admin/clients {tenant, name, scopes?, jwksUrl? | jwks?} → {clientId, clientSecret, tenant, scopes}
- *   GET    /admin/clients?tenant=
+ *   GET    /admin/clients?tenant=      (an unknown tenant is a 404)
  *   DELETE /admin/clients/:id
  *   POST   /admin/clients/:id/rotate-secret → {clientId, clientSecret, tenant, scopes}
  * Errors are `{error}`.
@@ -26,6 +27,9 @@ export function adminRoutes(deps: AuthDeps): Router {
   };
 
   routes.post('/tenants', async (req, res) => send(res, await createTenant(deps.db, req.body), 201));
+  routes.get('/tenants', async (_req, res) => {
+    res.json({ tenants: await listTenants(deps.db) });
+  });
   routes.post('/clients', async (req, res) => {
     const result = await createClient(deps.db, deps.settings, req.body);
     if (result.ok) res.set('Cache-Control', 'no-store');
@@ -33,7 +37,8 @@ export function adminRoutes(deps: AuthDeps): Router {
   });
   routes.get('/clients', async (req, res) => {
     const tenant = typeof req.query.tenant === 'string' && req.query.tenant !== '' ? req.query.tenant : undefined;
-    res.json({ clients: await listClients(deps.db, tenant) });
+    const result = await listClients(deps.db, tenant);
+    send(res, result.ok ? { ok: true, value: { clients: result.value } } : result);
   });
   routes.delete('/clients/:id', async (req, res) => send(res, await deleteClient(deps.db, req.params.id)));
   routes.post('/clients/:id/rotate-secret', async (req, res) => {

@@ -95,8 +95,14 @@ export async function createClient(db: Queryable, settings: AuthSettings, input:
   return ok({ clientId: row.id, clientSecret, tenant: row.tenantId, scopes: row.scopes });
 }
 
-export async function listClients(db: Queryable, tenant: string | undefined): Promise<ClientView[]> {
-  return (await store.selectClients(db, tenant)).map((c) => ({
+export async function listTenants(db: Queryable): Promise<{ id: string; name: string; createdAt: string }[]> {
+  return (await store.selectTenants(db)).map((t) => ({ id: t.id, name: t.name, createdAt: new Date(t.createdAt).toISOString() }));
+}
+
+/** The tenant's clients (every tenant's without one); an unknown tenant is a 404, not an empty list. */
+export async function listClients(db: Queryable, tenant: string | undefined): Promise<Result<ClientView[]>> {
+  if (tenant !== undefined && !(await store.tenantExists(db, tenant))) return refuse(404, 'not_found', `Unknown tenant: ${tenant}`);
+  return ok((await store.selectClients(db, tenant)).map((c) => ({
     clientId: c.id,
     tenant: c.tenantId,
     name: c.name,
@@ -104,7 +110,7 @@ export async function listClients(db: Queryable, tenant: string | undefined): Pr
     ...(c.jwksUrl && { jwksUrl: c.jwksUrl }),
     ...(c.jwks && { jwks: true }),
     createdAt: new Date(c.createdAt).toISOString(),
-  }));
+  })));
 }
 
 /** Deletes a client; its tokens stop working at once (verification asks whether it exists). */

@@ -1,8 +1,8 @@
 // Authentication: tenants, API clients, access tokens, SMART scopes and the Express middleware.
-export { BOOTSTRAP_SCOPES, bootstrapAuth, createClient, createTenant, deleteClient, ensureBootstrapClient, listClients, rotateSecret } from './admin.ts';
+export { BOOTSTRAP_SCOPES, bootstrapAuth, createClient, createTenant, deleteClient, ensureBootstrapClient, listClients, listTenants, rotateSecret } from './admin.ts';
 export type { ClientCredentials, ClientInput, ClientView, TenantInput } from './admin.ts';
 export { adminRoutes } from './admin-routes.ts';
-export { createSigningKey, publicJwks, rotateSigningKeys } from './keys.ts';
+export { createSigningKey, listSigningKeys, publicJwks, rotateSigningKeys } from './keys.ts';
 export { adminAuth, bearerAuth, fhirAuth, webhookAuth } from './middleware.ts';
 export type { AuthDeps, AuthLocals } from './middleware.ts';
 export { createFailureLimiter } from './rate-limit.ts';

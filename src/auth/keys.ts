@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { exportJWK, generateKeyPair, importJWK } from 'jose';
 import type { CryptoKey, JWK } from 'jose';
 import type { Queryable } from '../db/index.ts';
-import { insertSigningKey, scheduleRetirementOfOthers, selectActiveSigningKey, selectVerifyingKeys } from './store.ts';
+import { insertSigningKey, scheduleRetirementOfOthers, selectActiveSigningKey, selectSigningKeys, selectVerifyingKeys } from './store.ts';
 
 /**
  * The keys that sign access tokens live in the database (signing_key), so every process and every
@@ -65,4 +65,15 @@ export async function rotateSigningKeys(db: Queryable, graceSeconds: number): Pr
 /** `GET /.well-known/jwks.json`: the public part of every key that still verifies. */
 export async function publicJwks(db: Queryable): Promise<{ keys: JWK[] }> {
   return { keys: (await selectVerifyingKeys(db)).map((k) => JSON.parse(k.publicJwk) as JWK) };
+}
+
+/** Every signing key with its state (signing, verifying until retireAt, retired): public facts only. */
+export async function listSigningKeys(db: Queryable): Promise<{ kid: string; alg: string; createdAt: string; state: 'signing' | 'verifying' | 'retired'; retireAt?: string }[]> {
+  const now = Date.now();
+  return (await selectSigningKeys(db)).map((k, i, all) => {
+    const retireAt = k.retireAt === null ? undefined : new Date(k.retireAt);
+    const signing = retireAt === undefined && all.findIndex((o) => o.retireAt === null) === i;
+    const state = signing ? 'signing' : retireAt === undefined || retireAt.getTime() > now ? 'verifying' : 'retired';
+    return { kid: k.kid, alg: k.alg, createdAt: new Date(k.createdAt).toISOString(), state, ...(retireAt && { retireAt: retireAt.toISOString() }) };
+  });
 }

@@ -14,6 +14,16 @@ export async function tenantExists(db: Queryable, id: string): Promise<boolean> 
   return (await db.query('SELECT 1 FROM tenant WHERE id = $1', [id])).length === 1;
 }
 
+export interface TenantRow {
+  id: string;
+  name: string;
+  createdAt: Date;
+}
+
+export async function selectTenants(db: Queryable): Promise<TenantRow[]> {
+  return db.query<TenantRow>('SELECT id, name, created_at AS "createdAt" FROM tenant ORDER BY id');
+}
+
 // ---- API clients ---------------------------------------------------------------------------
 
 export interface ClientRow {
@@ -109,6 +119,11 @@ export async function selectActiveSigningKey(db: Queryable): Promise<SigningKeyR
     `SELECT ${KEY_COLUMNS} FROM signing_key WHERE retire_at IS NULL ORDER BY created_at DESC, kid LIMIT 1`,
   );
   return rows[0];
+}
+
+/** Every signing key, retired ones included, newest first (for operators). */
+export async function selectSigningKeys(db: Queryable): Promise<SigningKeyRow[]> {
+  return db.query<SigningKeyRow>(`SELECT ${KEY_COLUMNS} FROM signing_key ORDER BY created_at DESC, kid`);
 }
 
 /** Every key that still verifies: the JWKS. */

@@ -5,6 +5,8 @@ import {
   createTenant,
   deleteClient,
   listClients,
+  listSigningKeys,
+  listTenants,
   retireSigningKey,
   tenantExists,
   rotateSecret,
@@ -17,16 +19,19 @@ import type { Database } from '../db/index.ts';
 
 export const USAGE = `usage: fhir-billing <command> [options]
 
+  help                                          this text
   migrate                                       apply pending migrations
   tenants create --id ID --name NAME
+  tenants list
   clients create --tenant T --name N [--scopes "system/Claim.rs webhook ..."]
                  [--jwks-url URL | --jwks FILE]  prints the secret, once
-  clients list [--tenant T]
+  clients list [--tenant T]                     an unknown tenant is an error
   clients delete [--id] CLIENT_ID               its tokens stop working at once
   clients rotate-secret [--id] CLIENT_ID        prints the new secret, once
   keys rotate [--grace SECONDS]                 new signing key; old ones verify for SECONDS
                                                 (default TOKEN_TTL_SECONDS) and then retire
   keys retire [--kid] KID                       stop verifying one key's tokens now
+  keys list                                     every signing key: signing, verifying or retired
   billing claim-id-system --tenant T [--system URI | --reset]
                                                 the Claim.identifier system webhook bill ids are
                                                 looked up in (default the Cair claim-id system)
@@ -67,6 +72,7 @@ export async function runCommand(db: Database, settings: AuthSettings, args: str
     const [group, action, target, ...extra] = positionals;
     if (extra.length > 0) throw new UsageError(`unexpected arguments: ${extra.join(' ')}`);
     const command = [group, action].filter(Boolean).join(' ');
+    if (command === 'help') return { code: 0, stdout: USAGE, stderr: '' };
     const options = target === undefined ? values : { [group === 'keys' ? 'kid' : 'id']: target, ...values };
     const outcome = await run(db, settings, command, options);
     return outcome.ok
@@ -91,6 +97,8 @@ async function run(db: Database, settings: AuthSettings, command: string, values
       return { ok: true, value: { applied: await migrate(db) } };
     case 'tenants create':
       return createTenant(db, { id: need('id'), name: need('name') });
+    case 'tenants list':
+      return { ok: true, value: { tenants: await listTenants(db) } };
     case 'clients create': {
       const jwksFile = optional('jwks');
       return createClient(db, settings, {
@@ -101,8 +109,10 @@ async function run(db: Database, settings: AuthSettings, command: string, values
         jwks: jwksFile === undefined ? undefined : JSON.parse(readFileSync(jwksFile, 'utf8')),
       });
     }
-    case 'clients list':
-      return { ok: true, value: { clients: await listClients(db, optional('tenant')) } };
+    case 'clients list': {
+      const r = await listClients(db, optional('tenant'));
+      return r.ok ? { ok: true, value: { clients: r.value } } : r;
+    }
     case 'clients delete': {
       const id = need('id');
       const r = await deleteClient(db, id);
@@ -115,6 +125,8 @@ async function run(db: Database, settings: AuthSettings, command: string, values
       if (!Number.isFinite(grace) || grace < 0) throw new UsageError('--grace must be a number of seconds');
       return { ok: true, value: { kid: await rotateSigningKeys(db, grace), previousKeysRetireInSeconds: grace } };
     }
+    case 'keys list':
+      return { ok: true, value: { keys: await listSigningKeys(db) } };
     case 'keys retire': {
       const kid = need('kid');
       return (await retireSigningKey(db, kid)) ? { ok: true, value: { retired: kid } } : { ok: false, message: `Unknown or already retired key: ${kid}` };

@@ -11,8 +11,8 @@ import { USAGE, runCommand } from './commands.ts';
  * a time), applies pending migrations and runs one command (commands.ts).
  */
 async function main(args: string[]): Promise<number> {
-  if (args.length === 0 || args.includes('--help') || args.includes('-h')) {
-    process.stdout.write(USAGE);
+  if (args.length === 0 || args[0] === 'help' || args.includes('--help') || args.includes('-h')) {
+    (args.length === 0 ? process.stderr : process.stdout).write(USAGE);
     return args.length === 0 ? 2 : 0;
   }
   const config = loadConfig();

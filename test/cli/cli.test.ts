@@ -53,6 +53,31 @@ describe('fhir-billing commands', () => {
     expect((await cli('clients', 'list', '--tenant', 'acme')).out.clients).toEqual([]);
   });
 
+  it('tenants list, keys list, and an unknown tenant is an error in clients list (CLI and API alike)', async () => {
+    await cli('tenants', 'create', '--id', 'listed', '--name', 'Listed Clinic');
+    const tenants = (await cli('tenants', 'list')).out.tenants;
+    expect(tenants.map((x: any) => x.id)).toEqual(expect.arrayContaining(['default', 'listed']));
+    expect(tenants.find((x: any) => x.id === 'listed')).toMatchObject({ name: 'Listed Clinic', createdAt: expect.any(String) });
+
+    const before = (await cli('keys', 'list')).out.keys;
+    expect(before.filter((k: any) => k.state === 'signing')).toHaveLength(1);
+    expect(JSON.stringify(before)).not.toMatch(/"d"|privateJwk|publicJwk/);
+    const rotated = await cli('keys', 'rotate', '--grace', '60');
+    const after = (await cli('keys', 'list')).out.keys;
+    expect(after.find((k: any) => k.state === 'signing').kid).toBe(rotated.out.kid);
+    expect(after.find((k: any) => k.kid === before[0].kid)).toMatchObject({ state: 'verifying', retireAt: expect.any(String) });
+
+    const unknown = await cli('clients', 'list', '--tenant', 'no-such-tenant');
+    expect(unknown.code).toBe(1);
+    expect(JSON.parse(unknown.err)).toEqual({ error: 'Unknown tenant: no-such-tenant' });
+    const admin = await t.token('admin');
+    const api = await request(t.app).get('/admin/clients?tenant=no-such-tenant').auth(admin, { type: 'bearer' });
+    expect(api.status).toBe(404);
+    expect(api.body).toEqual({ error: 'Unknown tenant: no-such-tenant' });
+    const apiTenants = await request(t.app).get('/admin/tenants').auth(admin, { type: 'bearer' });
+    expect(apiTenants.body.tenants.map((x: any) => x.id)).toContain('listed');
+  });
+
   it('clients create --jwks FILE registers public keys for private_key_jwt', async () => {
     const { publicKey } = await generateKeyPair('ES384');
     const file = join(dir, 'jwks.json');
@@ -78,6 +103,12 @@ describe('fhir-billing commands', () => {
     expect((await cli('billing', 'claim-id-system', '--tenant', 'default', '--reset')).out).toEqual({ tenant: 'default', claimIdSystem: cair });
     expect((await cli('billing', 'claim-id-system', '--tenant', 'nope')).code).toBe(1);
     expect((await cli('billing', 'claim-id-system', '--tenant', 'default', '--system', 'not a uri')).code).toBe(2);
+  });
+
+  it('help prints the usage on stdout', async () => {
+    const { code, stdout } = await runCommand(t.db, t.auth, ['help']);
+    expect(code).toBe(0);
+    expect(stdout).toContain('tenants list');
   });
 
   it('usage errors are code 2 with the usage text', async () => {
