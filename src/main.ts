@@ -1,4 +1,4 @@
-import type { Server } from 'node:http';
+import type { Server, ServerResponse } from 'node:http';
 import { loadConfig } from './config.ts';
 import type { Config } from './config.ts';
 import { migrate, openDatabase } from './db/index.ts';
@@ -14,6 +14,10 @@ import { closeAgents, startDeliveryWorker, subscriptionObserver } from './subscr
 import type { DeliveryWorker } from './subscriptions/index.ts';
 
 type Role = 'all' | 'api' | 'worker';
+
+/** How long, after SIGTERM, an idle keep-alive connection may still bring a request. */
+const DRAIN_IDLE_GRACE_MS = 1000;
+const draining = new WeakSet<Server>();
 
 /**
  * Process entry: config → database → migrations → the HTTP API and/or the delivery worker
@@ -62,9 +66,11 @@ async function main(): Promise<void> {
     await Promise.all([
       server &&
         new Promise<void>((resolve) => {
-          server.close(() => resolve());
-          // Keep-alive connections with no request in flight would hold close() open.
-          server.closeIdleConnections();
+          // A request already on its way over an idle keep-alive connection must be answered, not
+          // reset: from now on answers carry `Connection: close` (so each connection ends after its
+          // next answer), and only after a moment does close() stop listening and drop the idle rest.
+          draining.add(server);
+          setTimeout(() => server.close(() => resolve()), DRAIN_IDLE_GRACE_MS);
         }),
       worker?.stop(),
     ]);
@@ -86,7 +92,11 @@ function startApi(config: Config, db: Database, logger: Logger): Server {
     allowPrivateNetworks: config.outboundAllowPrivateNetworks,
     auth: { issuer, tokenTtlSeconds, hashCost },
   });
-  return app.listen(config.port, () => logger.info({ port: config.port }, 'fhir-billing listening'));
+  const server = app.listen(config.port, () => logger.info({ port: config.port }, 'fhir-billing listening'));
+  server.prependListener('request', (_req, res: ServerResponse) => {
+    if (draining.has(server)) res.setHeader('Connection', 'close');
+  });
+  return server;
 }
 
 async function startWorker(config: Config, db: Database, logger: Logger): Promise<DeliveryWorker> {
