@@ -67,6 +67,7 @@ export function createApp(options: AppOptions): Express {
     allowPrivateNetworks: options.allowPrivateNetworks ?? false,
     ...options.auth,
     issuer: options.auth?.issuer ?? options.baseUrl ?? DEFAULT_ISSUER,
+    tokenEndpointUrl: options.auth?.tokenEndpointUrl ?? (options.baseUrl && `${options.baseUrl}${OAUTH_TOKEN_PATH}`),
   });
   const authDeps = { db: options.db, settings: auth };
   app.use(tokenRoutes({ ...authDeps, limiter: createFailureLimiter(options.db, auth), baseUrl: options.baseUrl }));

@@ -4,7 +4,7 @@ import type { Config } from './config.ts';
 import { migrate, openDatabase } from './db/index.ts';
 import type { Database } from './db/index.ts';
 import { createApp } from './app.ts';
-import { authSettings, bootstrapAuth } from './auth/index.ts';
+import { OAUTH_TOKEN_PATH, authSettings, bootstrapAuth } from './auth/index.ts';
 import { FULL_ACCESS } from './fhir/access.ts';
 import { PostgresRepository } from './fhir/repository.ts';
 import { createLogger } from './logger.ts';
@@ -90,7 +90,8 @@ function startApi(config: Config, db: Database, logger: Logger): Server {
     logger,
     baseUrl: config.baseUrl,
     allowPrivateNetworks: config.outboundAllowPrivateNetworks,
-    auth: { issuer, tokenTtlSeconds, hashCost },
+    // Assertions name the token endpoint as configured, never as a request's Host header says.
+    auth: { issuer, tokenTtlSeconds, hashCost, tokenEndpointUrl: `${config.baseUrl ?? `http://localhost:${config.port}`}${OAUTH_TOKEN_PATH}` },
   });
   const server = app.listen(config.port, () => logger.info({ port: config.port }, 'fhir-billing listening'));
   server.prependListener('request', (_req, res: ServerResponse) => {

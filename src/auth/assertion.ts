@@ -4,6 +4,7 @@ import type { Queryable } from '../db/index.ts';
 import { fetchJwks } from './jwks-fetch.ts';
 import { ok, refuse } from './result.ts';
 import type { Result } from './result.ts';
+import { assertionAudiences } from './settings.ts';
 import type { AuthSettings } from './settings.ts';
 import { recordAssertionJti, selectClient } from './store.ts';
 import type { ClientRow } from './store.ts';
@@ -11,7 +12,8 @@ import type { ClientRow } from './store.ts';
 /**
  * SMART Backend Services client authentication (private_key_jwt, RFC 7523): the client signs a
  * short-lived JWT with a key whose public part it registered (jwks inline or jwksUrl). We require
- * iss = sub = client_id, aud = our token endpoint URL, exp at most five minutes ahead, and a jti
+ * iss = sub = client_id, aud = our configured token endpoint URL or issuer (never one derived from
+ * the request), exp at most five minutes ahead, and a jti
  * never seen before (kept in client_assertion_jti until the assertion expires).
  */
 export const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
@@ -35,7 +37,6 @@ export async function verifyClientAssertion(
   db: Queryable,
   settings: AuthSettings,
   assertion: string,
-  tokenEndpoint: string,
 ): Promise<Result<ClientRow>> {
   const clientId = claimedClientId(assertion);
   if (!clientId) return invalidClient('client_assertion is not a JWT with a sub');
@@ -51,17 +52,21 @@ export async function verifyClientAssertion(
     return invalidClient(`Could not get the client's keys: ${(err as Error).message}`);
   }
 
+  const audiences = assertionAudiences(settings);
   let payload;
   try {
     ({ payload } = await jwtVerify(assertion, createLocalJWKSet(jwks), {
       algorithms: ASSERTION_ALGS,
       issuer: clientId,
       subject: clientId,
-      audience: tokenEndpoint,
+      audience: audiences,
       requiredClaims: ['exp', 'jti'],
       clockTolerance: CLOCK_TOLERANCE_SECONDS,
     }));
   } catch (err) {
+    if (err instanceof errors.JWTClaimValidationFailed && err.claim === 'aud') {
+      return invalidClient(`client_assertion aud must be ${audiences.map((a) => `'${a}'`).join(' or ')}`);
+    }
     if (err instanceof errors.JOSEError) return invalidClient(`client_assertion refused: ${err.message}`);
     throw err;
   }

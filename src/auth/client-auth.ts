@@ -21,7 +21,7 @@ export interface TokenDeps {
 
 export type Credentials =
   | { kind: 'secret'; clientId: string; secret: string }
-  | { kind: 'assertion'; assertion: string; tokenEndpoint: string };
+  | { kind: 'assertion'; assertion: string };
 
 export interface Attempt {
   /** The caller's address (req.ip), for the per-address limit and the log. */
@@ -39,23 +39,24 @@ async function checkSecret(deps: TokenDeps, clientId: string, secret: string): P
 
 /**
  * Authenticates a client, refusing at once (429) while its id or address is over the failure limit.
- * Every failure is counted and logged, with the client id and address, never the secret.
+ * The attempt is counted before the credentials are checked and given back if they hold, so
+ * concurrent attempts cannot slip past the limit. Every failure is logged, with the client id and
+ * address, never the secret.
  */
 export async function authenticateClient(deps: TokenDeps, credentials: Credentials, attempt: Attempt): Promise<Result<ClientRow>> {
   const clientId = credentials.kind === 'secret' ? credentials.clientId : claimedClientId(credentials.assertion);
-  const wait = await deps.limiter.blockedFor(clientId, attempt.address);
-  if (wait !== undefined) {
+  const taken = await deps.limiter.take(clientId, attempt.address);
+  if (!taken.ok) {
+    const wait = taken.retryAfter;
     attempt.log.warn({ clientId, address: attempt.address, retryAfter: wait }, 'token request refused: too many failures');
     return refuse(429, 'rate_limited', `Too many failed token requests; retry in ${wait} s`, wait);
   }
   const result =
     credentials.kind === 'secret'
       ? await checkSecret(deps, credentials.clientId, credentials.secret)
-      : await verifyClientAssertion(deps.db, deps.settings, credentials.assertion, credentials.tokenEndpoint);
-  if (!result.ok) {
-    await deps.limiter.recordFailure(clientId, attempt.address);
-    attempt.log.warn({ clientId, address: attempt.address, method: credentials.kind, reason: result.message }, 'token request refused');
-  }
+      : await verifyClientAssertion(deps.db, deps.settings, credentials.assertion);
+  if (result.ok) await deps.limiter.giveBack(clientId, attempt.address);
+  else attempt.log.warn({ clientId, address: attempt.address, method: credentials.kind, reason: result.message }, 'token request refused');
   return result;
 }
 
@@ -73,5 +74,5 @@ export async function grantToken(deps: TokenDeps, client: ClientRow, requested?:
     if (notGranted.length > 0) return refuse(400, 'invalid_scope', `Not granted to this client: ${notGranted.join(' ')}`);
     scopes = parsed.scopes;
   }
-  return ok(await issueAccessToken(deps.db, deps.settings, { clientId: client.id, tenantId: client.tenantId, scopes }));
+  return ok(await issueAccessToken(deps.db, deps.settings, { clientId: client.id, tenantId: client.tenantId, scopes, tokenGeneration: client.tokenGeneration }));
 }

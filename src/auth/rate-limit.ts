@@ -6,14 +6,16 @@ import type { AuthSettings } from './settings.ts';
  * Failed token requests, counted per client id and per remote address by rate-limiter-flexible's
  * RateLimiterPostgres in our own database (table auth_rate_limit, created by migration 002), so
  * the limit holds across every server process and restart, on pg and on the embedded database
- * alike. Only failures count; a caller over either limit is refused before its credentials are
- * even checked (no scrypt work for a flood), until the window passes.
+ * alike. Every attempt takes a point before its credentials are checked (one atomic upsert), and a
+ * success gives it back: so only failures stay counted, and concurrent attempts cannot all pass a
+ * check made before any of them is counted. A caller with no point left is refused at once (no
+ * scrypt work for a flood), until the window passes.
  */
 export interface FailureLimiter {
-  /** Seconds to wait when the client or the address is over its limit; undefined when neither is. */
-  blockedFor(clientId: string | undefined, address: string): Promise<number | undefined>;
-  /** Counts one failure against both. */
-  recordFailure(clientId: string | undefined, address: string): Promise<void>;
+  /** Takes one attempt from both allowances; the seconds to wait when either has none left. */
+  take(clientId: string | undefined, address: string): Promise<{ ok: true } | { ok: false; retryAfter: number }>;
+  /** Gives back the point of an attempt that succeeded. */
+  giveBack(clientId: string | undefined, address: string): Promise<void>;
 }
 
 /** The library's Postgres store speaks to a `pg`-like client; this one runs on our Database. */
@@ -37,27 +39,24 @@ export function createFailureLimiter(db: Database, settings: AuthSettings): Fail
   };
   const perClient = new RateLimiterPostgres({ ...common, keyPrefix: 'token-client', points: settings.failuresPerClient });
   const perAddress = new RateLimiterPostgres({ ...common, keyPrefix: 'token-address', points: settings.failuresPerAddress });
-
-  const over = async (limiter: RateLimiterPostgres, key: string): Promise<number | undefined> => {
-    const res = await limiter.get(key);
-    return res && res.consumedPoints >= limiter.points ? Math.max(1, Math.ceil(res.msBeforeNext / 1000)) : undefined;
-  };
+  const limits = (clientId: string | undefined, address: string): [RateLimiterPostgres, string][] =>
+    clientId ? [[perClient, clientId], [perAddress, address]] : [[perAddress, address]];
 
   return {
-    async blockedFor(clientId, address) {
-      const waits = await Promise.all([clientId ? over(perClient, clientId) : undefined, over(perAddress, address)]);
-      const longest = Math.max(...waits.map((w) => w ?? 0));
-      return longest > 0 ? longest : undefined;
+    async take(clientId, address) {
+      const taken = await Promise.allSettled(limits(clientId, address).map(([limiter, key]) => limiter.consume(key)));
+      // consume() rejects with a RateLimiterRes once over the limit: that is a refusal, not an error.
+      const failure = taken.find((r) => r.status === 'rejected' && !(r.reason instanceof RateLimiterRes));
+      if (failure) throw (failure as PromiseRejectedResult).reason;
+      const refusals = taken.flatMap((r) => (r.status === 'rejected' ? [r.reason as RateLimiterRes] : []));
+      if (refusals.length === 0) return { ok: true };
+      // A refused attempt is not evaluated, so it gives back what it took (a refused consume counts
+      // too): otherwise concurrent good requests would leave the client locked out.
+      await Promise.all(limits(clientId, address).map(([limiter, key]) => limiter.reward(key, 1)));
+      return { ok: false, retryAfter: Math.max(1, ...refusals.map((r) => Math.ceil(r.msBeforeNext / 1000))) };
     },
-    async recordFailure(clientId, address) {
-      // consume() rejects with a RateLimiterRes once over the limit: that is expected, not an error.
-      const swallowOverLimit = (err: unknown): void => {
-        if (!(err instanceof RateLimiterRes)) throw err;
-      };
-      await Promise.all([
-        clientId ? perClient.consume(clientId).catch(swallowOverLimit) : undefined,
-        perAddress.consume(address).catch(swallowOverLimit),
-      ]);
+    async giveBack(clientId, address) {
+      await Promise.all(limits(clientId, address).map(([limiter, key]) => limiter.reward(key, 1)));
     },
   };
 }

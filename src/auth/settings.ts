@@ -4,6 +4,12 @@ import { DEFAULT_HASH_COST } from './secrets.ts';
 export interface AuthSettings {
   /** `iss` (and `aud`) of our access tokens: TOKEN_ISSUER, else PUBLIC_BASE_URL, else `fhir-billing`. */
   issuer: string;
+  /**
+   * The token endpoint's public URL (PUBLIC_BASE_URL, else http://localhost:PORT, + /oauth2/token).
+   * A private_key_jwt assertion's aud must be it or the issuer: both come from configuration, never
+   * from a request's Host header, which the caller chooses.
+   */
+  tokenEndpointUrl?: string;
   tokenTtlSeconds: number;
   /** log2 of scrypt's N for new secret hashes (SECRET_HASH_COST). */
   hashCost: number;
@@ -16,6 +22,11 @@ export interface AuthSettings {
 }
 
 export const DEFAULT_ISSUER = 'fhir-billing';
+
+/** The audiences a client assertion may name. */
+export function assertionAudiences(settings: AuthSettings): string[] {
+  return settings.tokenEndpointUrl ? [settings.tokenEndpointUrl, settings.issuer] : [settings.issuer];
+}
 
 export function authSettings(overrides: Partial<AuthSettings> = {}): AuthSettings {
   return {

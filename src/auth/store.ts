@@ -35,13 +35,15 @@ export interface ClientRow {
   /** A JWK Set as JSON text. */
   jwks: string | null;
   jwksUrl: string | null;
+  /** Bumped by every secret change; access tokens carry it and die when it moves on. */
+  tokenGeneration: number;
   createdAt: Date;
 }
 
 const CLIENT_COLUMNS = `id, tenant_id AS "tenantId", name, secret_hash AS "secretHash", scopes, jwks,
-  jwks_url AS "jwksUrl", created_at AS "createdAt"`;
+  jwks_url AS "jwksUrl", token_generation AS "tokenGeneration", created_at AS "createdAt"`;
 
-export type NewClient = Omit<ClientRow, 'createdAt'>;
+export type NewClient = Omit<ClientRow, 'createdAt' | 'tokenGeneration'>;
 
 export async function insertClient(db: Queryable, c: NewClient): Promise<ClientRow> {
   const rows = await db.query<ClientRow>(
@@ -54,14 +56,17 @@ export async function insertClient(db: Queryable, c: NewClient): Promise<ClientR
 
 /**
  * Creates the client or makes the existing one match (tenant, name, scopes, secret hash): the
- * bootstrap client of BOOTSTRAP_CLIENT_ID. A deleted one comes back.
+ * bootstrap client of BOOTSTRAP_CLIENT_ID. A deleted one comes back. A new secret hash revokes the
+ * tokens issued under the old one, as rotation does.
  */
 export async function upsertClient(db: Queryable, c: NewClient): Promise<void> {
   await db.query(
     `INSERT INTO api_client (id, tenant_id, name, secret_hash, scopes, jwks, jwks_url)
      VALUES ($1, $2, $3, $4, $5::text[], $6, $7)
      ON CONFLICT (id) DO UPDATE SET tenant_id = EXCLUDED.tenant_id, name = EXCLUDED.name,
-       secret_hash = EXCLUDED.secret_hash, scopes = EXCLUDED.scopes, deleted_at = NULL`,
+       secret_hash = EXCLUDED.secret_hash, scopes = EXCLUDED.scopes, deleted_at = NULL,
+       token_generation = api_client.token_generation
+         + CASE WHEN api_client.secret_hash IS DISTINCT FROM EXCLUDED.secret_hash THEN 1 ELSE 0 END`,
     [c.id, c.tenantId, c.name, c.secretHash, c.scopes, c.jwks, c.jwksUrl],
   );
 }
@@ -70,6 +75,12 @@ export async function upsertClient(db: Queryable, c: NewClient): Promise<void> {
 export async function selectClient(db: Queryable, id: string): Promise<ClientRow | undefined> {
   const rows = await db.query<ClientRow>(`SELECT ${CLIENT_COLUMNS} FROM api_client WHERE id = $1 AND deleted_at IS NULL`, [id]);
   return rows[0];
+}
+
+/** The current token generation of a live client (0 when there is none: its tokens fail anyway). */
+export async function selectTokenGeneration(db: Queryable, id: string): Promise<number> {
+  const rows = await db.query<{ g: number }>('SELECT token_generation AS g FROM api_client WHERE id = $1 AND deleted_at IS NULL', [id]);
+  return rows[0]?.g ?? 0;
 }
 
 export async function selectClients(db: Queryable, tenantId: string | undefined): Promise<ClientRow[]> {
@@ -86,10 +97,10 @@ export async function deleteClient(db: Queryable, id: string): Promise<boolean> 
   return rows.length === 1;
 }
 
-/** New secret hash; tokens issued before this second stop working. */
+/** New secret hash and token generation: every token issued before stops working. */
 export async function updateClientSecret(db: Queryable, id: string, secretHash: string): Promise<ClientRow | undefined> {
   const rows = await db.query<ClientRow>(
-    `UPDATE api_client SET secret_hash = $2, tokens_valid_after = date_trunc('second', now())
+    `UPDATE api_client SET secret_hash = $2, token_generation = token_generation + 1
       WHERE id = $1 AND deleted_at IS NULL RETURNING ${CLIENT_COLUMNS}`,
     [id, secretHash],
   );
@@ -154,13 +165,13 @@ export async function retireSigningKey(db: Queryable, kid: string): Promise<bool
  */
 export interface TokenFacts {
   publicJwk: string;
-  client: { tenantId: string; scopes: string[]; validAfter: number | null } | null;
+  client: { tenantId: string; scopes: string[]; validAfter: number | null; tokenGeneration: number } | null;
 }
 
 export async function selectTokenFacts(db: Queryable, kid: string, clientId: string): Promise<TokenFacts | undefined> {
-  const rows = await db.query<{ publicJwk: string; tenantId: string | null; scopes: string[] | null; validAfter: number | null }>(
+  const rows = await db.query<{ publicJwk: string; tenantId: string | null; scopes: string[] | null; validAfter: number | null; tokenGeneration: number | null }>(
     `SELECT k.public_jwk AS "publicJwk", c.tenant_id AS "tenantId", c.scopes,
-            extract(epoch FROM c.tokens_valid_after)::float8 AS "validAfter"
+            extract(epoch FROM c.tokens_valid_after)::float8 AS "validAfter", c.token_generation AS "tokenGeneration"
        FROM signing_key k
        LEFT JOIN api_client c ON c.id = $2 AND c.deleted_at IS NULL
       WHERE k.kid = $1 AND (k.retire_at IS NULL OR k.retire_at > now())`,
@@ -171,7 +182,9 @@ export async function selectTokenFacts(db: Queryable, kid: string, clientId: str
   if (!row) return undefined;
   return {
     publicJwk: row.publicJwk,
-    client: row.tenantId ? { tenantId: row.tenantId, scopes: row.scopes ?? [], validAfter: row.validAfter } : null,
+    client: row.tenantId
+      ? { tenantId: row.tenantId, scopes: row.scopes ?? [], validAfter: row.validAfter, tokenGeneration: row.tokenGeneration ?? 0 }
+      : null,
   };
 }
 

@@ -65,7 +65,7 @@ export function tokenRoutes(options: TokenRoutesOptions): Router {
   });
 
   routes.post(OAUTH_TOKEN_PATH, express.urlencoded({ extended: false, limit: '64kb' }), async (req, res) => {
-    const parsed = parseOAuthRequest(req, `${base(req)}${OAUTH_TOKEN_PATH}`);
+    const parsed = parseOAuthRequest(req);
     const result = parsed.ok ? await issue(options, parsed.value.credentials, parsed.value.scope, attempt(req)) : parsed;
     if (!result.ok) {
       sendOAuthError(res, result, parsed.ok && parsed.value.basic);
@@ -126,7 +126,7 @@ interface OAuthRequest {
 }
 
 /** RFC 6749 §4.4 and §2.3, RFC 7523 §2.2: exactly one way of client authentication. */
-function parseOAuthRequest(req: Request, tokenEndpoint: string): Result<OAuthRequest> {
+function parseOAuthRequest(req: Request): Result<OAuthRequest> {
   const form = OAuthForm.safeParse(req.body ?? {});
   if (!form.success) return refuse(400, 'invalid_request', 'Send one value per parameter as application/x-www-form-urlencoded');
   const f = form.data;
@@ -148,7 +148,7 @@ function parseOAuthRequest(req: Request, tokenEndpoint: string): Result<OAuthReq
   } else if (f.client_assertion || f.client_assertion_type) {
     if (f.client_assertion_type !== ASSERTION_TYPE) return refuse(400, 'invalid_request', `client_assertion_type must be ${ASSERTION_TYPE}`);
     if (!f.client_assertion) return refuse(400, 'invalid_request', 'client_assertion is required');
-    credentials = { kind: 'assertion', assertion: f.client_assertion, tokenEndpoint };
+    credentials = { kind: 'assertion', assertion: f.client_assertion };
   } else {
     return refuse(401, 'invalid_client', 'Client authentication is required');
   }

@@ -7,20 +7,23 @@ import { ok, refuse } from './result.ts';
 import type { Result } from './result.ts';
 import { ScopeSet } from './scopes.ts';
 import type { AuthSettings } from './settings.ts';
-import { selectTokenFacts } from './store.ts';
+import { selectTokenFacts, selectTokenGeneration } from './store.ts';
 
 /**
  * Access tokens: JWTs (RFC 9068 `at+jwt`) signed ES256 with the database's active key, carrying
  * iss, aud (both the issuer), sub (the client id), tenant, scope, jti, iat and exp. Verification
  * accepts ES256 only (so `alg: none` and HS256 made with the public key fail), a kid that still
  * verifies, our iss and aud, a current exp/nbf/iat, and a client that still exists in the claimed
- * tenant and has not rotated its secret since. The token's scopes are cut to the client's current
- * grants.
+ * tenant and has not rotated its secret since (the token's `gen` claim is still the client's token
+ * generation: a counter, so a rotation in the token's own second revokes it too, which a comparison
+ * of whole-second times cannot). The token's scopes are cut to the client's current grants.
  */
 export interface Principal {
   clientId: string;
   tenantId: string;
   scopes: ScopeSet;
+  /** The client's token generation the credentials were checked under; absent: read now. */
+  tokenGeneration?: number;
 }
 
 export interface IssuedToken {
@@ -38,7 +41,8 @@ export const MAX_TOKEN_TTL_SECONDS = 86_400;
 export async function issueAccessToken(db: Queryable, settings: AuthSettings, principal: Principal): Promise<IssuedToken> {
   const { kid, key } = await activeSigningKey(db);
   const scope = principal.scopes.toString();
-  const accessToken = await new SignJWT({ tenant: principal.tenantId, scope })
+  const gen = principal.tokenGeneration ?? (await selectTokenGeneration(db, principal.clientId));
+  const accessToken = await new SignJWT({ tenant: principal.tenantId, scope, gen })
     .setProtectedHeader({ alg: TOKEN_ALG, kid, typ: TOKEN_TYPE })
     .setIssuer(settings.issuer)
     .setAudience(settings.issuer)
@@ -110,7 +114,8 @@ export async function verifyAccessToken(db: Queryable, settings: AuthSettings, t
   const client = facts.client;
   if (!client) return invalid('The client of this access token no longer exists');
   if (payload.tenant !== client.tenantId) return invalid('Access token tenant does not match its client');
-  if (client.validAfter !== null && payload.iat! < client.validAfter) return invalid('Access token issued before the client secret was rotated');
+  const rotated = (payload.gen ?? 0) !== client.tokenGeneration || (client.validAfter !== null && payload.iat! < client.validAfter);
+  if (rotated) return invalid('Access token issued before the client secret was rotated');
   if (typeof payload.scope !== 'string') return invalid('Access token lacks scope');
   const scopes = new ScopeSet(payload.scope.split(' ').filter(Boolean)).within(new ScopeSet(client.scopes));
   return ok({ clientId: sub, tenantId: client.tenantId, scopes });

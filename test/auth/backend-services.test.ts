@@ -13,7 +13,8 @@ import type { TestApp } from '../support/app.ts';
 
 /** SMART Backend Services: private_key_jwt client authentication at /oauth2/token. */
 const HOST = 'billing.example';
-const TOKEN_ENDPOINT = `http://${HOST}/oauth2/token`;
+/** As PUBLIC_BASE_URL=https://billing.example configures it. */
+const TOKEN_ENDPOINT = `https://${HOST}/oauth2/token`;
 const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 
 let t: TestApp;
@@ -50,7 +51,7 @@ const tokenRequest = (app: TestApp['app'], clientAssertion: string, extra: Recor
     .send({ grant_type: 'client_credentials', client_assertion_type: ASSERTION_TYPE, client_assertion: clientAssertion, ...extra });
 
 beforeAll(async () => {
-  t = await startTestApp();
+  t = await startTestApp({ auth: { tokenEndpointUrl: TOKEN_ENDPOINT } });
   admin = await t.token('admin');
   keys = await keyPair('ES384');
   const created = await request(t.app).post('/admin/clients').auth(admin, { type: 'bearer' })
@@ -111,6 +112,22 @@ describe('private_key_jwt with an inline JWKS', () => {
       expect(res.status, name).toBe(401);
       expect(res.body.error, name).toBe('invalid_client');
     }
+  });
+
+  it('the audience comes from configuration, never from the Host header', async () => {
+    // the issuer (TOKEN_ISSUER) is an accepted audience too
+    expect((await tokenRequest(t.app, await assertion({ aud: t.auth.issuer }))).status).toBe(200);
+    // a caller cannot make its own host the audience: an assertion minted for another server is refused
+    const forged = await request(t.app).post('/oauth2/token').set('Host', 'attacker.example').type('form')
+      .send({ grant_type: 'client_credentials', client_assertion_type: ASSERTION_TYPE, client_assertion: await assertion({ aud: 'http://attacker.example/oauth2/token' }) });
+    expect(forged.status).toBe(401);
+    expect(forged.body.error_description).toContain(`'${TOKEN_ENDPOINT}'`);
+    // without PUBLIC_BASE_URL (no configured endpoint URL) the request's own host is no audience either
+    const bare = createApp({ db: t.db, logger: createLogger('silent'), auth: { ...t.auth, tokenEndpointUrl: undefined } });
+    const hostAud = await request(bare).post('/oauth2/token').set('Host', HOST).type('form')
+      .send({ grant_type: 'client_credentials', client_assertion_type: ASSERTION_TYPE, client_assertion: await assertion({ aud: `http://${HOST}/oauth2/token` }) });
+    expect(hostAud.status).toBe(401);
+    expect(hostAud.body.error_description).toBe(`client_assertion aud must be '${t.auth.issuer}'`);
   });
 
   it('a client without registered keys cannot use an assertion', async () => {
