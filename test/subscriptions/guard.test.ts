@@ -10,11 +10,40 @@ import { classicSubscription } from '../support/subscriptions.ts';
 import { startTestWorker } from '../support/worker.ts';
 
 describe('the URL guard', () => {
-  it('classifies addresses, IPv4-mapped IPv6 included', () => {
-    for (const a of ['127.0.0.1', '10.1.2.3', '172.16.0.1', '192.168.1.1', '169.254.169.254', '100.64.0.1', '::1', 'fe80::1', 'fc00::1', '::ffff:10.0.0.1', '0.0.0.0']) {
-      expect(isPublicAddress(a), a).toBe(false);
-    }
-    for (const a of ['93.184.216.34', '2606:4700::1111']) expect(isPublicAddress(a), a).toBe(true);
+  // Table-driven: no traffic is sent to any of these; the guard decides from the address alone.
+  const NOT_PUBLIC: [string, string][] = [
+    ['127.0.0.1', 'loopback'], ['127.1', 'loopback, short form'], ['2130706433', 'loopback as one decimal'],
+    ['0x7f.1', 'loopback in hex'], ['0x7f000001', 'loopback as one hex number'], ['0177.0.0.1', 'loopback in octal'],
+    ['10.1.2.3', 'RFC 1918'], ['172.16.0.1', 'RFC 1918'], ['192.168.1.1', 'RFC 1918'], ['0300.0250.1.1', '192.168.1.1 in octal'],
+    ['169.254.169.254', 'link-local (cloud metadata)'], ['100.64.0.1', 'CGNAT 100.64/10'], ['100.127.255.254', 'CGNAT 100.64/10'],
+    ['0.0.0.0', 'unspecified'], ['0.1.2.3', 'this network 0/8'], ['224.0.0.1', 'multicast'], ['239.255.255.250', 'multicast'],
+    ['255.255.255.255', 'broadcast'], ['240.0.0.1', 'reserved'], ['192.0.2.1', 'documentation'], ['198.18.0.1', 'benchmarking'],
+    ['::1', 'IPv6 loopback'], ['::', 'IPv6 unspecified'], ['fe80::1', 'IPv6 link-local'], ['fc00::1', 'unique-local'],
+    ['fd12:3456::1', 'unique-local'], ['fec0::1', 'site-local (deprecated)'], ['ff02::1', 'IPv6 multicast'], ['100::1', 'discard'],
+    ['2001:db8::1', 'IPv6 documentation'],
+    ['::127.0.0.1', 'IPv4-compatible loopback'], ['::7f00:1', 'IPv4-compatible loopback, hex'], ['::8.8.8.8', 'IPv4-compatible (deprecated)'],
+    ['::ffff:127.0.0.1', 'IPv4-mapped loopback'], ['::ffff:7f00:1', 'IPv4-mapped loopback, hex'], ['::ffff:10.0.0.1', 'IPv4-mapped private'],
+    ['::ffff:169.254.169.254', 'IPv4-mapped metadata'], ['0:0:0:0:0:ffff:7f00:1', 'IPv4-mapped, long form'],
+    ['::ffff:0:7f00:1', 'IPv4-translated loopback'], ['64:ff9b::7f00:1', 'NAT64 of loopback'], ['64:ff9b::a9fe:a9fe', 'NAT64 of metadata'],
+    ['64:ff9b:1::808:808', 'local-use NAT64'], ['2002:7f00:1::1', '6to4 of loopback'], ['2002:a00:1::1', '6to4 of 10.0.0.1'],
+    ['2001:0:4136:e378:8000:63bf:3fff:fdd2', 'Teredo'],
+    ['not-an-address', 'not an IP'], ['', 'empty'],
+  ];
+  const PUBLIC = ['93.184.216.34', '8.8.8.8', '2606:4700::1111', '2a00:1450:4001:80b::200e', '::ffff:8.8.8.8', '64:ff9b::808:808', '2002:808:808::1'];
+
+  it.each(NOT_PUBLIC)('%s (%s) is not public', (address) => {
+    expect(isPublicAddress(address)).toBe(false);
+  });
+  it.each(PUBLIC)('%s is public', (address) => {
+    expect(isPublicAddress(address)).toBe(true);
+  });
+
+  it.each([
+    'http://[::127.0.0.1]/hook', 'http://[::ffff:127.0.0.1]/hook', 'http://[::ffff:7f00:1]/hook', 'http://[64:ff9b::7f00:1]/hook',
+    'http://[2002:7f00:1::1]/hook', 'http://2130706433/hook', 'http://0x7f.1/hook', 'http://0177.0.0.1/hook', 'http://0/hook',
+    'http://0.0.0.0:8080/hook', 'http://[::]/hook', 'http://[fe80::1%25eth0]/hook', 'http://100.64.0.1/hook', 'http://[ff02::1]/hook',
+  ])('refuses the endpoint %s', async (endpoint) => {
+    await expect(assertPublicEndpoint(endpoint, false)).rejects.toBeInstanceOf(OutboundUrlError);
   });
 
   it('refuses non-http(s) and private endpoints unless allowed', async () => {
