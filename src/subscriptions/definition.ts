@@ -63,11 +63,7 @@ export function parseSubscription(sub: Subscription): SubscriptionConfig {
   const backport = sub.meta?.profile?.includes(BACKPORT_SUBSCRIPTION_PROFILE) || findTopic(sub.criteria) !== undefined;
   const target = backport ? topicTarget(sub) : classicTarget(sub.criteria);
 
-  const headers = (channel.header ?? []).map((h, i): [string, string] => {
-    const colon = h.indexOf(':');
-    if (colon < 1) throw invalid(`channel.header must be 'Name: value'`, `Subscription.channel.header[${i}]`);
-    return [h.slice(0, colon).trim(), h.slice(colon + 1).trim()];
-  });
+  const headers = (channel.header ?? []).map((h, i) => parseHeader(h, `Subscription.channel.header[${i}]`));
   const payloadContent = ext((channel as { _payload?: { extension?: Extension[] } })._payload?.extension, [`${BACKPORT}/backport-payload-content`])?.valueCode;
   const content: PayloadContent = backport
     ? ((payloadContent as PayloadContent | undefined) ?? 'id-only')
@@ -113,6 +109,32 @@ export function parseSubscription(sub: Subscription): SubscriptionConfig {
     timeoutMs: timeoutSeconds ? Math.min(timeoutSeconds * 1000, 60_000) : DEFAULT_TIMEOUT_MS,
     payloadFormat: ext(sub.extension, SUBSCRIPTION_EXTENSIONS.payloadFormat)?.valueCode ?? 'fhir',
   };
+}
+
+/** RFC 9110 §5.1: a field name is a token. */
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** RFC 9110 §5.5: visible characters, spaces and tabs; never CR, LF or NUL (no header injection). */
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+/** Headers that frame the request or that we set ourselves: a subscription may not send its own. */
+const RESERVED_HEADERS = new Set([
+  'host', 'content-length', 'content-type', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'te', 'trailer',
+  'expect', 'proxy-authorization', 'proxy-connection', 'user-agent',
+  'webhook-id', 'webhook-timestamp', 'webhook-signature', 'x-sender-signature', 'x-sender-timestamp',
+]);
+
+/**
+ * One `channel.header` entry, `Name: value`, refused when the worker could not send it (Node
+ * throws on an invalid name or value, and the notification would then never go out).
+ */
+function parseHeader(entry: string, expression: string): [string, string] {
+  const colon = entry.indexOf(':');
+  if (colon < 1) throw invalid(`channel.header must be 'Name: value'`, expression);
+  const name = entry.slice(0, colon).trim();
+  const value = entry.slice(colon + 1).trim();
+  if (!HEADER_NAME.test(name)) throw invalid(`channel.header name '${name}' is not a valid HTTP header name`, expression);
+  if (!HEADER_VALUE.test(value)) throw invalid(`channel.header '${name}' has characters an HTTP header value cannot hold (CR, LF, NUL or other controls)`, expression);
+  if (RESERVED_HEADERS.has(name.toLowerCase())) throw invalid(`channel.header may not set ${name}: the server sets it`, expression);
+  return [name, value];
 }
 
 type Target = Pick<SubscriptionConfig, 'resourceType' | 'filters' | 'topicUrl' | 'interactions'>;

@@ -1,7 +1,7 @@
 import { OperationOutcomeError, matchesSearchRequest } from '@medplum/core';
 import type { Resource, ResourceType, Subscription } from '@medplum/fhirtypes';
 import type { Queryable } from '../db/index.ts';
-import { assertAllowed } from '../fhir/access.ts';
+import { FULL_ACCESS, assertAllowed } from '../fhir/access.ts';
 import type { ChangeObserver, ResourceChange } from '../fhir/change-observer.ts';
 import { parseSubscription } from './definition.ts';
 import type { SubscriptionConfig } from './definition.ts';
@@ -64,9 +64,11 @@ function planSubscriptionWrite(change: ResourceChange): (tx: Queryable) => Promi
   try {
     config = parseSubscription(sub);
   } catch (err) {
-    // Stored statuses other than requested were checked when they were requested; a Subscription
-    // that no longer parses (e.g. its topic was withdrawn) stops matching rather than failing writes.
-    if (!(err instanceof OperationOutcomeError) || sub.status === 'requested') throw err;
+    // A Subscription that no longer parses (e.g. its topic was withdrawn) stops matching rather
+    // than failing the server's own writes (status changes) or a client's turning it off. A client
+    // asking for delivery (requested, or active written directly) is refused: it would never deliver.
+    const asksForDelivery = sub.status === 'requested' || (sub.status === 'active' && change.access !== FULL_ACCESS);
+    if (!(err instanceof OperationOutcomeError) || asksForDelivery) throw err;
     return (tx) => deleteRegistry(tx, tenantId, sub.id!);
   }
   // Notifications carry what the criteria match, so their owner must be allowed to search and read it.

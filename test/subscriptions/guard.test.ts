@@ -83,6 +83,39 @@ describe('subscriptions through the API', () => {
     expect(res.body.error).toMatch(/non-public address/);
   });
 
+  it.each([
+    ['Bad Header: x', /not a valid HTTP header name/],
+    ['X-Ok: a\r\nX-Injected: b', /CR, LF/],
+    // FHIR's own string rule already refuses these (it allows no controls but CR, LF and tab)
+    ['X-Nul: a\u0000b', /CR, LF, NUL|Invalid string format/],
+    ['X-Ctl: a\u0007b', /controls|Invalid string format/],
+    ['X\r\nInjected: b', /not a valid HTTP header name/],
+    ['X-Wide: \u20ac', /cannot hold/],
+    ['Content-Length: 0', /server sets it/],
+    ['Host: internal.example', /server sets it/],
+    ['webhook-signature: v1,forged', /server sets it/],
+    [': no name', /Name: value/],
+  ])('refuses channel.header %j at write time with a 400, for requested and active alike', async (header, message) => {
+    const token = await t.token();
+    for (const status of ['requested', 'active'] as const) {
+      const res = await request(t.app).post('/fhir/Subscription').auth(token, { type: 'bearer' })
+        .send(classicSubscription('Claim?status=active', 'https://example.org/hook', { status, channel: { type: 'rest-hook', endpoint: 'https://example.org/hook', header: ['X-Fine: 1', header] } }));
+      expect(res.status, status).toBe(400);
+      expect(res.body.resourceType).toBe('OperationOutcome');
+      expect(res.body.issue[0].details.text).toMatch(message);
+      expect(res.body.issue[0].expression).toEqual(['Subscription.channel.header[1]']);
+    }
+    const stored = await request(t.app).get('/fhir/Subscription?_count=1000').auth(token, { type: 'bearer' });
+    expect(JSON.stringify(stored.body)).not.toContain(header);
+  });
+
+  it('accepts ordinary headers (tab and Latin-1 in values, token punctuation in names)', async () => {
+    const token = await t.token();
+    const res = await request(t.app).post('/fhir/Subscription').auth(token, { type: 'bearer' })
+      .send(classicSubscription('Claim?status=active', 'https://example.org/hook', { channel: { type: 'rest-hook', endpoint: 'https://example.org/hook', header: ['Authorization: Bearer abc', "X-Odd_Name.1!#$%&'*+^`|~: caf\u00e9\tok"] } }));
+    expect(res.status).toBe(201);
+  });
+
   it('refuses a subscription to what its owner may not read', async () => {
     const token = await t.token('system/Subscription.cruds system/Patient.rs');
     const res = await request(t.app).post('/fhir/Subscription').auth(token, { type: 'bearer' }).send(classicSubscription('Claim?status=active', 'https://example.org/hook'));
