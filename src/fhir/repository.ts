@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import {
   OperationOutcomeError,
+  allOk,
   applyPatch,
   badRequest,
   conflict,
+  getStatus,
   gone,
   isResource,
   notFound,
@@ -256,6 +258,23 @@ export class PostgresRepository extends FhirRepository {
   ): Promise<{ resource: WithId<T>; outcome: OperationOutcome }> {
     assertHasCriteria(search);
     return super.conditionalUpdate(resource, search, options);
+  }
+
+  /**
+   * A conditional create that matches answers with the existing resource, which is a read: without
+   * `r` on the type the answer is 200 with an OperationOutcome that names neither the resource nor
+   * its id (R4 lets the server return an OperationOutcome instead of the resource).
+   */
+  override async conditionalCreate<T extends Resource>(
+    resource: T,
+    search: SearchRequest<T>,
+    options?: CreateResourceOptions,
+  ): Promise<{ resource: WithId<T>; outcome: OperationOutcome }> {
+    const result = await super.conditionalCreate(resource, search, options);
+    if (getStatus(result.outcome) !== 200 || this.context.access.allows(resource.resourceType, 'r')) return result;
+    const text = `A ${resource.resourceType} matching If-None-Exist exists, so nothing was created; reading it needs system/${resource.resourceType}.r`;
+    const outcome: OperationOutcome = { ...allOk, issue: [{ severity: 'information', code: 'informational', details: { text } }] };
+    return { resource: undefined as unknown as WithId<T>, outcome };
   }
 
   /** 404 for a type we do not serve, then 403 unless the caller's scopes allow the interaction. */

@@ -101,3 +101,46 @@ describe('secret rotation revokes every token issued before it', () => {
     expect((await fhir(await tokenFor(t.bootstrap.clientId, t.bootstrap.clientSecret))).status).toBe(200);
   });
 });
+
+describe('a conditional create that matches', () => {
+  const IDENTIFIER = { system: 'urn:example:mrn', value: `mrn-${Date.now()}` };
+  const patient = { resourceType: 'Patient', identifier: [IDENTIFIER], name: [{ family: 'Hidden' }] };
+  const ifNoneExist = `identifier=${IDENTIFIER.system}|${IDENTIFIER.value}`;
+
+  it('returns the existing resource only to a client that may read it', async () => {
+    const full = await t.token('system/Patient.cruds');
+    const first = await request(t.app).post('/fhir/Patient').auth(full, { type: 'bearer' }).set('If-None-Exist', ifNoneExist).send(patient);
+    expect(first.status).toBe(201);
+    const again = await request(t.app).post('/fhir/Patient').auth(full, { type: 'bearer' }).set('If-None-Exist', ifNoneExist).send(patient);
+    expect(again.status).toBe(200);
+    expect(again.body.id).toBe(first.body.id);
+
+    // create and search, but no read: 200 with an OperationOutcome, no resource, no id, nothing created
+    const noRead = await t.token('system/Patient.cs');
+    const blind = await request(t.app).post('/fhir/Patient').auth(noRead, { type: 'bearer' }).set('If-None-Exist', ifNoneExist).send(patient);
+    expect(blind.status).toBe(200);
+    expect(blind.body.resourceType).toBe('OperationOutcome');
+    expect(blind.body.issue[0]).toMatchObject({ severity: 'information', code: 'informational' });
+    expect(blind.body.issue[0].details.text).toMatch(/needs system\/Patient\.r/);
+    expect(JSON.stringify(blind.body)).not.toContain(first.body.id);
+    expect(blind.headers.location).toBeUndefined();
+    expect(blind.headers.etag).toBeUndefined();
+    const count = await request(t.app).get(`/fhir/Patient?${ifNoneExist}&_summary=count`).auth(full, { type: 'bearer' });
+    expect(count.body.total).toBe(1);
+
+    // the same in a batch entry
+    const batch = await request(t.app).post('/fhir').auth(noRead, { type: 'bearer' }).send({
+      resourceType: 'Bundle', type: 'batch',
+      entry: [{ resource: patient, request: { method: 'POST', url: 'Patient', ifNoneExist } }],
+    });
+    expect(batch.status).toBe(200);
+    expect(batch.body.entry[0].response.status).toMatch(/^200/);
+    expect(batch.body.entry[0].resource).toBeUndefined();
+    expect(JSON.stringify(batch.body)).not.toContain('Hidden');
+
+    // no match: it creates as usual, and the creator sees what it created
+    const other = await request(t.app).post('/fhir/Patient').auth(noRead, { type: 'bearer' })
+      .set('If-None-Exist', 'identifier=urn:example:mrn|nobody-has-this').send({ ...patient, identifier: [{ system: 'urn:example:mrn', value: 'nobody-has-this' }] });
+    expect(other.status).toBe(201);
+  });
+});
