@@ -8,7 +8,7 @@ import type { Database } from './db/index.ts';
 import { fhirRoutes } from './fhir/routes.ts';
 import type { Logger } from './logger.ts';
 import { loadProfiles } from './profiles/index.ts';
-import { SUBSCRIPTION_TOPICS, addSubscriptionOperations, subscriptionObserver } from './subscriptions/index.ts';
+import { SUBSCRIPTION_TOPICS, addSubscriptionOperations, concealAnswer, subscriptionObserver } from './subscriptions/index.ts';
 import { addBillingOperations } from './billing/index.ts';
 import { inboundRoutes } from './inbound/index.ts';
 
@@ -90,6 +90,8 @@ export function createApp(options: AppOptions): Express {
         addBillingOperations(router);
       },
       subscriptionTopics: SUBSCRIPTION_TOPICS.map((t) => t.url),
+      // Subscription secrets are write-only: masked in every answer but the write that sent them.
+      conceal: concealAnswer,
     }),
   );
   return app;

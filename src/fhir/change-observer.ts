@@ -19,8 +19,11 @@ export interface ResourceChange {
  * same transaction without the store importing it. Wired in by app.ts.
  */
 export interface ChangeObserver {
-  /** Before validation: may normalise the resource (e.g. a Subscription's status) or refuse it. */
-  prepare(resource: Resource): Promise<Resource>;
+  /**
+   * Before validation: may normalise the resource (e.g. a Subscription's status, or its write-only
+   * secret from the stored version on `conn`) or refuse it.
+   */
+  prepare(resource: Resource, context: { conn: Queryable; tenantId: string }): Promise<Resource>;
   /**
    * Looks (on `conn`) for work the change causes, such as notifications to queue. Returns that work,
    * which then runs inside the write's own transaction, or undefined when there is none.

@@ -300,7 +300,7 @@ export class PostgresRepository extends FhirRepository {
       meta: { ...meta, versionId: String(versionId), lastUpdated: new Date().toISOString() },
       ...elements,
     } as WithId<T>;
-    if (this.#observer) stored = (await this.#observer.prepare(stored)) as WithId<T>;
+    if (this.#observer) stored = (await this.#observer.prepare(stored, { conn: this.conn, tenantId: this.context.tenantId })) as WithId<T>;
     validateResource(stored);
     const change = { tenantId: this.context.tenantId, access: this.context.access, interaction, resource: stored, versionId };
     const work = await this.#observer?.plan(this.conn, change);

@@ -32,6 +32,12 @@ export interface FhirRoutesOptions {
   tokenPath: string;
   /** Canonical URLs of the subscription topics offered, for the CapabilityStatement. */
   subscriptionTopics?: string[];
+  /**
+   * What a caller may see of an answer (Subscriptions: secrets are write-only). Gets the answer and
+   * the request body, and runs on every answer with a body: reads, searches, history, Bundles,
+   * operations.
+   */
+  conceal?: (answer: Resource, requestBody: unknown) => Resource;
 }
 
 /**
@@ -86,7 +92,7 @@ export function fhirRoutes(options: FhirRoutesOptions): Router {
       config: { transactions: true },
     };
     const [result, resource] = await dispatch(fhirRouter, fhirRequest, repo);
-    sendFhirResponse(req, res, result, resource, repo.context.baseUrl);
+    sendFhirResponse(req, res, result, resource && options.conceal ? options.conceal(resource, req.body) : resource, repo.context.baseUrl);
   });
 
   routes.use(fhirErrorHandler);

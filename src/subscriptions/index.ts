@@ -5,4 +5,5 @@ export { startDeliveryWorker } from './worker.ts';
 export type { DeliveryWorker } from './worker.ts';
 export { closeAgents } from './http.ts';
 export { parseSchedule } from './retry.ts';
+export { REDACTED_SECRET, concealAnswer } from './secrets.ts';
 export { SUBSCRIPTION_TOPICS } from './topics.ts';

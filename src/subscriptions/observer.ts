@@ -4,6 +4,7 @@ import type { Queryable } from '../db/index.ts';
 import { FULL_ACCESS, assertAllowed } from '../fhir/access.ts';
 import type { ChangeObserver, ResourceChange } from '../fhir/change-observer.ts';
 import { parseSubscription } from './definition.ts';
+import { restoreSecret } from './secrets.ts';
 import type { SubscriptionConfig } from './definition.ts';
 import { activeSubscriptionsFor, deleteRegistry, queueEvents, queueSignal, upsertRegistry } from './store.ts';
 import type { RegistryStatus } from './store.ts';
@@ -20,8 +21,10 @@ export interface ObserverOptions {
  */
 export function subscriptionObserver(options: ObserverOptions): ChangeObserver {
   return {
-    async prepare(resource: Resource): Promise<Resource> {
-      if (resource.resourceType !== 'Subscription' || resource.status !== 'requested') return resource;
+    async prepare(written: Resource, { conn, tenantId }): Promise<Resource> {
+      if (written.resourceType !== 'Subscription') return written;
+      const resource = await restoreSecret(conn, tenantId, written);
+      if (resource.status !== 'requested') return resource;
       // The server, not the client, moves a requested subscription on: classic ones to active at
       // once, backport ones after their handshake; either to error if the endpoint is refused.
       const config = parseSubscription(resource);

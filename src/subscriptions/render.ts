@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Bundle, BundleEntry, Parameters, ParametersParameter, Resource } from '@medplum/fhirtypes';
 import type { SubscriptionConfig } from './definition.ts';
+import { concealSecrets } from './secrets.ts';
 import type { NotificationType } from './store.ts';
 
 const BACKPORT = 'http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition';
@@ -39,7 +40,7 @@ export function renderDelivery(type: NotificationType, ctx: StatusContext, event
   if (config.kind === 'classic') {
     if (config.content === 'full-resource' && event?.resource) {
       const base = config.endpoint.replace(/\/$/, '');
-      return { method: 'PUT', url: `${base}/${event.resourceType}/${event.resourceId}`, body: JSON.stringify(event.resource), contentType: config.contentType };
+      return { method: 'PUT', url: `${base}/${event.resourceType}/${event.resourceId}`, body: JSON.stringify(concealSecrets(event.resource)), contentType: config.contentType };
     }
     return { method: 'POST', url: config.endpoint, body: '' };
   }
@@ -63,7 +64,7 @@ export function notificationBundle(
           const method = e.interaction === 'delete' ? 'DELETE' : e.interaction === 'create' ? 'POST' : 'PUT';
           return {
             fullUrl,
-            ...(content === 'full-resource' && e.resource && { resource: e.resource }),
+            ...(content === 'full-resource' && e.resource && { resource: concealSecrets(e.resource) }),
             request: { method, url: method === 'POST' ? e.resourceType : `${e.resourceType}/${e.resourceId}` },
           };
         });
