@@ -98,8 +98,13 @@ describe('each interaction needs its scope (403 OperationOutcome otherwise)', ()
     expect403(await onlyCreate.post('/fhir/Claim').set('If-None-Exist', 'identifier=scoped-bill').send(body), 'system/Claim.s');
     const createSearch = await as('system/Claim.cs');
     const res = await createSearch.post('/fhir/Claim').set('If-None-Exist', 'identifier=scoped-bill').send(body);
-    expect(res.status).toBe(200); // found the existing one
-    expect(res.body.id).toBe(claimId);
+    expect(res.status).toBe(200); // found the existing one, which only a reader may see
+    expect(res.body.resourceType).toBe('OperationOutcome');
+    expect(JSON.stringify(res.body)).not.toContain(claimId);
+    const reader = await as('system/Claim.crs');
+    const read = await reader.post('/fhir/Claim').set('If-None-Exist', 'identifier=scoped-bill').send(body);
+    expect(read.status).toBe(200);
+    expect(read.body.id).toBe(claimId);
   });
 
   it('conditional update and delete need s as well', async () => {
