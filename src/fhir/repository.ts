@@ -260,16 +260,8 @@ export class PostgresRepository extends FhirRepository {
     return super.conditionalUpdate(resource, search, options);
   }
 
-  /**
-   * A conditional create that matches answers with the existing resource, which is a read: without
-   * `r` on the type the answer is 200 with an OperationOutcome that names neither the resource nor
-   * its id (R4 lets the server return an OperationOutcome instead of the resource).
-   */
-  override async conditionalCreate<T extends Resource>(
-    resource: T,
-    search: SearchRequest<T>,
-    options?: CreateResourceOptions,
-  ): Promise<{ resource: WithId<T>; outcome: OperationOutcome }> {
+  /** A match is a read: without `r` the answer is 200 with an OperationOutcome naming no id (R4 allows it). */
+  override async conditionalCreate<T extends Resource>(resource: T, search: SearchRequest<T>, options?: CreateResourceOptions) {
     const result = await super.conditionalCreate(resource, search, options);
     if (getStatus(result.outcome) !== 200 || this.context.access.allows(resource.resourceType, 'r')) return result;
     const text = `A ${resource.resourceType} matching If-None-Exist exists, so nothing was created; reading it needs system/${resource.resourceType}.r`;
