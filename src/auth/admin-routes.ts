@@ -1,5 +1,6 @@
 import express from 'express';
 import type { NextFunction, Request, Response, Router } from 'express';
+import { databaseUnavailable } from '../db/unavailable.ts';
 import { createClient, createTenant, deleteClient, listClients, listTenants, rotateSecret } from './admin.ts';
 import { adminAuth } from './middleware.ts';
 import type { AuthDeps } from './middleware.ts';
@@ -51,7 +52,10 @@ export function adminRoutes(deps: AuthDeps): Router {
     res.status(404).json({ error: 'Not found' });
   });
   routes.use((err: { status?: number; type?: string }, req: Request, res: Response, _next: NextFunction) => {
-    if (err.type === 'entity.parse.failed') {
+    const unavailable = databaseUnavailable(err);
+    if (unavailable) {
+      res.status(503).set('Retry-After', String(unavailable.retryAfterSeconds)).json({ error: unavailable.message });
+    } else if (err.type === 'entity.parse.failed') {
       res.status(400).json({ error: 'Invalid request body: malformed JSON' });
     } else if (err.status && err.status >= 400 && err.status < 500) {
       res.status(err.status).json({ error: 'Invalid request' });

@@ -1,6 +1,7 @@
 import express from 'express';
 import type { NextFunction, Request, Response, Router } from 'express';
 import { z } from 'zod';
+import { databaseUnavailable } from '../db/unavailable.ts';
 import { ASSERTION_ALGS, ASSERTION_TYPE } from './assertion.ts';
 import { authenticateClient, grantToken } from './client-auth.ts';
 import type { Credentials, TokenDeps } from './client-auth.ts';
@@ -93,6 +94,12 @@ export function tokenRoutes(options: TokenRoutesOptions): Router {
 
   // Unreadable bodies (4xx from the body parsers) and our own failures (500), in each contract's shape.
   routes.use((err: { status?: number; type?: string }, req: Request, res: Response, next: NextFunction) => {
+    const unavailable = databaseUnavailable(err);
+    if (unavailable && (req.path === '/api/token' || req.path === OAUTH_TOKEN_PATH)) {
+      res.set('Retry-After', String(unavailable.retryAfterSeconds)).status(503);
+      res.json(req.path === '/api/token' ? { error: 'Failed to issue token' } : { error: 'temporarily_unavailable', error_description: unavailable.message });
+      return;
+    }
     const unreadable = err.status !== undefined && err.status >= 400 && err.status < 500;
     if (!unreadable) req.log?.error({ err }, 'token endpoint failed');
     if (req.path === '/api/token') {

@@ -5,6 +5,7 @@ import { FhirRouter } from '@medplum/fhir-router';
 import type { FhirRequest, FhirResponse, HttpMethod } from '@medplum/fhir-router';
 import type { OperationOutcome, Resource } from '@medplum/fhirtypes';
 import type { Database } from '../db/index.ts';
+import { databaseUnavailable } from '../db/unavailable.ts';
 import type { AccessPolicy } from './access.ts';
 import { buildCapabilityStatement } from './capability.ts';
 import type { ChangeObserver } from './change-observer.ts';
@@ -163,7 +164,11 @@ function sendFhirResponse(req: Request, res: Response, result: OperationOutcome,
 /** Every error under /fhir is an OperationOutcome: malformed JSON, oversized bodies, anything thrown. */
 function fhirErrorHandler(err: unknown, req: Request, res: Response, _next: NextFunction): void {
   const e = err as { type?: string; status?: number; message?: string };
-  if (e.type === 'entity.parse.failed') {
+  const unavailable = databaseUnavailable(err);
+  if (unavailable) {
+    req.log?.warn({ err }, 'database unavailable');
+    res.status(503).set('Retry-After', String(unavailable.retryAfterSeconds)).type(FHIR_JSON).json(outcome('error', 'transient', unavailable.message));
+  } else if (e.type === 'entity.parse.failed') {
     res.status(400).type(FHIR_JSON).json(outcome('error', 'structure', `Malformed JSON: ${e.message}`));
   } else if (e.type === 'entity.too.large') {
     res.status(413).type(FHIR_JSON).json(outcome('error', 'too-costly', 'Request body too large'));

@@ -21,7 +21,14 @@ const agents = { 'http:': new http.Agent({ keepAlive: true }), 'https:': new htt
  * networks are allowed, the address is checked when the connection is made, not only when the
  * Subscription was written, so a DNS answer that changed in between cannot reach inside.
  */
-export function sendRequest(req: OutboundRequest, headers: Record<string, string>, timeoutMs: number, allowPrivate: boolean): Promise<HttpResult> {
+export function sendRequest(
+  req: OutboundRequest,
+  headers: Record<string, string>,
+  timeoutMs: number,
+  allowPrivate: boolean,
+  /** Abandons the attempt (the worker could not keep its lease); the result says why. */
+  abandon?: AbortSignal,
+): Promise<HttpResult> {
   const started = performance.now();
   const elapsed = (): number => performance.now() - started;
   return new Promise((resolve) => {
@@ -48,7 +55,7 @@ export function sendRequest(req: OutboundRequest, headers: Record<string, string
           'Content-Length': String(body.length),
           'User-Agent': 'fhir-billing-subscriptions',
         },
-        signal: AbortSignal.timeout(timeoutMs),
+        signal: abandon ? AbortSignal.any([AbortSignal.timeout(timeoutMs), abandon]) : AbortSignal.timeout(timeoutMs),
       },
       (res) => {
         res.resume(); // the answer's body is not needed; drain it so the socket is reused
@@ -59,8 +66,9 @@ export function sendRequest(req: OutboundRequest, headers: Record<string, string
       },
     );
     request.on('error', (err) => {
-      const timedOut = err.name === 'AbortError' || err.name === 'TimeoutError';
-      resolve({ error: timedOut ? `timed out after ${timeoutMs} ms` : err.message, latencyMs: elapsed() });
+      const stopped = err.name === 'AbortError' || err.name === 'TimeoutError';
+      const why = abandon?.aborted ? String(abandon.reason ?? 'abandoned') : `timed out after ${timeoutMs} ms`;
+      resolve({ error: stopped ? why : err.message, latencyMs: elapsed() });
     });
     request.end(body);
   });

@@ -8,8 +8,8 @@ import { renderDelivery } from './render.ts';
 import type { NotificationEvent } from './render.ts';
 import { isRetryable, parseRetryAfter, retryDelayMs } from './retry.ts';
 import { signatureHeaders } from './sign.ts';
-import { NOTIFY_CHANNEL, claimDue, finishAttempt, heartbeatsDue, queueSignal, versionContent } from './store.ts';
-import type { AttemptOutcome, ClaimedNotification } from './store.ts';
+import { NOTIFY_CHANNEL, claimDue, finishAttempt, heartbeatsDue, queueSignal, renewLeases, versionContent } from './store.ts';
+import type { AttemptOutcome, ClaimedNotification, HeldLease } from './store.ts';
 
 export interface WorkerOptions {
   db: Database;
@@ -22,21 +22,43 @@ export interface WorkerOptions {
   allowPrivateNetworks: boolean;
   concurrency: number;
   pollIntervalMs: number;
+  /** How long a claim holds without renewal: how soon a crashed worker's notifications go out again. */
+  leaseSeconds?: number;
 }
 
 export interface DeliveryWorker {
   stop(): Promise<void>;
 }
 
-/** Longer than the longest attempt (timeouts are capped at 60 s), so a live worker keeps its claim. */
-const LEASE_SECONDS = 90;
+const DEFAULT_LEASE_SECONDS = 5;
+
+/** A claim this worker holds: renewed while its send is in flight, abandoned if it cannot be. */
+interface Held {
+  lease: HeldLease;
+  /** performance.now() before which the lease surely holds (measured from when the claim was asked). */
+  validUntil: number;
+  abandon: AbortController;
+}
 
 /**
  * Delivers queued notifications. Woken by NOTIFY when a write commits, with polling as the
  * fallback (and for retries coming due). Any number of workers may run, in any processes.
+ *
+ * A claim is a short lease (5 s), renewed every third of it while the send is in flight, so a
+ * worker that died (kill -9, a lost machine) holds its subscriptions for seconds, not for the
+ * longest possible attempt. One send per subscription at a time holds even when renewals fail
+ * (the database unreachable): a send whose lease is about to run out unrenewed is abandoned
+ * first, and the lease token fences off the outcome of a worker whose lease was taken over.
  */
 export async function startDeliveryWorker(options: WorkerOptions): Promise<DeliveryWorker> {
   const { db, logger } = options;
+  const leaseSeconds = options.leaseSeconds ?? DEFAULT_LEASE_SECONDS;
+  const leaseMs = leaseSeconds * 1000;
+  // Abandon a send this long before its lease could run out, leaving room for clock-rate drift.
+  const marginMs = Math.min(1000, leaseMs / 5);
+  const held = new Map<string, Held>();
+  let claimFailing = false;
+  let renewing = false;
   let inFlight = 0;
   let running = false;
   let again = false;
@@ -56,8 +78,12 @@ export async function startDeliveryWorker(options: WorkerOptions): Promise<Deliv
         const free = options.concurrency - inFlight;
         if (free <= 0) break;
         // A lost lease only means a later claim: no need to wait for the WAL flush.
-        const claimed = await db.transaction((tx) => claimDue(tx, free, LEASE_SECONDS), { synchronousCommit: false });
+        const asked = performance.now();
+        const claimed = await db.transaction((tx) => claimDue(tx, free, leaseSeconds), { synchronousCommit: false });
+        if (claimFailing) logger.info('claiming notifications works again');
+        claimFailing = false;
         for (const n of claimed) {
+          hold(n, asked);
           inFlight++;
           const p = deliver(n)
             .catch((err) => logger.error({ err, subscription: n.subscriptionId, seq: n.seq }, 'delivery failed unexpectedly'))
@@ -71,15 +97,50 @@ export async function startDeliveryWorker(options: WorkerOptions): Promise<Deliv
         if (claimed.length === free) again = true;
       } while (again && !stopped);
     } catch (err) {
-      logger.error({ err }, 'claiming notifications failed');
+      // Once per outage, not once per poll; polling goes on and picks up when the database is back.
+      if (!claimFailing) logger.error({ err }, 'claiming notifications failed; retrying at every poll');
+      claimFailing = true;
     } finally {
       running = false;
     }
   }
 
+  const keyOf = (n: { tenantId: string; subscriptionId: string }): string => `${n.tenantId}/${n.subscriptionId}`;
+
+  function hold(n: ClaimedNotification, asked: number): void {
+    const lease = { tenantId: n.tenantId, subscriptionId: n.subscriptionId, seq: n.seq, leaseToken: n.leaseToken };
+    held.set(keyOf(n), { lease, validUntil: asked + leaseMs, abandon: new AbortController() });
+  }
+
+  /** Renews the leases that have used a third of their time; abandons the sends whose lease is lost or about to lapse. */
+  async function keepLeases(): Promise<void> {
+    const now = performance.now();
+    for (const h of held.values()) {
+      if (h.validUntil - marginMs <= now) h.abandon.abort(`abandoned: the delivery lease could not be renewed in ${leaseSeconds} s`);
+    }
+    const due = [...held.values()].filter((h) => !h.abandon.signal.aborted && h.validUntil - now < (leaseMs * 2) / 3);
+    if (due.length === 0 || renewing) return;
+    renewing = true;
+    try {
+      const renewed = await renewLeases(db, due.map((h) => h.lease), leaseSeconds);
+      for (const h of due) {
+        if (renewed.has(h.lease.leaseToken)) h.validUntil = now + leaseMs;
+        else h.abandon.abort('abandoned: the delivery lease was taken over');
+      }
+    } catch (err) {
+      logger.warn({ err, leases: due.length }, 'renewing delivery leases failed');
+    } finally {
+      renewing = false;
+    }
+  }
+
   /** Delivers `first`, then whatever its subscription has next, one at a time, in order. */
   async function deliver(first: ClaimedNotification): Promise<void> {
-    for (let n: ClaimedNotification | undefined = first; n && !stopped; ) n = await deliverOne(n);
+    try {
+      for (let n: ClaimedNotification | undefined = first; n && !stopped; ) n = await deliverOne(n);
+    } finally {
+      held.delete(keyOf(first));
+    }
   }
 
   async function deliverOne(n: ClaimedNotification): Promise<ClaimedNotification | undefined> {
@@ -88,12 +149,20 @@ export async function startDeliveryWorker(options: WorkerOptions): Promise<Deliv
     const request = renderDelivery(n.type, { subscriptionUrl, status: n.status, config: n.config, eventsSinceStart: n.eventsCount }, event);
     const headers: Record<string, string> = Object.fromEntries(n.config.headers);
     if (n.config.secret) Object.assign(headers, signatureHeaders(n.config.signatureScheme, n.config.secret, n.webhookId, request.body));
-    const result = await sendRequest(request, headers, n.config.timeoutMs, options.allowPrivateNetworks);
+    const abandon = held.get(keyOf(n))?.abandon.signal;
+    const result = await sendRequest(request, headers, n.config.timeoutMs, options.allowPrivateNetworks, abandon);
     const outcome = decide(n, result);
     const attempt = { httpStatus: result.status, latencyMs: result.latencyMs, error: result.error };
     // Losing this mark in a crash means one more delivery of a notification receivers dedupe by
     // webhook-id (at-least-once), so the commit need not wait for the WAL flush.
-    const next = await db.transaction((tx) => finishAttempt(tx, n, attempt, outcome, LEASE_SECONDS), { synchronousCommit: false });
+    const asked = performance.now();
+    const finished = await db.transaction((tx) => finishAttempt(tx, n, attempt, outcome, leaseSeconds), { synchronousCommit: false });
+    if (finished.fenced) {
+      logger.warn({ subscription: n.subscriptionId, seq: n.seq }, 'delivery lease was lost; the new owner sends this notification');
+      return undefined;
+    }
+    const next = finished.next;
+    if (next) hold(next, asked);
     if (outcome.next === 'delivered' && n.type === 'handshake') await setSubscriptionStatus(n, 'active');
     if (outcome.next === 'dead') {
       logger.warn({ subscription: n.subscriptionId, seq: n.seq, attempts: n.attempts, problem: outcome.error }, 'notification dead-lettered');
@@ -153,6 +222,7 @@ export async function startDeliveryWorker(options: WorkerOptions): Promise<Deliv
   const unlisten = await db.listen(NOTIFY_CHANNEL, () => void pump());
   const poll = setInterval(() => void pump(), options.pollIntervalMs);
   const heartbeat = setInterval(() => void queueHeartbeats(), Math.max(options.pollIntervalMs, 1000));
+  const leaseKeeper = setInterval(() => void keepLeases(), Math.min(leaseMs / 10, 500));
   void pump();
   logger.info({ concurrency: options.concurrency }, 'delivery worker started');
 
@@ -163,6 +233,7 @@ export async function startDeliveryWorker(options: WorkerOptions): Promise<Deliv
       clearInterval(heartbeat);
       await unlisten();
       await Promise.allSettled([...inFlightDone]);
+      clearInterval(leaseKeeper);
     },
   };
 }

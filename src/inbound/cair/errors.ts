@@ -1,5 +1,6 @@
 import { OperationOutcomeError } from '@medplum/core';
 import type { z } from 'zod';
+import { databaseUnavailable } from '../../db/unavailable.ts';
 import { BillingFailure } from '../../billing/index.ts';
 import type { Refusal } from '../../billing/index.ts';
 
@@ -9,12 +10,15 @@ import type { Refusal } from '../../billing/index.ts';
  *   400 {"error": "Invalid request body", "details": [{"path": ["paymentAmount"], "message": "..."}]}
  *   404 {"error": "Claim not found for billId: <billId>"}
  *   500 {"error": "Failed to process payment", "details": "..."}
+ * and, when the database is unreachable, the 500's shape as a 503 with Retry-After (resending is
+ * safe: a payment is applied whole or not at all, and a resend never doubles it).
  * (401 {"error": "Invalid or expired access token"} is auth/'s webhookAuth.)
  */
 export type CairError =
   | { status: 400 | 413; body: { error: 'Invalid request body'; details: CairErrorDetail[] } }
   | { status: 404; body: { error: string } }
-  | { status: 500; body: { error: 'Failed to process payment'; details: string } };
+  | { status: 500; body: { error: 'Failed to process payment'; details: string } }
+  | { status: 503; body: { error: 'Failed to process payment'; details: string }; retryAfterSeconds: number };
 
 export interface CairErrorDetail {
   path: (string | number)[];
@@ -45,6 +49,8 @@ export const cairError = {
    * else (a database error, a bug) only by request id, the details go to the log.
    */
   fromException(err: unknown, requestId: string): CairError {
+    const unavailable = databaseUnavailable(err);
+    if (unavailable) return { status: 503, body: { error: 'Failed to process payment', details: unavailable.message }, retryAfterSeconds: unavailable.retryAfterSeconds };
     if (err instanceof BillingFailure) return cairError.failed(err.message);
     if (err instanceof OperationOutcomeError) {
       const issues = (err.outcome.issue ?? []).map((i) => [i.details?.text ?? i.diagnostics ?? i.code, i.expression?.length ? `(at ${i.expression.join(', ')})` : ''].filter(Boolean).join(' '));

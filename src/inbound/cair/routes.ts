@@ -131,5 +131,6 @@ function success(o: PatientPaymentOutcome): PatientPaymentSuccess {
 }
 
 function send(res: Response, e: CairError): void {
+  if ('retryAfterSeconds' in e) res.set('Retry-After', String(e.retryAfterSeconds));
   res.status(e.status).json(e.body);
 }
