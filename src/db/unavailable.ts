@@ -25,7 +25,8 @@ export const RETRY_AFTER_SECONDS = 2;
 const CONNECTION_SQLSTATE = /^(08...|57P0[123]|53300)$/;
 /** Node's socket errors, and pg's and pg-pool's own messages for a connection that went away. */
 const CONNECTION_ERRNO = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
-const CONNECTION_MESSAGE = /^(Connection terminated|Client has encountered a connection error|timeout exceeded when trying to connect|Client was closed and is not queryable)/;
+const CONNECTION_MESSAGE =
+  /^(Connection terminated|Client has encountered a connection error|timeout exceeded when trying to connect|Client was closed and is not queryable|database ".*" is not currently accepting connections)/;
 
 /** Whether `err` says the connection to the database failed (rather than the statement). */
 export function isConnectionFailure(err: unknown): boolean {

@@ -43,34 +43,45 @@ export function sendRequest(
     }
     const body = Buffer.from(req.body);
     const client = url.protocol === 'https:' ? https : http;
-    const request = client.request(
-      url,
-      {
-        method: req.method,
-        agent: agents[url.protocol as 'http:' | 'https:'],
-        ...(!allowPrivate && { lookup: guardedLookup }),
-        headers: {
-          ...headers,
-          ...(req.contentType && { 'Content-Type': req.contentType }),
-          'Content-Length': String(body.length),
-          'User-Agent': 'fhir-billing-subscriptions',
+    const signal = abandon ? AbortSignal.any([AbortSignal.timeout(timeoutMs), abandon]) : AbortSignal.timeout(timeoutMs);
+    const send = (staleRetry: boolean): void => {
+      const request = client.request(
+        url,
+        {
+          method: req.method,
+          agent: agents[url.protocol as 'http:' | 'https:'],
+          ...(!allowPrivate && { lookup: guardedLookup }),
+          headers: {
+            ...headers,
+            ...(req.contentType && { 'Content-Type': req.contentType }),
+            'Content-Length': String(body.length),
+            'User-Agent': 'fhir-billing-subscriptions',
+          },
+          signal,
         },
-        signal: abandon ? AbortSignal.any([AbortSignal.timeout(timeoutMs), abandon]) : AbortSignal.timeout(timeoutMs),
-      },
-      (res) => {
-        res.resume(); // the answer's body is not needed; drain it so the socket is reused
-        res.on('end', () =>
-          resolve({ status: res.statusCode, retryAfter: res.headers['retry-after'], latencyMs: elapsed() }),
-        );
-        res.on('error', (err) => resolve({ error: err.message, latencyMs: elapsed() }));
-      },
-    );
-    request.on('error', (err) => {
-      const stopped = err.name === 'AbortError' || err.name === 'TimeoutError';
-      const why = abandon?.aborted ? String(abandon.reason ?? 'abandoned') : `timed out after ${timeoutMs} ms`;
-      resolve({ error: stopped ? why : err.message, latencyMs: elapsed() });
-    });
-    request.end(body);
+        (res) => {
+          res.resume(); // the answer's body is not needed; drain it so the socket is reused
+          res.on('end', () =>
+            resolve({ status: res.statusCode, retryAfter: res.headers['retry-after'], latencyMs: elapsed() }),
+          );
+          res.on('error', (err) => resolve({ error: err.message, latencyMs: elapsed() }));
+        },
+      );
+      request.on('error', (err: NodeJS.ErrnoException) => {
+        // A kept-alive socket the receiver closed just as we reused it: the request almost surely
+        // never reached it, so it goes once more on a new connection, as Node's documentation
+        // advises (at worst a duplicate, which receivers drop by webhook-id).
+        if (staleRetry && request.reusedSocket && err.code === 'ECONNRESET' && !signal.aborted) {
+          send(false);
+          return;
+        }
+        const stopped = err.name === 'AbortError' || err.name === 'TimeoutError';
+        const why = abandon?.aborted ? String(abandon.reason ?? 'abandoned') : `timed out after ${timeoutMs} ms`;
+        resolve({ error: stopped ? why : err.message, latencyMs: elapsed() });
+      });
+      request.end(body);
+    };
+    send(true);
   });
 }
 

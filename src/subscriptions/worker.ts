@@ -9,7 +9,8 @@ import type { NotificationEvent } from './render.ts';
 import { isRetryable, parseRetryAfter, retryDelayMs } from './retry.ts';
 import { signatureHeaders } from './sign.ts';
 import { NOTIFY_CHANNEL, claimDue, finishAttempt, heartbeatsDue, queueSignal, renewLeases, versionContent } from './store.ts';
-import type { AttemptOutcome, ClaimedNotification, HeldLease } from './store.ts';
+import type { AttemptOutcome, AttemptResult, ClaimedNotification, FinishResult, HeldLease } from './store.ts';
+import { databaseUnavailable } from '../db/unavailable.ts';
 
 export interface WorkerOptions {
   db: Database;
@@ -151,12 +152,12 @@ export async function startDeliveryWorker(options: WorkerOptions): Promise<Deliv
     if (n.config.secret) Object.assign(headers, signatureHeaders(n.config.signatureScheme, n.config.secret, n.webhookId, request.body));
     const abandon = held.get(keyOf(n))?.abandon.signal;
     const result = await sendRequest(request, headers, n.config.timeoutMs, options.allowPrivateNetworks, abandon);
-    const outcome = decide(n, result);
+    // Abandoned for want of a lease is our failure, not the receiver's: try again as soon as may be.
+    const outcome: AttemptOutcome = abandon?.aborted ? { next: 'retry', delayMs: 0, error: describe(result) } : decide(n, result);
     const attempt = { httpStatus: result.status, latencyMs: result.latencyMs, error: result.error };
     // Losing this mark in a crash means one more delivery of a notification receivers dedupe by
     // webhook-id (at-least-once), so the commit need not wait for the WAL flush.
-    const asked = performance.now();
-    const finished = await db.transaction((tx) => finishAttempt(tx, n, attempt, outcome, leaseSeconds), { synchronousCommit: false });
+    const { finished, asked } = await recordOutcome(n, attempt, outcome);
     if (finished.fenced) {
       logger.warn({ subscription: n.subscriptionId, seq: n.seq }, 'delivery lease was lost; the new owner sends this notification');
       return undefined;
@@ -169,6 +170,25 @@ export async function startDeliveryWorker(options: WorkerOptions): Promise<Deliv
       await setSubscriptionStatus(n, 'error', `Delivery failed after ${n.attempts} attempt(s): ${outcome.error}`);
     }
     return next;
+  }
+
+  /**
+   * finishAttempt, tried again while the lease holds if the database is away: the outcome is known,
+   * so recording it once the database is back spares the receiver a resend and the subscription
+   * the wait for the lease to run out.
+   */
+  async function recordOutcome(n: ClaimedNotification, attempt: AttemptResult, outcome: AttemptOutcome): Promise<{ finished: FinishResult; asked: number }> {
+    for (let wait = 100; ; wait = Math.min(wait * 2, 1000)) {
+      const asked = performance.now();
+      try {
+        const finished = await db.transaction((tx) => finishAttempt(tx, n, attempt, outcome, leaseSeconds), { synchronousCommit: false });
+        return { finished, asked };
+      } catch (err) {
+        const h = held.get(keyOf(n));
+        if (!databaseUnavailable(err) || stopped || !h || performance.now() + wait >= h.validUntil - marginMs) throw err;
+        await new Promise((r) => setTimeout(r, wait));
+      }
+    }
   }
 
   /** Delivered on 2xx; retried on network errors, timeouts, 408, 429 and 5xx while attempts remain; else dead. */
