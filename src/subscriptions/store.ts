@@ -165,7 +165,8 @@ export type FinishResult = { fenced: true } | { fenced: false; next: ClaimedNoti
 
 /**
  * Records an attempt and its outcome in one statement: the attempt row, the notification's new
- * state and, once delivered, the subscription's last_sent_at (for heartbeats). After a delivery
+ * state, once delivered the subscription's last_sent_at (for heartbeats), once dead the registry's
+ * status (error). After a delivery
  * the same statement leases the subscription's next notification, if one is due, and returns it:
  * a busy subscription's queue then costs one transaction per notification, with no claim in
  * between. Otherwise it wakes the workers (NOTIFY), since a notification may now be claimable.
@@ -197,6 +198,11 @@ export async function finishAttempt(
      sent AS (
        UPDATE subscription_registry SET last_sent_at = now()
         WHERE $10 AND tenant_id = $1 AND id = $2 AND config ? 'heartbeatSeconds' AND EXISTS (SELECT 1 FROM mine)),
+     -- A dead letter stops the subscription here and now, so no worker claims the next notification
+     -- before the Subscription resource is moved to error (the registry mirrors it).
+     stopped AS (
+       UPDATE subscription_registry SET status = 'error'
+        WHERE $7 = 'dead' AND tenant_id = $1 AND id = $2 AND EXISTS (SELECT 1 FROM mine)),
      u AS (
        UPDATE subscription_notification u
           SET lease_until = now() + make_interval(secs => $11), lease_token = gen_random_uuid(), attempts = u.attempts + 1
