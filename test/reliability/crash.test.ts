@@ -63,10 +63,13 @@ describe.skipIf(!databaseUrl)('kill -9 under load', () => {
 
     await waitUntil('every stored payment notified', () => [...stored.byId.keys()].every((id) => notifiedIds(receiver!).has(id)), 60_000);
     const lastArrival = Math.max(...receiver.received.map((r) => r.at));
+    const firstAfterRestart = Math.min(...receiver.received.filter((r) => r.at >= restartedAt).map((r) => r.at));
     const seconds = (from: number): string => (Math.max(0, lastArrival - from) / 1000).toFixed(1);
     console.log(
       `kill -9 under load: ${acknowledged.length} acknowledged, ${lost.length} lost, ${doubled.length} doubled, ` +
-        `all notified ${seconds(restartedAt)} s after restart (${seconds(killedAt)} s after the kill, the restart included; ` +
+        `all notified ${seconds(restartedAt)} s after restart (` +
+        (Number.isFinite(firstAfterRestart) ? `delivery resumed ${((firstAfterRestart - restartedAt) / 1000).toFixed(1)} s after it; ` : 'nothing was left to deliver; ') +
+        `${seconds(killedAt)} s after the kill, the restart included; ` +
         `${stored.count.size} stored, ${load.answers.length - acknowledged.length} unanswered at the kill)`,
     );
   });
