@@ -1,10 +1,10 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     // The fault suite has its own config and script (vitest.reliability.config.ts).
-    exclude: ['test/reliability/**', 'node_modules/**'],
+    exclude: [...configDefaults.exclude, 'test/reliability/**'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
   },
