@@ -5,7 +5,9 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     // The fault suite has its own config and script (vitest.reliability.config.ts).
     exclude: [...configDefaults.exclude, 'test/reliability/**'],
-    testTimeout: 30_000,
-    hookTimeout: 60_000,
+    // Caps against a hung test, not speed checks: tests that start server processes need room on a
+    // loaded 2-core machine.
+    testTimeout: 180_000,
+    hookTimeout: 120_000,
   },
 });

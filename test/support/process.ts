@@ -42,7 +42,9 @@ export async function startServerProcess(env: Record<string, string>, args: stri
   void exited.then(() => (gone = true));
   const base = `http://127.0.0.1:${port}`;
   const workerOnly = args.includes('--role=worker');
-  for (let i = 0; i < 300 && !gone; i++) {
+  // Readiness is waited for by deadline, not asserted: a loaded machine may take a minute to start.
+  const deadline = Date.now() + 120_000;
+  while (Date.now() < deadline && !gone) {
     const ready = workerOnly
       ? logs.some((l) => l.includes('delivery worker started'))
       : await fetch(`${base}/healthz`).then((r) => r.ok, () => false);
