@@ -1,6 +1,8 @@
 import { DEFAULT_MAX_SEARCH_COUNT, DEFAULT_SEARCH_COUNT, OperationOutcomeError, badRequest, notFound } from '@medplum/core';
 import type { Bundle, BundleEntry, Resource } from '@medplum/fhirtypes';
 import type { PostgresRepository } from './repository.ts';
+import { fhirDateRange } from './search/dates.ts';
+import { assertPaging } from './search/limits.ts';
 import { countHistory, selectHistory } from './storage.ts';
 
 export interface HistoryRequest {
@@ -8,6 +10,8 @@ export interface HistoryRequest {
   /** Absent: type-level history. */
   id?: string;
   since?: string;
+  /** `_at` (the version current at an instant): not supported, so refused rather than ignored. */
+  at?: string;
   offset?: number;
   count?: number;
 }
@@ -19,10 +23,14 @@ export async function historyBundle(repo: PostgresRepository, req: HistoryReques
   if (!Number.isInteger(count) || !Number.isInteger(offset) || count < 0 || offset < 0) {
     throw new OperationOutcomeError(badRequest('_count and _offset must be non-negative integers'));
   }
-  if (req.since !== undefined && Number.isNaN(Date.parse(req.since))) {
-    throw new OperationOutcomeError(badRequest(`Invalid _since: ${req.since}`));
+  assertPaging(offset);
+  if (req.at !== undefined) throw new OperationOutcomeError(badRequest('_at is not supported; use _since'));
+  // FHIR's own grammar, not Date.parse: JavaScript reads forms (and years) PostgreSQL refuses.
+  const since = req.since === undefined ? undefined : fhirDateRange(req.since)?.low.toISOString();
+  if (req.since !== undefined && since === undefined) {
+    throw new OperationOutcomeError(badRequest(`_since must be a FHIR instant such as 2024-01-31T00:00:00Z, not '${req.since.slice(0, 64)}'`));
   }
-  const query = { tenantId: repo.context.tenantId, resourceType: req.resourceType, id: req.id, since: req.since };
+  const query = { tenantId: repo.context.tenantId, resourceType: req.resourceType, id: req.id, since };
   const [rows, total] = await Promise.all([
     selectHistory(repo.conn, { ...query, offset, limit: count + 1 }),
     countHistory(repo.conn, query),

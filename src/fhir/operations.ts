@@ -21,6 +21,7 @@ async function typeHistory(req: FhirRequest, repo: FhirRepository): Promise<Fhir
   const integer = (name: string): number | undefined => (one(name) === undefined ? undefined : Number(one(name)));
   const bundle = await pg.readTypeHistory(req.params.resourceType, {
     since: one('_since'),
+    at: one('_at'),
     count: integer('_count'),
     offset: integer('_offset'),
   });

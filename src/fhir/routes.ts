@@ -12,6 +12,7 @@ import type { ChangeObserver } from './change-observer.ts';
 import { addOperations } from './operations.ts';
 import { internalErrorOutcome, notFoundError, outcome } from './outcomes.ts';
 import { PostgresRepository } from './repository.ts';
+import { malformedQuery } from './search/limits.ts';
 
 export const FHIR_JSON = 'application/fhir+json';
 export interface FhirRoutesOptions {
@@ -71,7 +72,16 @@ export function fhirRoutes(options: FhirRoutesOptions): Router {
   );
 
   // POST [type]/_search takes its parameters as a form.
-  routes.use(express.urlencoded({ extended: false, limit: '1mb' }));
+  routes.use(
+    express.urlencoded({
+      extended: false,
+      limit: '1mb',
+      verify: (_req, _res, body) => {
+        const malformed = malformedQuery(body.toString('latin1'));
+        if (malformed) throw Object.assign(new Error(malformed), { status: 400 });
+      },
+    }),
+  );
 
   routes.use(async (req: Request, res: Response) => {
     const refusal = refuseUnreadableRequest(req);
@@ -105,6 +115,9 @@ export function fhirRoutes(options: FhirRoutesOptions): Router {
  * JSON body (400), or a response format other than JSON (406).
  */
 function refuseUnreadableRequest(req: Request): { status: number; outcome: OperationOutcome } | undefined {
+  const query = req.url.indexOf('?');
+  const malformed = query < 0 ? undefined : malformedQuery(req.url.slice(query + 1));
+  if (malformed) return { status: 400, outcome: outcome('error', 'invalid', malformed) };
   const format = req.query._format;
   if (typeof format === 'string' && !/json/.test(format)) {
     return { status: 406, outcome: outcome('error', 'not-supported', `Only JSON is supported, not _format=${format}`) };
@@ -126,12 +139,13 @@ function refuseUnreadableRequest(req: Request): { status: number; outcome: Opera
  * a bug) is thrown on to the error handler as a 500; handleRequest would report it as a 400.
  */
 async function dispatch(router: FhirRouter, req: FhirRequest, repo: PostgresRepository): Promise<FhirResponse> {
-  const route = router.find(req.method, req.url);
-  if (!route) return [notFoundError(`No FHIR route for ${req.method} ${req.url.split('?')[0]}`).outcome];
-  req.params = route.params;
-  req.pathname = route.path;
-  if (route.query) req.query = route.query;
   try {
+    // find() refuses an overlong query string with an OperationOutcomeError too.
+    const route = router.find(req.method, req.url);
+    if (!route) return [notFoundError(`No FHIR route for ${req.method} ${req.url.split('?')[0]}`).outcome];
+    req.params = route.params;
+    req.pathname = route.path;
+    if (route.query) req.query = route.query;
     return await route.handler(req, repo, router);
   } catch (err) {
     if (err instanceof OperationOutcomeError) return [err.outcome];

@@ -3,7 +3,7 @@ import type { SearchRequest } from '@medplum/core';
 import { getExtraEntries } from '@medplum/fhir-router';
 import type { Bundle, BundleEntry, BundleLink, Resource } from '@medplum/fhirtypes';
 import type { PostgresRepository } from '../repository.ts';
-import { compileSearch } from './query.ts';
+import { compileSearch, countStatement, pageStatement } from './query.ts';
 
 /** Runs a search and assembles the `searchset` Bundle: matches, `_include`s, total and paging links. */
 export async function searchResources(repo: PostgresRepository, request: SearchRequest): Promise<Bundle> {
@@ -12,7 +12,7 @@ export async function searchResources(repo: PostgresRepository, request: SearchR
   if (!Number.isInteger(count) || !Number.isInteger(offset) || count < 0 || offset < 0) {
     throw new OperationOutcomeError(badRequest('_count and _offset must be non-negative integers'));
   }
-  const { where, orderBy, params } = compileSearch(repo.context.tenantId, request);
+  const search = compileSearch(repo.context.tenantId, request);
   // _summary=count arrives as _count=0 with a total; data drops the narrative; true and text
   // (summary elements only) are refused rather than answered with whole resources.
   const summaryCount = request.summary === undefined && count === 0;
@@ -27,10 +27,7 @@ export async function searchResources(repo: PostgresRepository, request: SearchR
   const rows =
     count === 0
       ? []
-      : await repo.conn.query<{ content: string }>(
-          `SELECT r.content FROM resource r WHERE ${where} ORDER BY ${orderBy} LIMIT $${params.length + 1} OFFSET $${params.length + 2}`,
-          [...params, count + 1, offset],
-        );
+      : await repo.conn.query<{ content: string }>(pageStatement(search), [...search.params, count + 1, offset]);
   const resources = rows.slice(0, count).map((r) => JSON.parse(r.content) as Resource);
 
   const fullUrl = (type: string, id: string): string => `${repo.context.baseUrl}/${type}/${id}`;
@@ -53,8 +50,8 @@ export async function searchResources(repo: PostgresRepository, request: SearchR
 }
 
 async function countMatches(repo: PostgresRepository, request: SearchRequest): Promise<number> {
-  const { where, params } = compileSearch(repo.context.tenantId, request, { sort: false });
-  const rows = await repo.conn.query<{ n: string }>(`SELECT count(*)::text AS n FROM resource r WHERE ${where}`, params);
+  const search = compileSearch(repo.context.tenantId, request, { sort: false });
+  const rows = await repo.conn.query<{ n: string }>(countStatement(search), search.params);
   return Number(rows[0].n);
 }
 

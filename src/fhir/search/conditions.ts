@@ -1,0 +1,144 @@
+import { OperationOutcomeError, badRequest } from '@medplum/core';
+import { fhirDateRange } from './dates.ts';
+import { normalizeString, parseReference } from './index-values.ts';
+import type { IndexedParameter } from './parameters.ts';
+
+/**
+ * One search value as a condition on the rows of its index table (alias `i`), parameterised
+ * through `bind`. query.ts decides how the conditions combine and which one drives the plan.
+ */
+export type Bind = (value: unknown) => string;
+
+export function valueCondition(param: IndexedParameter, operator: string, value: string, bind: Bind): string {
+  switch (param.kind) {
+    case 'token':
+      return tokenCondition(param, operator, value, bind);
+    case 'string':
+      return stringCondition(param, operator, value, bind);
+    case 'reference':
+      return referenceCondition(param, operator, value, bind);
+    case 'date':
+      return dateCondition('i.low', 'i.high', operator, value, bind);
+    case 'number':
+      return numberCondition(param, operator, value, bind);
+  }
+}
+
+function tokenCondition(param: IndexedParameter, operator: string, value: string, bind: Bind): string {
+  if (operator !== 'eq') throw unsupportedModifier(param.code, operator);
+  const bar = indexOfUnescaped(value, '|');
+  if (bar < 0 || param.type === 'uri') return `i.value = ${bind(unescape(value))}`;
+  const system = unescape(value.slice(0, bar));
+  const code = unescape(value.slice(bar + 1));
+  if (system === '') return `i.system IS NULL AND i.value = ${bind(code)}`;
+  if (code === '') return `i.system = ${bind(system)}`;
+  return `i.value = ${bind(code)} AND i.system = ${bind(system)}`;
+}
+
+function stringCondition(param: IndexedParameter, operator: string, value: string, bind: Bind): string {
+  const text = unescape(value);
+  if (operator === 'exact') return `i.value = ${bind(text)}`;
+  const pattern = escapeLike(normalizeString(text));
+  if (operator === 'eq' || operator === 'sw') return `i.normalized LIKE ${bind(pattern + '%')}`;
+  if (operator === 'contains') return `i.normalized LIKE ${bind('%' + pattern + '%')}`;
+  throw unsupportedModifier(param.code, operator);
+}
+
+function referenceCondition(param: IndexedParameter, operator: string, value: string, bind: Bind): string {
+  if (operator !== 'eq') throw unsupportedModifier(param.code, operator);
+  const text = unescape(value);
+  if (/^[A-Za-z0-9\-.]{1,64}$/.test(text)) return `i.target_id = ${bind(text)}`;
+  // target_id too, so the lookup has the (tenant, type, code, target_id) index to drive it.
+  const { reference, targetId } = parseReference(text);
+  return targetId ? `i.target_id = ${bind(targetId)} AND i.reference = ${bind(reference)}` : `i.reference = ${bind(reference)}`;
+}
+
+/** FHIR date prefixes as comparisons of the stored range [low, high] with the searched range [qLow, qHigh]. */
+const DATE_COMPARISONS: Record<string, (low: string, high: string, qLow: () => string, qHigh: () => string) => string> = {
+  eq: (low, high, qLow, qHigh) => `${low} >= ${qLow()} AND ${high} <= ${qHigh()}`,
+  ne: (low, high, qLow, qHigh) => `(${low} < ${qLow()} OR ${high} > ${qHigh()})`,
+  gt: (_low, high, _qLow, qHigh) => `${high} > ${qHigh()}`,
+  lt: (low, _high, qLow) => `${low} < ${qLow()}`,
+  ge: (_low, high, qLow) => `${high} >= ${qLow()}`,
+  le: (low, _high, _qLow, qHigh) => `${low} <= ${qHigh()}`,
+  sa: (low, _high, _qLow, qHigh) => `${low} > ${qHigh()}`,
+  eb: (_low, high, qLow) => `${high} < ${qLow()}`,
+  ap: (low, high, qLow, qHigh) => `${low} <= ${qHigh()} AND ${high} >= ${qLow()}`,
+};
+
+export function dateCondition(low: string, high: string, operator: string, value: string, bind: Bind): string {
+  const range = fhirDateRange(value);
+  if (!range) throw invalid(`Invalid date in search: '${value}'`);
+  const compare = DATE_COMPARISONS[operator];
+  if (!compare) throw invalid(`Unsupported date comparison '${operator}'`);
+  // Bound only when used: an unused parameter has no type and PostgreSQL refuses the statement.
+  return compare(
+    low,
+    high,
+    () => `${bind(range.low.toISOString())}::timestamptz`,
+    () => `${bind(range.high.toISOString())}::timestamptz`,
+  );
+}
+
+const NUMBER_COMPARISONS: Record<string, string> = { eq: '=', ne: '<>', gt: '>', lt: '<', ge: '>=', le: '<=', sa: '>', eb: '<' };
+
+function numberCondition(param: IndexedParameter, operator: string, value: string, bind: Bind): string {
+  // quantity: number|system|code
+  const [number, system, unit] = value.split('|');
+  // Bounded exponent: PostgreSQL's numeric refuses (with an error, not a false) what overflows it.
+  if (!/^-?\d+(\.\d+)?([eE][-+]?\d{1,3})?$/.test(number)) throw invalid(`Invalid number in search: '${value}'`);
+  const n = `${bind(number)}::numeric`;
+  const parts =
+    operator === 'ap'
+      ? [`i.value BETWEEN ${n} * 0.9 AND ${n} * 1.1`]
+      : NUMBER_COMPARISONS[operator]
+        ? [`i.value ${NUMBER_COMPARISONS[operator]} ${n}`]
+        : [];
+  if (parts.length === 0) throw unsupportedModifier(param.code, operator);
+  if (system) parts.push(`i.system = ${bind(system)}`);
+  if (unit) parts.push(`i.unit = ${bind(unit)}`);
+  return parts.join(' AND ');
+}
+
+export function anyOf(conditions: string[]): string {
+  return conditions.length === 1 ? conditions[0] : conditions.map((c) => `(${c})`).join(' OR ');
+}
+
+/** Values are comma-separated (OR); `\,` is a literal comma. */
+export function splitValues(value: string): string[] {
+  const parts: string[] = [];
+  let start = 0;
+  for (let i = 0; i < value.length; i++) {
+    if (value[i] === '\\') i++;
+    else if (value[i] === ',') {
+      parts.push(value.slice(start, i));
+      start = i + 1;
+    }
+  }
+  parts.push(value.slice(start));
+  return parts;
+}
+
+function indexOfUnescaped(value: string, char: string): number {
+  for (let i = 0; i < value.length; i++) {
+    if (value[i] === '\\') i++;
+    else if (value[i] === char) return i;
+  }
+  return -1;
+}
+
+function unescape(value: string): string {
+  return value.replace(/\\([\\,|$])/g, '$1');
+}
+
+function escapeLike(value: string): string {
+  return value.replace(/[\\%_]/g, (c) => '\\' + c);
+}
+
+export function invalid(message: string): OperationOutcomeError {
+  return new OperationOutcomeError(badRequest(message));
+}
+
+export function unsupportedModifier(code: string, operator: string): OperationOutcomeError {
+  return invalid(`Modifier or prefix '${operator}' is not supported on search parameter '${code}'`);
+}
