@@ -102,9 +102,10 @@ function compileFilter(resourceType: string, filter: Filter, bind: Bind): Compil
   const driving = (valueCondition: string, rank: number): CompiledFilter => ({
     where: rowsOf(valueCondition),
     drive: {
+      // DISTINCT outside the lookup: inside, it would favour an index sorted by resource_id.
       ids:
-        `SELECT DISTINCT i.resource_id FROM ${table} i WHERE i.tenant_id = $1 AND i.resource_type = $2 ` +
-        `AND i.code = ${codeParam}${matching(valueCondition)}`,
+        `SELECT DISTINCT d.resource_id FROM (SELECT i.resource_id FROM ${table} i WHERE i.tenant_id = $1 ` +
+        `AND i.resource_type = $2 AND i.code = ${codeParam}${matching(valueCondition)} OFFSET 0) d`,
       rank,
     },
   });
