@@ -2,6 +2,7 @@ import type { Server, ServerResponse } from 'node:http';
 import { loadConfig } from './config.ts';
 import type { Config } from './config.ts';
 import { migrate, openDatabase } from './db/index.ts';
+import { keepStatisticsFresh } from './db/statistics.ts';
 import type { Database } from './db/index.ts';
 import { createApp } from './app.ts';
 import { OAUTH_TOKEN_PATH, authSettings, bootstrapAuth } from './auth/index.ts';
@@ -51,6 +52,7 @@ async function main(): Promise<void> {
   }
   logger.info({ tenant: config.auth.bootstrap.tenant, clientId: config.auth.bootstrap.clientId }, 'bootstrap tenant ready');
 
+  const statistics = await keepStatisticsFresh(db, { onError: (err) => logger.warn({ err }, 'refreshing planner statistics failed') });
   const server = role === 'worker' ? undefined : startApi(config, db, logger);
   const worker = role === 'api' ? undefined : await startWorker(config, db, logger);
 
@@ -75,6 +77,7 @@ async function main(): Promise<void> {
       worker?.stop(),
     ]);
     closeAgents();
+    await statistics.stop();
     await db.close();
     logger.info('stopped');
     process.exit(0);

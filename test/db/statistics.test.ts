@@ -1,0 +1,53 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { keepStatisticsFresh } from '../../src/db/statistics.ts';
+import { startTestApp } from '../support/app.ts';
+import type { TestApp } from '../support/app.ts';
+import { serverRepo } from '../support/billing.ts';
+import { claim } from '../support/fixtures.ts';
+
+let t: TestApp;
+beforeAll(async () => {
+  t = await startTestApp();
+});
+afterAll(() => t.close());
+
+const statsRows = async (): Promise<number> =>
+  Number(
+    (await t.db.query<{ n: string }>(`SELECT count(*)::text AS n FROM pg_stats WHERE schemaname = current_schema() AND tablename = 'search_token'`))[0].n,
+  );
+
+/** `n` Claims in one transaction; on PostgreSQL its row counts reach pg_stat at commit rather than seconds later. */
+async function writeClaims(n: number, from: number): Promise<void> {
+  await serverRepo(t).withTransaction(async (tx) => {
+    for (let i = 0; i < n; i++) await tx.createResource(claim('Patient/p1', `stats-${from + i}`));
+    if (t.db.kind === 'postgres') await tx.conn.query('SELECT pg_stat_force_next_flush()');
+  });
+}
+
+describe('keepStatisticsFresh', () => {
+  it('analyses once enough rows changed, and not again until more do', async () => {
+    const keeper = await keepStatisticsFresh(t.db, { intervalMs: 3_600_000, minChanges: 50, fraction: 0.1 });
+    try {
+      expect(await keeper.runOnce()).toBeUndefined(); // nothing written yet
+      expect(await statsRows()).toBe(0);
+
+      await writeClaims(80, 0);
+      const pass = await keeper.runOnce();
+      expect(pass?.tables).toBeGreaterThan(5);
+      expect(pass?.changes).toBeGreaterThanOrEqual(50);
+      expect(await statsRows()).toBeGreaterThan(0);
+
+      expect(await keeper.runOnce()).toBeUndefined(); // analysed: nothing changed since
+
+      await writeClaims(10, 80); // below 50 + 10% of the rows now known
+      expect(await keeper.runOnce()).toBeUndefined();
+    } finally {
+      await keeper.stop();
+    }
+  });
+
+  it('stops cleanly with no pass in flight', async () => {
+    const keeper = await keepStatisticsFresh(t.db, { intervalMs: 10 });
+    await keeper.stop();
+  });
+});
