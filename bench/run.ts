@@ -9,7 +9,9 @@
  *   BENCH_SEED_BATCH    claims per INSERT (default 2000); BENCH_SEED_CONNECTIONS (default 2)
  *   BENCH_SERVER_NODE_ARGS  extra node flags for the server, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
  *
- * Phases: seed (bulk loader, seed.ts) to the small size → identifier search → create at 8 and 32
+ * Phases: seed (bulk loader, seed.ts) to the small size → identifier search (hit and no match) on
+ * the tables as loaded, never analysed (the server runs with ANALYZE_INTERVAL_SECONDS=0, and the
+ * bench checks pg_stats stayed empty) → VACUUM (ANALYZE) → identifier search → create at 8 and 32
  * clients → read by id → seed to the large size → identifier search + EXPLAIN → create and read
  * again. After each seed: VACUUM (ANALYZE) + CHECKPOINT. The server is `node src/main.ts` in a child
  * process; everything lives in a fresh schema bench_<random>, dropped at the end. Results are
@@ -22,7 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { execFileSync } from 'node:child_process';
 import { DEFAULT_SEARCH_COUNT, parseSearchRequest } from '@medplum/core';
 import pg from 'pg';
-import { compileSearch } from '../src/fhir/search/query.ts';
+import { compileSearch, pageStatement } from '../src/fhir/search/query.ts';
 import { loadProfiles } from '../src/profiles/index.ts';
 import { CLAIM_ID_SYSTEM, claimResource, seededClaim } from './claims.ts';
 import { HttpClient, runLoad, runSequential } from './load.ts';
@@ -114,6 +116,8 @@ async function main(): Promise<void> {
         BOOTSTRAP_CLIENT_ID: BENCH_CLIENT.id,
         BOOTSTRAP_CLIENT_SECRET: BENCH_CLIENT.secret,
         TOKEN_TTL_SECONDS: '86400',
+        // The bench analyses after each load itself, and measures the unanalysed case first.
+        ANALYZE_INTERVAL_SECONDS: '0',
       },
     });
     const base = await authenticate(server.baseUrl);
@@ -123,7 +127,7 @@ async function main(): Promise<void> {
     const stored = async (): Promise<number> =>
       Number((await pool.query(`SELECT count(*) AS n FROM resource WHERE resource_type = 'Claim'`)).rows[0].n);
     let seeded = 0; // seeded claims are numbers [0, seeded)
-    const seedTo = async (target: number): Promise<number> => {
+    const seedTo = async (target: number, settle = true): Promise<number> => {
       const want = target - (await stored());
       if (want <= 0) return stored();
       const clients = await Promise.all(Array.from({ length: config.seedConnections }, () => pool.connect()));
@@ -140,10 +144,16 @@ async function main(): Promise<void> {
       }
       const seconds = bar.finish();
       seeded += want;
-      const settle = await settleTables(pool);
-      results.seeding.push({ claims: want, seconds, settleSeconds: settle.seconds, settledBy: settle.by });
-      log(`seeded ${fmt(want)} Claims in ${seconds.toFixed(1)} s (${fmt(want / seconds)}/s); ${settle.by} ${settle.seconds.toFixed(1)} s`);
+      results.seeding.push({ claims: want, seconds, settleSeconds: 0, settledBy: 'nothing yet (measured unanalysed first)' });
+      log(`seeded ${fmt(want)} Claims in ${seconds.toFixed(1)} s (${fmt(want / seconds)}/s)${settle ? '' : '; not analysed'}`);
+      if (settle) await settleLastSeed();
       return stored();
+    };
+    const settleLastSeed = async (): Promise<void> => {
+      const settled = await settleTables(pool);
+      const last = results.seeding.at(-1)!;
+      Object.assign(last, { settleSeconds: settled.seconds, settledBy: settled.by });
+      log(`then ${settled.by} in ${settled.seconds.toFixed(1)} s`);
     };
 
     const patientRef = await createPatient(base);
@@ -164,8 +174,16 @@ async function main(): Promise<void> {
       return result;
     };
 
-    // 1. Identifier search at the small size, before anything else is written.
-    const small = await seedTo(config.smallClaims);
+    // 0. Identifier search at the small size on tables never analysed: hit and no match.
+    const small = await seedTo(config.smallClaims, false);
+    results.searchUnanalysed = { ...(await phase(`identifier search @ ${fmt(small)}, unanalysed`, () => searchPhase(base, seeded))), stored: small };
+    results.searchUnanalysedMiss = { ...(await phase(`identifier search, no match @ ${fmt(small)}, unanalysed`, () => searchMissPhase(base))), stored: small };
+    results.unanalysedExplain = await explainSearch(pool, 'no-such-bill');
+    if (await hasStatistics(pool)) throw new Error('the tables were analysed during the unanalysed phase; its figures are not what they claim');
+    log(`EXPLAIN of the no-match search @ ${fmt(small)}, unanalysed: ${results.unanalysedExplain.summary}`);
+    await settleLastSeed();
+
+    // 1. Identifier search at the small size, analysed, before anything else is written.
     results.searchSmall = { ...(await phase(`identifier search @ ${fmt(small)}`, () => searchPhase(base, seeded))), stored: small };
 
     // 2. Create throughput at 8 and 32 clients, then reads of what was created.
@@ -296,13 +314,29 @@ function searchPhase(base: Target, seeded: number): Promise<LoadResult> {
   return runSequential(base, config.searches, warmupSeconds, work);
 }
 
+/** Sequential identifier searches for bills nobody has: each must find nothing. */
+function searchMissPhase(base: Target): Promise<LoadResult> {
+  const work: Work = async (client) => {
+    const res = await client.request('GET', `/fhir/Claim?identifier=${encodeURIComponent(`${CLAIM_ID_SYSTEM}|missing-${randomUUID()}`)}`, undefined, true);
+    if (res.status !== 200) return `search: ${res.status}`;
+    const bundle = JSON.parse(res.body!) as { entry?: unknown[] };
+    return (bundle.entry ?? []).length === 0 || 'a search for a missing bill found something';
+  };
+  return runSequential(base, config.searches, warmupSeconds, work);
+}
+
+async function hasStatistics(pool: pg.Pool): Promise<boolean> {
+  const rows = await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stats WHERE schemaname = $1 AND tablename IN ('resource', 'search_token')`, [schema]);
+  return rows.rows[0].n > 0;
+}
+
 /** The SQL the server runs for the identifier search (as search.ts builds it), explained. */
 async function explainSearch(pool: pg.Pool, billId: string): Promise<{ text: string; summary: string }> {
   const request = parseSearchRequest(`Claim?identifier=${encodeURIComponent(`${CLAIM_ID_SYSTEM}|${billId}`)}`);
-  const { where, orderBy, params } = compileSearch(TENANT, request);
+  const search = compileSearch(TENANT, request);
   // As search.ts runs it: the default page size, plus one row that tells whether a next page exists.
-  const sql = `SELECT r.content FROM resource r WHERE ${where} ORDER BY ${orderBy} LIMIT $${params.length + 1} OFFSET $${params.length + 2}`;
-  const values = [...params, DEFAULT_SEARCH_COUNT + 1, 0];
+  const sql = pageStatement(search);
+  const values = [...search.params, DEFAULT_SEARCH_COUNT + 1, 0];
   const plan = (await pool.query(`EXPLAIN (ANALYZE, BUFFERS) ${sql}`, values)).rows.map((r) => r['QUERY PLAN'] as string);
   // e.g. "Index Scan using search_token_value_idx on search_token i → Index Scan using resource_pkey on resource r; execution 0.13 ms"
   const scans = plan.map((line) => /((?:Parallel )?(?:Seq|Index|Index Only|Bitmap Heap|Bitmap Index) Scan.*?)\s+\(cost/.exec(line)?.[1]).filter(Boolean);

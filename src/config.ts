@@ -11,6 +11,8 @@ const EnvSchema = z.object({
   DATA_DIR: z.string().min(1).default('./data'),
   /** Pool size for DATABASE_URL. */
   DATABASE_POOL_SIZE: z.coerce.number().int().min(1).default(20),
+  /** How often to check whether tables need ANALYZE (embedded, or PostgreSQL with autovacuum off); 0: never. */
+  ANALYZE_INTERVAL_SECONDS: z.coerce.number().int().min(0).default(30),
   /** Public base URL used in Location headers and Bundle links; defaults to the request's host. */
   PUBLIC_BASE_URL: z.url().optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -42,6 +44,8 @@ export type Config = {
   databaseSchema: string | undefined;
   dataDir: string;
   databasePoolSize: number;
+  /** 0: never (db/statistics.ts). */
+  analyzeIntervalMs: number;
   baseUrl: string | undefined;
   logLevel: z.infer<typeof EnvSchema>['LOG_LEVEL'];
   shutdownTimeoutMs: number;
@@ -72,6 +76,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseSchema: e.DATABASE_SCHEMA,
     dataDir: e.DATA_DIR,
     databasePoolSize: e.DATABASE_POOL_SIZE,
+    analyzeIntervalMs: e.ANALYZE_INTERVAL_SECONDS * 1000,
     baseUrl: e.PUBLIC_BASE_URL?.replace(/\/$/, ''),
     logLevel: e.LOG_LEVEL,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,

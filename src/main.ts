@@ -52,7 +52,10 @@ async function main(): Promise<void> {
   }
   logger.info({ tenant: config.auth.bootstrap.tenant, clientId: config.auth.bootstrap.clientId }, 'bootstrap tenant ready');
 
-  const statistics = await keepStatisticsFresh(db, { onError: (err) => logger.warn({ err }, 'refreshing planner statistics failed') });
+  const statistics = await keepStatisticsFresh(db, {
+    intervalMs: config.analyzeIntervalMs,
+    onError: (err) => logger.warn({ err }, 'refreshing planner statistics failed'),
+  });
   const server = role === 'worker' ? undefined : startApi(config, db, logger);
   const worker = role === 'api' ? undefined : await startWorker(config, db, logger);
 

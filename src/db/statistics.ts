@@ -12,6 +12,7 @@ import type { Database } from './database.ts';
  * lock) requests wait for at most one table's sample, never for the whole pass.
  */
 export interface StatisticsOptions {
+  /** 0: no timer (runOnce only). */
   intervalMs?: number;
   minChanges?: number;
   fraction?: number;
@@ -59,7 +60,7 @@ export async function keepStatisticsFresh(db: Database, options: StatisticsOptio
     return run;
   };
 
-  const timer = needed
+  const timer = needed && intervalMs > 0
     ? setInterval(() => {
         runOnce().then(
           (result) => result && options.onPass?.(result),
