@@ -73,6 +73,9 @@ describe(`with ${CLAIMS} Claims and no statistics`, () => {
     ['status written first, identifier drives', `Claim?status=active&identifier=bill-18`, 'search_token_value_idx', 1],
     ['reference', 'Claim?patient=Patient/p7', 'search_reference_target_idx', CLAIMS / 50],
     ['_id', 'Claim?_id=nope,nada', undefined, 0],
+    ['several identifiers (OR)', 'Claim?identifier=bill-5,bill-6,bill-7', 'search_token_value_idx', 3],
+    ['several references (OR) and a status, as billing asks', 'ClaimResponse?request=Claim/a,Claim/b&status=active', 'search_reference_target_idx', 0],
+    ['reference, sorted by a date', 'Claim?patient=Patient/p7&_sort=-created', 'search_reference_target_idx', CLAIMS / 50],
   ])('plan of %s', (_what, query, drivingIndex, matches) => {
     it('reads through the value index and the primary key only, rows in proportion to the matches', async () => {
       const plan = await explain(query);

@@ -24,6 +24,54 @@ export function valueCondition(param: IndexedParameter, operator: string, value:
   }
 }
 
+/**
+ * For OR values of an exact token or reference parameter: the values as arrays to unnest, and the
+ * condition an index row must meet for one of them (`k`), so that each value is its own index
+ * lookup. An OR (or `= ANY`) of values is no index condition the planner will choose without
+ * statistics: it believes (tenant, type, code) already matches one row, so every extra index
+ * probe looks like a cost. Undefined when a value does not name an indexed key (`system|`, a URL).
+ */
+export function keyedValues(param: IndexedParameter, operator: string, values: string[], bind: Bind): { unnest: string; match: string } | undefined {
+  if (operator !== 'eq' || values.length < 2) return undefined;
+  if (param.kind === 'token') {
+    const rows = values.map((v) => tokenKey(param, v));
+    if (rows.some((r) => r === undefined)) return undefined;
+    const keys = rows as [string, string | null, boolean][];
+    return {
+      unnest: `unnest(${bind(keys.map((k) => k[0]))}::text[], ${bind(keys.map((k) => k[1]))}::text[], ${bind(keys.map((k) => k[2]))}::boolean[]) AS k(value, system, any_system)`,
+      match: 'i.value = k.value AND (k.any_system OR i.system IS NOT DISTINCT FROM k.system)',
+    };
+  }
+  if (param.kind === 'reference') {
+    const rows = values.map(referenceKey);
+    if (rows.some((r) => r === undefined)) return undefined;
+    const keys = rows as [string, string | null][];
+    return {
+      unnest: `unnest(${bind(keys.map((k) => k[0]))}::text[], ${bind(keys.map((k) => k[1]))}::text[]) AS k(value, reference)`,
+      match: 'i.target_id = k.value AND (k.reference IS NULL OR i.reference = k.reference)',
+    };
+  }
+  return undefined;
+}
+
+/** [code, system (null: none), any system] of an exact token value, as tokenCondition reads it. */
+function tokenKey(param: IndexedParameter, value: string): [string, string | null, boolean] | undefined {
+  const bar = indexOfUnescaped(value, '|');
+  if (bar < 0 || param.type === 'uri') return [unescape(value), null, true];
+  const system = unescape(value.slice(0, bar));
+  const code = unescape(value.slice(bar + 1));
+  if (code === '') return undefined;
+  return [code, system === '' ? null : system, false];
+}
+
+/** [target id, reference (null: any type)] of a reference value, as referenceCondition reads it. */
+function referenceKey(value: string): [string, string | null] | undefined {
+  const text = unescape(value);
+  if (/^[A-Za-z0-9\-.]{1,64}$/.test(text)) return [text, null];
+  const { reference, targetId } = parseReference(text);
+  return targetId ? [targetId, reference] : undefined;
+}
+
 function tokenCondition(param: IndexedParameter, operator: string, value: string, bind: Bind): string {
   if (operator !== 'eq') throw unsupportedModifier(param.code, operator);
   const bar = indexOfUnescaped(value, '|');

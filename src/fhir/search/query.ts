@@ -1,5 +1,5 @@
 import type { Filter, SearchRequest, SortRule } from '@medplum/core';
-import { anyOf, dateCondition, invalid, splitValues, unsupportedModifier, valueCondition } from './conditions.ts';
+import { anyOf, dateCondition, invalid, keyedValues, splitValues, unsupportedModifier, valueCondition } from './conditions.ts';
 import type { Bind } from './conditions.ts';
 import { assertSearchInput } from './limits.ts';
 import { searchableParameters } from './parameters.ts';
@@ -37,13 +37,13 @@ export function compileSearch(tenantId: string, request: SearchRequest, options 
     (best, c) => (c.drive !== undefined && (best?.drive === undefined || c.drive.rank < best.drive.rank) ? c : best),
     undefined,
   );
-  const residual = conditions.filter((c) => c !== driver).map((c) => c.where);
+  const residual = conditions.filter((c) => c !== driver).map((c) => c.where());
   const orderBy = options.sort ? compileSort(request, bind) : '';
   if (!driver?.drive) {
     return { from: 'resource r', where: ['r.tenant_id = $1', 'r.resource_type = $2', 'NOT r.deleted', ...residual].join(' AND '), orderBy, params };
   }
   const from =
-    `(${driver.drive.ids} OFFSET 0) m CROSS JOIN LATERAL ` +
+    `(${driver.drive.ids()} OFFSET 0) m CROSS JOIN LATERAL ` +
     '(SELECT * FROM resource r WHERE r.tenant_id = $1 AND r.resource_type = $2 AND r.id = m.resource_id OFFSET 0) r';
   return { from, where: ['NOT r.deleted', ...residual].join(' AND '), orderBy, params };
 }
@@ -58,11 +58,12 @@ export function countStatement(search: CompiledSearch): string {
   return `SELECT count(*)::text AS n FROM ${search.from} WHERE ${search.where}`;
 }
 
+/** Built lazily, so that only what the statement uses is bound (PostgreSQL refuses an unused, untyped parameter). */
 interface CompiledFilter {
   /** The condition on `r`, for when another filter drives. */
-  where: string;
+  where: () => string;
   /** When the filter can drive: a SELECT of its matching `resource_id`s, and how selective it tends to be (lower first). */
-  drive?: { ids: string; rank: number };
+  drive?: { ids: () => string; rank: number };
 }
 
 /**
@@ -79,45 +80,58 @@ function compileFilter(resourceType: string, filter: Filter, bind: Bind): Compil
   }
   const values = splitValues(filter.value);
   if (code === '_id') {
-    const ids = bind(values);
-    if (operator === 'eq') {
-      return { where: `r.id = ANY(${ids}::text[])`, drive: { ids: `SELECT DISTINCT unnest(${ids}::text[]) AS resource_id`, rank: RANK.ids } };
-    }
-    if (operator === 'ne' || operator === 'not') return { where: `r.id <> ALL(${ids}::text[])` };
-    throw unsupportedModifier(code, operator);
+    if (operator !== 'eq' && operator !== 'ne' && operator !== 'not') throw unsupportedModifier(code, operator);
+    const ids = once(() => bind(values));
+    if (operator !== 'eq') return { where: () => `r.id <> ALL(${ids()}::text[])` };
+    return { where: () => `r.id = ANY(${ids()}::text[])`, drive: { ids: () => `SELECT DISTINCT unnest(${ids()}::text[]) AS resource_id`, rank: RANK.ids } };
   }
   if (code === '_lastUpdated') {
-    return { where: anyOf(values.map((v) => dateCondition('r.last_updated', 'r.last_updated', operator, v, bind))) };
+    const noBind: Bind = () => '$0';
+    values.forEach((v) => dateCondition('r.last_updated', 'r.last_updated', operator, v, noBind)); // refuses bad values now
+    return { where: () => anyOf(values.map((v) => dateCondition('r.last_updated', 'r.last_updated', operator, v, bind))) };
   }
   const param = searchableParameters(resourceType).get(code);
   if (!param) throw invalid(`Unknown search parameter '${code}' for resource type ${resourceType}`);
 
   const table = `search_${param.kind}`;
-  const codeParam = bind(code);
-  const matching = (valueCondition: string): string => (valueCondition ? ` AND (${valueCondition})` : '');
+  const codeParam = once(() => bind(code));
+  const negated = operator === 'not' || (operator === 'ne' && param.kind === 'token');
+  const valueOperator = negated ? 'eq' : operator;
+  const presence = operator === 'missing' || operator === 'present';
+  if (!presence) values.forEach((v) => valueCondition(param, valueOperator, v, () => '$0')); // refuses bad values now
+  const condition = once(() => (presence ? '' : anyOf(values.map((v) => valueCondition(param, valueOperator, v, bind)))));
+  const matching = (): string => (condition() ? ` AND (${condition()})` : '');
   // Per row of r: a subplan probing the index by resource_id (OFFSET 0 keeps it one).
-  const rowsOf = (valueCondition: string): string =>
+  const rowsOf = (): string =>
     `EXISTS (SELECT 1 FROM ${table} i WHERE i.tenant_id = r.tenant_id AND i.resource_type = r.resource_type ` +
-    `AND i.resource_id = r.id AND i.code = ${codeParam}${matching(valueCondition)} OFFSET 0)`;
-  const driving = (valueCondition: string, rank: number): CompiledFilter => ({
-    where: rowsOf(valueCondition),
-    drive: {
-      // DISTINCT outside the lookup: inside, it would favour an index sorted by resource_id.
-      ids:
-        `SELECT DISTINCT d.resource_id FROM (SELECT i.resource_id FROM ${table} i WHERE i.tenant_id = $1 ` +
-        `AND i.resource_type = $2 AND i.code = ${codeParam}${matching(valueCondition)} OFFSET 0) d`,
-      rank,
-    },
-  });
+    `AND i.resource_id = r.id AND i.code = ${codeParam()}${matching()} OFFSET 0)`;
 
-  if (operator === 'missing' || operator === 'present') {
-    const missing = (values[0] === 'true') === (operator === 'missing');
-    return missing ? { where: `NOT ${rowsOf('')}` } : driving('', RANK.scan);
-  }
-  if (operator === 'not' || (operator === 'ne' && param.kind === 'token')) {
-    return { where: `NOT ${rowsOf(anyOf(values.map((v) => valueCondition(param, 'eq', v, bind))))}` };
-  }
-  return driving(anyOf(values.map((v) => valueCondition(param, operator, v, bind))), rankOf(param, operator, values));
+  if (presence && (values[0] === 'true') === (operator === 'missing')) return { where: () => `NOT ${rowsOf()}` };
+  if (negated) return { where: () => `NOT ${rowsOf()}` };
+
+  // DISTINCT outside the lookup: inside, it would favour an index sorted by resource_id.
+  const lookup = (): string =>
+    `SELECT DISTINCT d.resource_id FROM (SELECT i.resource_id FROM ${table} i WHERE i.tenant_id = $1 ` +
+    `AND i.resource_type = $2 AND i.code = ${codeParam()}${matching()} OFFSET 0) d`;
+  // Several exact values: one index lookup per value (LATERAL, OFFSET 0: it stays one), not an OR
+  // the planner may answer with a scan.
+  const keyedLookup = (): string | undefined => {
+    const keyed = keyedValues(param, operator, values, bind);
+    return (
+      keyed &&
+      `SELECT DISTINCT d.resource_id FROM ${keyed.unnest} CROSS JOIN LATERAL (SELECT i.resource_id FROM ${table} i ` +
+        `WHERE i.tenant_id = $1 AND i.resource_type = $2 AND i.code = ${codeParam()} AND ${keyed.match} OFFSET 0) d`
+    );
+  };
+  return {
+    where: rowsOf,
+    drive: { ids: () => keyedLookup() ?? lookup(), rank: presence ? RANK.scan : rankOf(param, operator, values) },
+  };
+}
+
+function once(make: () => string): () => string {
+  let made: string | undefined;
+  return () => (made ??= make());
 }
 
 function rankOf(param: IndexedParameter, operator: string, values: string[]): number {
@@ -151,9 +165,11 @@ function compileSort(request: SearchRequest, bind: Bind): string {
     const param = searchableParameters(request.resourceType).get(rule.code);
     if (!param) throw invalid(`Unknown sort parameter '${rule.code}' for resource type ${request.resourceType}`);
     const aggregate = SORT_COLUMN[param.kind][rule.descending ? 1 : 0];
+    // The rows of this resource first (OFFSET 0), then the aggregate: left whole, min/max would
+    // walk the value index in order, over every resource's rows, to find this one's first.
     return (
-      `(SELECT ${aggregate} FROM search_${param.kind} i WHERE i.tenant_id = r.tenant_id AND ` +
-      `i.resource_type = r.resource_type AND i.resource_id = r.id AND i.code = ${bind(param.code)}) ` +
+      `(SELECT ${aggregate} FROM (SELECT * FROM search_${param.kind} i WHERE i.tenant_id = r.tenant_id AND ` +
+      `i.resource_type = r.resource_type AND i.resource_id = r.id AND i.code = ${bind(param.code)} OFFSET 0) i) ` +
       `${direction} NULLS LAST`
     );
   });
