@@ -53,7 +53,7 @@ export async function findDuplicate(conn: Queryable, e: InboundEvent): Promise<{
   const rows = await conn.query<{ id: string; content_hash: string; response: string }>(
     `SELECT id::text, content_hash, response FROM inbound_event
       WHERE tenant_id = $1 AND source = $2 AND dedupe_key = $3 AND status = 'processed'
-      ORDER BY id DESC LIMIT 1`,
+      ORDER BY inbound_event.id DESC LIMIT 1`,
     [e.tenantId, e.source, e.dedupeKey],
   );
   const last = rows[0];
@@ -100,7 +100,7 @@ export async function listEvents(conn: Queryable, tenantId: string, source?: str
   const rows = await conn.query<Omit<JournalRow, 'body' | 'response' | 'headers'> & { body: string; response: string | null; headers: string | Record<string, string> | null }>(
     `SELECT id::text, source, event_type AS "eventType", dedupe_key AS "dedupeKey", status, body, response, error, duplicate_of::text AS "duplicateOf",
             source_id AS "sourceId", content_type AS "contentType", raw_body AS "rawBody", headers
-       FROM inbound_event WHERE tenant_id = $1 AND ($2::text IS NULL OR source = $2) ORDER BY id`,
+       FROM inbound_event WHERE tenant_id = $1 AND ($2::text IS NULL OR source = $2) ORDER BY inbound_event.id`,
     [tenantId, source ?? null],
   );
   return rows.map((r) => ({
