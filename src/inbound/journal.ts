@@ -46,15 +46,21 @@ export function contentHash(canonical: unknown): string {
 
 /**
  * Takes the event's dedupe lock (until the transaction ends) and returns the answer of an earlier
- * processed event with the same key and content, if there is one.
+ * event with the same key and content whose outcome is final for its sender (`settled`: processed;
+ * InstaMed also counts unmatched, since it was answered "stored" and must not be judged again),
+ * if there is one.
  */
-export async function findDuplicate(conn: Queryable, e: InboundEvent): Promise<{ id: string; answer: StoredAnswer } | undefined> {
+export async function findDuplicate(
+  conn: Queryable,
+  e: InboundEvent,
+  settled: readonly EventStatus[] = ['processed'],
+): Promise<{ id: string; answer: StoredAnswer } | undefined> {
   await conn.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`inbound|${e.tenantId}|${e.source}|${e.dedupeKey}`]);
   const rows = await conn.query<{ id: string; content_hash: string; response: string }>(
     `SELECT id::text, content_hash, response FROM inbound_event
-      WHERE tenant_id = $1 AND source = $2 AND dedupe_key = $3 AND status = 'processed'
+      WHERE tenant_id = $1 AND source = $2 AND dedupe_key = $3 AND status = ANY($4::text[])
       ORDER BY inbound_event.id DESC LIMIT 1`,
-    [e.tenantId, e.source, e.dedupeKey],
+    [e.tenantId, e.source, e.dedupeKey, settled],
   );
   const last = rows[0];
   if (!last || last.content_hash !== contentHash(e.canonical)) return undefined;

@@ -75,7 +75,7 @@ export function instamedRoutes(deps: InboundDeps): Router {
     const repo = new PostgresRepository(deps.db, { tenantId: source.tenantId, access: FULL_ACCESS, baseUrl: fhirBase(req) }, { observer: deps.observer });
     try {
       const answer = await repo.withTransaction(async (tx): Promise<StoredAnswer> => {
-        const duplicate = await findDuplicate(tx.conn, event);
+        const duplicate = await findDuplicate(tx.conn, event, ['processed', 'unmatched']);
         if (duplicate) {
           await recordEvent(tx.conn, event, { status: 'duplicate', answer: duplicate.answer, duplicateOf: duplicate.id });
           return duplicate.answer;
