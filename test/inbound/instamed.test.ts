@@ -175,7 +175,7 @@ describe.each(FORMATS)('%s bodies', (format) => {
       const res = await send(fields, format);
       expect(res.status, JSON.stringify(fields)).toBe(400);
       expect(res.text).not.toMatch(/\n/);
-      expect(res.res.statusMessage).toBe(res.text.slice(0, 200));
+      expect((res as unknown as { res: { statusMessage: string } }).res.statusMessage).toBe(res.text.slice(0, 200));
     }
     expect(await c.paidOn(claim.id)).toBeUndefined();
   });
