@@ -1,5 +1,6 @@
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCommand } from '../../src/cli/commands.ts';
 import { listEvents } from '../../src/inbound/index.ts';
 import { startTestApp } from '../support/app.ts';
 import type { TestApp } from '../support/app.ts';
@@ -191,5 +192,37 @@ describe('authentication of a source', () => {
   it('an unknown source id is 404', async () => {
     const res = await post(t, '/api/webhooks/instamed/src_nothing', { username: 'a', password: 'b' }, sale('x', 'y', '1.00'));
     expect(res.status).toBe(404);
+  });
+});
+
+describe('fhir-billing sources (CLI)', () => {
+  const cli = async (...args: string[]) => {
+    const { code, stdout, stderr } = await runCommand(t.db, t.auth, args);
+    return { code, out: stdout ? JSON.parse(stdout) : undefined, err: stderr };
+  };
+
+  it('create, list, show, update, rotate-credentials and delete, with the same checks as the admin API', async () => {
+    const c = client(t, await t.token());
+    const claim = await c.claim(await c.patient());
+    const created = await cli('sources', 'create', '--tenant', 'default', '--kind', 'instamed', '--name', 'CLI desk', '--allowed-ips', '127.0.0.1, ::1', '--bill-id-field', 'AdditionalCode2');
+    expect(created.code, created.err).toBe(0);
+    expect(created.out).toMatchObject({ kind: 'instamed', url: `/api/webhooks/instamed/${created.out.id}`, allowedIps: ['127.0.0.1/32', '::1/128'], billIdField: 'AdditionalCode2' });
+    const id = created.out.id as string;
+    const paid = await post(t, created.out.url, created.out.credentials, sale('cli-1', 'ignored', '4.00', { AdditionalCode2: claim.billId }));
+    expect(paid.status, paid.text).toBe(200);
+    expect(await c.paidOn(claim.id)).toBe(0);
+
+    expect((await cli('sources', 'list', '--tenant', 'default')).out.sources.map((x: { id: string }) => x.id)).toContain(id);
+    expect((await cli('sources', 'show', id)).out.credentials).toBeUndefined();
+    const updated = await cli('sources', 'update', id, '--disabled', '--required-header', 'X-SSL-Client-Verify: SUCCESS');
+    expect(updated.out).toMatchObject({ enabled: false, requiredHeader: { name: 'X-SSL-Client-Verify', value: 'SUCCESS' } });
+    const rotated = await cli('sources', 'rotate-credentials', id);
+    expect(rotated.out.credentials.password).not.toBe(created.out.credentials.password);
+    const bad = await cli('sources', 'create', '--tenant', 'default', '--kind', 'instamed', '--name', 'x', '--auth', 'both');
+    expect(bad.code).toBe(1);
+    expect(JSON.parse(bad.err).error).toMatch(/^Invalid webhook source/);
+    expect((await cli('sources', 'delete', id)).out).toEqual({ deleted: id });
+    expect((await cli('sources', 'show', id)).code).toBe(1);
+    expect((await cli('sources', 'frobnicate')).code).toBe(2);
   });
 });
