@@ -134,13 +134,23 @@ describe.each(FORMATS)('%s bodies', (format) => {
     expect(await c.paidOn(claim.id)).toBeUndefined();
   });
 
-  it('a payment for an unknown bill id is held: 200, journalled unmatched, nothing applied yet', async () => {
+  it('a payment for an unknown bill id is held (200) and applies when its claim and ClaimResponse arrive through /fhir', async () => {
     const billId = `later-${txn()}`;
-    const res = await send(sale(txn(), billId, '15.00'), format);
+    const id = txn();
+    const res = await send(sale(id, billId, '15.00'), format);
     expect(res.status, res.text).toBe(200);
     expect(res.text).toMatch(/waits for its claim/);
     const journal = (await listEvents(t.db, 'default', 'instamed')).at(-1)!;
     expect(journal.status).toBe('unmatched');
+    expect(await prs(id)).toHaveLength(0);
+    const patientRef = await c.patient();
+    const claim = await c.claim(patientRef, { billId });
+    expect(await prs(id)).toHaveLength(1);
+    await c.claimResponse(claim.id, { total: 100, patientRef });
+    expect(await c.paidOn(claim.id)).toBe(15);
+    // The sender's retry of the same message changes nothing.
+    expect((await send(sale(id, billId, '15.00'), format)).status).toBe(200);
+    expect(await c.paidOn(claim.id)).toBe(15);
   });
 
   it('Payment plan Created/Updated is a Basic searchable by patient and plan id; installments carry the plan id', async () => {
@@ -198,6 +208,22 @@ describe('out of order', () => {
     expect((await send(voidOf(id, claim.billId, '40.00'))).status).toBe(200);
     expect((await send(sale(id, claim.billId, '40.00'))).status).toBe(200);
     expect(await c.paidOn(claim.id)).toBe(0);
+  });
+});
+
+describe('source options', () => {
+  it('claimIdentifierSystem: bill ids are looked up in the source\'s system, not the tenant\'s', async () => {
+    const system = 'https://clinic.example/bill-id';
+    const source = await registerSource(t, await t.token('admin'), { claimIdentifierSystem: system });
+    const patientRef = await c.patient();
+    const billId = `own-${txn()}`;
+    const claim = await c.fhir.create({ ...(await c.fhir.read(`Claim/${(await c.claim(patientRef)).id}`)), id: undefined, meta: undefined, identifier: [{ system, value: billId }] });
+    await c.claimResponse(claim.id, { total: 100, patientRef });
+    const res = await post(t, source.url, source.credentials!, sale(txn(), billId, '7.00'));
+    expect(res.status, res.text).toBe(200);
+    expect(await c.paidOn(claim.id)).toBe(7);
+    // The default source looks in the tenant's system: the same bill id is unknown there (held).
+    expect((await send(sale(txn(), billId, '7.00'))).text).toMatch(/waits for its claim/);
   });
 });
 

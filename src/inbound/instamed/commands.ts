@@ -43,6 +43,7 @@ export async function runMessage(repo: PostgresRepository, m: Message, r: Reader
         ...(r.get('transactionType') && { paymentMethod: r.get('transactionType')!.slice(0, 100) }),
         paymentTraceId: m.transactionId!,
         whenClaimUnknown: 'hold',
+        ...(source.claimIdentifierSystem && { claimIdSystem: source.claimIdentifierSystem }),
         ...(instrumentOf(r) && { instrument: instrumentOf(r) }),
         identifiers: identifiersOf(m),
       });
