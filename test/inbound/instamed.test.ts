@@ -162,6 +162,7 @@ describe.each(FORMATS)('%s bodies', (format) => {
     const found = await c.fhir.search<Basic>(`Basic?patient=${patientRef}`);
     expect(found).toHaveLength(1);
     expect(found[0]).toMatchObject({ subject: { reference: patientRef }, created: '2018-01-02', identifier: [{ value: planId }] });
+    expect(found[0].extension?.find((e) => e.url.endsWith('payment-plan-installment-count'))?.valuePositiveInt).toBe(4);
     expect((await c.fhir.search<Basic>(`Basic?identifier=${planId}`))[0].id).toBe(found[0].id);
     const installment = txn();
     expect((await send(sale(installment, claim.billId, '100.00', { PaymentPlanID: planId, InstallmentSequenceNumber: '1', InstallmentCount: '4' }), format)).status).toBe(200);

@@ -22,6 +22,7 @@ export const instamed: Sender = {
             '(Created, Updated), as JSON, XML or NVP. Authenticated as the webhook source says: HTTP Basic with its generated credentials, ' +
             'or an OAuth 2.0 bearer token of a client of the same tenant with the webhook scope. The same message again (same transaction id, ' +
             'status and action) answers 200 and changes nothing.',
+          security: [{ basicAuth: [] }, { bearerAuth: [] }],
           parameters: [{ name: 'sourceId', in: 'path', required: true, schema: { type: 'string' }, description: 'The id from POST /admin/webhook-sources.' }],
           requestBody: {
             required: true,

@@ -19,7 +19,3 @@ export const InstaMedOptions = z
   .strict();
 
 export type InstaMedOptions = z.output<typeof InstaMedOptions>;
-/** Kept in options only by us, never given by the operator. */
-export interface InstaMedStored extends InstaMedOptions {
-  basicUsername?: string;
-}

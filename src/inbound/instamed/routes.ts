@@ -68,7 +68,9 @@ export function instamedRoutes(deps: InboundDeps): Router {
       sourceId: source.id,
       eventType: `instamed.${m.trigger}`,
       dedupeKey: m.dedupeKey,
-      canonical: { ...m, amount: m.amount?.toFixed(2) ?? null, source: source.id },
+      // A transaction is the same message when its meaning is; a plan carries its whole content
+      // (an Updated plan keeps its id, status and action).
+      canonical: { ...m, amount: m.amount?.toFixed(2) ?? null, source: source.id, ...(m.trigger === 'payment-plan' && { fields: [...parsed.fields].sort() }) },
       body: JSON.parse(redactCardNumbers(JSON.stringify(parsed.object))),
       raw,
     };
