@@ -1,6 +1,7 @@
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCommand } from '../../src/cli/commands.ts';
+import { loadConfig } from '../../src/config.ts';
 import { listEvents } from '../../src/inbound/index.ts';
 import { startTestApp } from '../support/app.ts';
 import type { TestApp } from '../support/app.ts';
@@ -187,6 +188,13 @@ describe('authentication of a source', () => {
     expect((await post(t, source.url, source.credentials!, sale('mtls-1', claim.billId, '1.00')).set('X-SSL-Client-Verify', 'FAILED:x')).status).toBe(401);
     const ok = await post(t, source.url, source.credentials!, sale('mtls-1', claim.billId, '1.00')).set('X-SSL-Client-Verify', 'SUCCESS');
     expect(ok.status, ok.text).toBe(200);
+  });
+
+  it('TRUSTED_PROXIES is a list of addresses or CIDRs (default loopback; empty trusts none)', () => {
+    expect(loadConfig({}).trustedProxies).toEqual(['127.0.0.0/8', '::1/128']);
+    expect(loadConfig({ TRUSTED_PROXIES: '10.0.0.0/8, 192.0.2.7' }).trustedProxies).toEqual(['10.0.0.0/8', '192.0.2.7']);
+    expect(loadConfig({ TRUSTED_PROXIES: '' }).trustedProxies).toEqual([]);
+    expect(() => loadConfig({ TRUSTED_PROXIES: '10.0.0.0/8,nonsense' })).toThrow(/TRUSTED_PROXIES/);
   });
 
   it('an unknown source id is 404', async () => {
