@@ -9,8 +9,12 @@ import { fhirRoutes } from './fhir/routes.ts';
 import type { Logger } from './logger.ts';
 import { loadProfiles } from './profiles/index.ts';
 import { SUBSCRIPTION_TOPICS, addSubscriptionOperations, concealAnswer, subscriptionObserver } from './subscriptions/index.ts';
-import { addBillingOperations } from './billing/index.ts';
-import { inboundRoutes } from './inbound/index.ts';
+import { addBillingOperations, billingObserver } from './billing/index.ts';
+import { composeObservers } from './fhir/change-observer.ts';
+import type { ChangeObserver } from './fhir/change-observer.ts';
+import { inboundRoutes, webhookSourceRoutes } from './inbound/index.ts';
+import { unmatchedPaymentRoutes } from './inbound/unmatched-payments.ts';
+import { addressIn, parseCidrs } from './net/addresses.ts';
 
 export interface AppOptions {
   db: Database;
@@ -20,7 +24,14 @@ export interface AppOptions {
   allowPrivateNetworks?: boolean;
   /** Token issuer, lifetime, hashing cost, failure limits (defaults: auth/settings.ts). */
   auth?: Partial<AuthSettings>;
+  /**
+   * TRUSTED_PROXIES: the CIDRs whose X-Forwarded-For we believe (default: loopback). The one rule
+   * for a caller's address (req.ip) everywhere: the token endpoint's limits, sources' allowedIps.
+   */
+  trustedProxies?: readonly string[];
 }
+
+export const DEFAULT_TRUSTED_PROXIES: readonly string[] = ['127.0.0.0/8', '::1/128'];
 
 export const VERSION = '0.1.0';
 
@@ -31,7 +42,8 @@ export function createApp(options: AppOptions): Express {
   app.disable('x-powered-by');
   // ETags are FHIR version ids, set by the FHIR routes; not hashes of response bodies.
   app.set('etag', false);
-  app.set('trust proxy', 'loopback');
+  const trusted = parseCidrs(options.trustedProxies ?? DEFAULT_TRUSTED_PROXIES);
+  app.set('trust proxy', (address: string) => addressIn(address, trusted));
 
   app.use(
     pinoHttp({
@@ -71,9 +83,16 @@ export function createApp(options: AppOptions): Express {
   });
   const authDeps = { db: options.db, settings: auth };
   app.use(tokenRoutes({ ...authDeps, limiter: createFailureLimiter(options.db, auth), baseUrl: options.baseUrl }));
+  app.use('/admin/webhook-sources', webhookSourceRoutes(authDeps));
+  // One observer for every write, from /fhir or from billing: Subscriptions see both, and billing
+  // re-matches held payments and waiting credit in the write's transaction (billing/observer.ts).
+  const observer: ChangeObserver = composeObservers([
+    subscriptionObserver({ allowPrivateNetworks: options.allowPrivateNetworks ?? false }),
+    billingObserver({ db: options.db, observer: () => observer }),
+  ]);
+  // Payments waiting for their claim (admin scope), before /admin's catch-all 404.
+  app.use(unmatchedPaymentRoutes({ db: options.db, auth: authDeps, observer, baseUrl: options.baseUrl }));
   app.use('/admin', adminRoutes(authDeps));
-  // One observer for every write, from /fhir or from billing: Subscriptions see both.
-  const observer = subscriptionObserver({ allowPrivateNetworks: options.allowPrivateNetworks ?? false });
   // Webhooks (/api/webhooks/..., each sender authenticates its way) and GET /api/openapi.json.
   app.use(inboundRoutes({ db: options.db, auth: authDeps, observer, baseUrl: options.baseUrl, version: VERSION }));
   app.use(

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { normalizeCidr } from './net/addresses.ts';
 import { parseSchedule } from './subscriptions/retry.ts';
 
 /** Environment → typed configuration, read once at start. Every variable is listed in README.md. */
@@ -33,6 +34,12 @@ const EnvSchema = z.object({
   TOKEN_ISSUER: z.string().min(1).optional(),
   /** log2 of scrypt's N for client secret hashes. */
   SECRET_HASH_COST: z.coerce.number().int().min(10).max(20).default(15),
+  /** Comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed; empty: none. */
+  TRUSTED_PROXIES: z
+    .string()
+    .default('127.0.0.0/8,::1/128')
+    .transform((s) => s.split(',').map((c) => c.trim()).filter(Boolean))
+    .refine((list) => list.every((c) => normalizeCidr(c) !== undefined), 'a comma-separated list of IP addresses or CIDRs'),
 }).refine((e) => (e.BOOTSTRAP_CLIENT_ID === undefined) === (e.BOOTSTRAP_CLIENT_SECRET === undefined), {
   message: 'set both BOOTSTRAP_CLIENT_ID and BOOTSTRAP_CLIENT_SECRET, or neither',
   path: ['BOOTSTRAP_CLIENT_SECRET'],
@@ -55,6 +62,7 @@ export type Config = {
     pollIntervalMs: number;
   };
   outboundAllowPrivateNetworks: boolean;
+  trustedProxies: string[];
   auth: {
     issuer: string | undefined;
     tokenTtlSeconds: number;
@@ -86,6 +94,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       pollIntervalMs: e.DELIVERY_POLL_INTERVAL_MS,
     },
     outboundAllowPrivateNetworks: e.OUTBOUND_ALLOW_PRIVATE_NETWORKS === 'true',
+    trustedProxies: e.TRUSTED_PROXIES,
     auth: {
       issuer: e.TOKEN_ISSUER,
       tokenTtlSeconds: e.TOKEN_TTL_SECONDS,

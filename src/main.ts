@@ -96,6 +96,7 @@ function startApi(config: Config, db: Database, logger: Logger): Server {
     logger,
     baseUrl: config.baseUrl,
     allowPrivateNetworks: config.outboundAllowPrivateNetworks,
+    trustedProxies: config.trustedProxies,
     // Assertions name the token endpoint as configured, never as a request's Host header says.
     auth: { issuer, tokenTtlSeconds, hashCost, tokenEndpointUrl: `${config.baseUrl ?? `http://localhost:${config.port}`}${OAUTH_TOKEN_PATH}` },
   });

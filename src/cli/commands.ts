@@ -16,6 +16,7 @@ import type { AuthSettings } from '../auth/index.ts';
 import { claimIdSystem, setClaimIdSystem } from '../billing/index.ts';
 import { migrate } from '../db/index.ts';
 import type { Database } from '../db/index.ts';
+import { SOURCES_OPTIONS, SOURCES_USAGE, runSourceCommand } from './sources.ts';
 
 export const USAGE = `usage: fhir-billing <command> [options]
 
@@ -35,7 +36,7 @@ export const USAGE = `usage: fhir-billing <command> [options]
   billing claim-id-system --tenant T [--system URI | --reset]
                                                 the Claim.identifier system webhook bill ids are
                                                 looked up in (default the Cair claim-id system)
-
+${SOURCES_USAGE}
 Runs on the database the server's environment names (DATABASE_URL, DATABASE_SCHEMA, DATA_DIR).
 `;
 
@@ -58,6 +59,7 @@ const OPTIONS = {
   system: { type: 'string' },
   reset: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
+  ...SOURCES_OPTIONS,
 } as const;
 
 class UsageError extends Error {}
@@ -140,7 +142,10 @@ async function run(db: Database, settings: AuthSettings, command: string, values
       if (system !== undefined || values.reset) await setClaimIdSystem(db, tenant, system);
       return { ok: true, value: { tenant, claimIdSystem: await claimIdSystem(db, tenant) } };
     }
-    default:
+    default: {
+      const sources = command.startsWith('sources ') ? await runSourceCommand(db, settings.hashCost, command.slice(8), values, need) : undefined;
+      if (sources) return sources;
       throw new UsageError(`unknown command: ${command || '(none)'}`);
+    }
   }
 }

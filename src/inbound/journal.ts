@@ -21,8 +21,18 @@ export interface InboundEvent {
   dedupeKey: string;
   /** The event's content in a canonical form (what decides "the same event"). */
   canonical: unknown;
-  /** The body as received. */
+  /** The body as received (for XML and NVP: the fields we read from it; the text is in `raw`). */
   body: unknown;
+  /** The webhook source it came through (inbound/sources/), when the sender has one. */
+  sourceId?: string;
+  /** What came in, as it came: the body text, its Content-Type and the headers worth keeping. */
+  raw?: RawMessage;
+}
+
+export interface RawMessage {
+  contentType: string | null;
+  text: string;
+  headers: Record<string, string>;
 }
 
 export interface StoredAnswer {
@@ -36,15 +46,21 @@ export function contentHash(canonical: unknown): string {
 
 /**
  * Takes the event's dedupe lock (until the transaction ends) and returns the answer of an earlier
- * processed event with the same key and content, if there is one.
+ * event with the same key and content whose outcome is final for its sender (`settled`: processed;
+ * InstaMed also counts unmatched, since it was answered "stored" and must not be judged again),
+ * if there is one.
  */
-export async function findDuplicate(conn: Queryable, e: InboundEvent): Promise<{ id: string; answer: StoredAnswer } | undefined> {
+export async function findDuplicate(
+  conn: Queryable,
+  e: InboundEvent,
+  settled: readonly EventStatus[] = ['processed'],
+): Promise<{ id: string; answer: StoredAnswer } | undefined> {
   await conn.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`inbound|${e.tenantId}|${e.source}|${e.dedupeKey}`]);
   const rows = await conn.query<{ id: string; content_hash: string; response: string }>(
     `SELECT id::text, content_hash, response FROM inbound_event
-      WHERE tenant_id = $1 AND source = $2 AND dedupe_key = $3 AND status = 'processed'
-      ORDER BY id DESC LIMIT 1`,
-    [e.tenantId, e.source, e.dedupeKey],
+      WHERE tenant_id = $1 AND source = $2 AND dedupe_key = $3 AND status = ANY($4::text[])
+      ORDER BY inbound_event.id DESC LIMIT 1`,
+    [e.tenantId, e.source, e.dedupeKey, settled],
   );
   const last = rows[0];
   if (!last || last.content_hash !== contentHash(e.canonical)) return undefined;
@@ -58,11 +74,13 @@ export async function recordEvent(
   outcome: { status: EventStatus; answer?: StoredAnswer; error?: string; duplicateOf?: string },
 ): Promise<void> {
   await conn.query(
-    `INSERT INTO inbound_event (tenant_id, source, event_type, dedupe_key, content_hash, body, status, response, error, duplicate_of)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::bigint)`,
+    `INSERT INTO inbound_event (tenant_id, source, event_type, dedupe_key, content_hash, body, status, response, error, duplicate_of,
+                                source_id, content_type, raw_body, headers)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::bigint, $11, $12, $13, $14::jsonb)`,
     [
-      e.tenantId, e.source, e.eventType, e.dedupeKey, contentHash(e.canonical), JSON.stringify(e.body), outcome.status,
+      e.tenantId, e.source, e.eventType, e.dedupeKey, contentHash(e.canonical), JSON.stringify(e.body ?? null), outcome.status,
       outcome.answer === undefined ? null : JSON.stringify(outcome.answer), outcome.error ?? null, outcome.duplicateOf ?? null,
+      e.sourceId ?? null, e.raw?.contentType ?? null, e.raw?.text ?? null, e.raw ? JSON.stringify(e.raw.headers) : null,
     ],
   );
 }
@@ -77,14 +95,24 @@ export interface JournalRow {
   response: StoredAnswer | null;
   error: string | null;
   duplicateOf: string | null;
+  sourceId: string | null;
+  contentType: string | null;
+  rawBody: string | null;
+  headers: Record<string, string> | null;
 }
 
 /** The tenant's journal, oldest first (for operators and tests). */
 export async function listEvents(conn: Queryable, tenantId: string, source?: string): Promise<JournalRow[]> {
-  const rows = await conn.query<{ id: string; source: string; eventType: string; dedupeKey: string; status: EventStatus; body: string; response: string | null; error: string | null; duplicateOf: string | null }>(
-    `SELECT id::text, source, event_type AS "eventType", dedupe_key AS "dedupeKey", status, body, response, error, duplicate_of::text AS "duplicateOf"
-       FROM inbound_event WHERE tenant_id = $1 AND ($2::text IS NULL OR source = $2) ORDER BY id`,
+  const rows = await conn.query<Omit<JournalRow, 'body' | 'response' | 'headers'> & { body: string; response: string | null; headers: string | Record<string, string> | null }>(
+    `SELECT id::text, source, event_type AS "eventType", dedupe_key AS "dedupeKey", status, body, response, error, duplicate_of::text AS "duplicateOf",
+            source_id AS "sourceId", content_type AS "contentType", raw_body AS "rawBody", headers
+       FROM inbound_event WHERE tenant_id = $1 AND ($2::text IS NULL OR source = $2) ORDER BY inbound_event.id`,
     [tenantId, source ?? null],
   );
-  return rows.map((r) => ({ ...r, body: JSON.parse(r.body), response: r.response === null ? null : (JSON.parse(r.response) as StoredAnswer) }));
+  return rows.map((r) => ({
+    ...r,
+    body: JSON.parse(r.body),
+    response: r.response === null ? null : (JSON.parse(r.response) as StoredAnswer),
+    headers: typeof r.headers === 'string' ? (JSON.parse(r.headers) as Record<string, string>) : r.headers,
+  }));
 }

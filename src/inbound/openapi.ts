@@ -52,6 +52,11 @@ export function openApiDocument(senders: readonly Sender[], version: string): Re
           bearerFormat: 'JWT',
           description: 'The accessToken from POST /api/token (or access_token from POST /oauth2/token).',
         },
+        basicAuth: {
+          type: 'http',
+          scheme: 'basic',
+          description: 'A webhook source\'s generated username and password (POST /admin/webhook-sources).',
+        },
       },
       schemas: {
         TokenRequest: jsonSchema(ApiTokenBody.meta({ title: 'TokenRequest', description: 'The API client\'s credentials (from the admin API or `fhir-billing clients create`).' }), 'input'),

@@ -41,4 +41,6 @@ export const SUPPORTED_RESOURCE_TYPES: readonly string[] = Object.freeze([
   'PaymentNotice',
   'Subscription',
   'PatientCredit',
+  // Records beside the books with no R4 resource of their own (payment plans: inbound/instamed/plans.ts).
+  'Basic',
 ]);

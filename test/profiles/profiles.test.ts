@@ -282,13 +282,15 @@ describe('getOwnDefinitions', () => {
   const byType = (type: string): Resource[] => own.filter((r) => r.resourceType === type);
 
   it('has all our definitions under our canonical base', () => {
-    // PatientCredit, three billing extensions, five Subscription extensions
-    expect(byType('StructureDefinition')).toHaveLength(9);
+    // PatientCredit, three billing extensions, four payment extensions (card brand, last four,
+    // authorization code, settlement date), five Subscription extensions, two payment-plan extensions
+    expect(byType('StructureDefinition')).toHaveLength(15);
     expect(byType('SearchParameter')).toHaveLength(6);
-    expect(byType('CodeSystem')).toHaveLength(1);
+    // patient-credit-status and record-kind (Basic.code of payment plans)
+    expect(byType('CodeSystem')).toHaveLength(2);
     expect(byType('ValueSet')).toHaveLength(1);
-    // the Cair claim-id system and the payment-trace-id system
-    expect(byType('NamingSystem')).toHaveLength(2);
+    // the Cair claim-id system, the payment-trace-id system and the InstaMed payment-plan id system
+    expect(byType('NamingSystem')).toHaveLength(3);
     for (const r of own) {
       if ('url' in r && r.url) {
         expect(r.url.startsWith(`${CANONICAL_BASE}/${r.resourceType}/`), r.url).toBe(true);

@@ -1,0 +1,194 @@
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import { tenantExists } from '../../auth/index.ts';
+import { generateSecret, hashSecret } from '../../auth/secrets.ts';
+import type { Queryable } from '../../db/index.ts';
+import { normalizeCidr } from '../../net/addresses.ts';
+import { InstaMedOptions } from '../instamed/options.ts';
+import * as store from './store.ts';
+import type { SourceRow } from './store.ts';
+
+/**
+ * The webhook-source registry: one registered sender for one tenant, reached at
+ * /api/webhooks/<kind>/<id>. What the admin API and the CLI do, validated here so both refuse the
+ * same things the same way. Credentials we only verify (a Basic password) are generated, shown
+ * once and stored as an scrypt hash; the id is random, so the URL tells nothing.
+ */
+export type RegistryResult<T> = { ok: true; value: T } | { ok: false; status: number; message: string };
+
+/** What each kind adds: its options' schema, and whether those options call for a Basic password. */
+interface KindSpec {
+  options: z.ZodType<Record<string, unknown>>;
+  usesPassword(options: Record<string, unknown>): boolean;
+}
+
+const KINDS: Record<string, KindSpec> = {
+  instamed: { options: InstaMedOptions, usesPassword: (o) => o.auth === 'basic' },
+};
+export const SOURCE_KINDS = Object.keys(KINDS);
+
+const Cidr = z.string().max(64).refine((c) => normalizeCidr(c) !== undefined, { error: (i) => `not an IP address or CIDR: ${String(i.input)}` });
+const Uri = z.string().regex(/^[a-z][a-z0-9+.-]*:\S+$/i, 'an absolute URI').max(2048);
+
+const Common = {
+  name: z.string().trim().min(1).max(200),
+  enabled: z.boolean(),
+  allowedIps: z.array(Cidr).max(200),
+  claimIdentifierSystem: Uri.nullable(),
+};
+
+const CreateInput = z.looseObject({
+  tenant: z.string().min(1).max(63),
+  kind: z.enum(SOURCE_KINDS as [string, ...string[]], { error: `kind must be one of: ${SOURCE_KINDS.join(', ')}` }),
+  name: Common.name,
+  enabled: Common.enabled.default(true),
+  allowedIps: Common.allowedIps.default([]),
+  claimIdentifierSystem: Common.claimIdentifierSystem.default(null),
+});
+const PatchInput = z.looseObject({
+  name: Common.name.optional(),
+  enabled: Common.enabled.optional(),
+  allowedIps: Common.allowedIps.optional(),
+  claimIdentifierSystem: Common.claimIdentifierSystem.optional(),
+});
+const COMMON_KEYS = new Set(['tenant', 'kind', 'name', 'enabled', 'allowedIps', 'claimIdentifierSystem']);
+
+export interface SourceView {
+  id: string;
+  kind: string;
+  tenant: string;
+  name: string;
+  url: string;
+  enabled: boolean;
+  allowedIps: string[];
+  claimIdentifierSystem: string | null;
+  [option: string]: unknown;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** Shown once: at creation, at rotation, and when a source changes to Basic. */
+export interface SourceCredentials {
+  username: string;
+  password: string;
+}
+
+export type SourceWithCredentials = SourceView & { credentials?: SourceCredentials };
+
+export const webhookPath = (kind: string, id: string): string => `/api/webhooks/${kind}/${id}`;
+
+export function viewOf(row: SourceRow): SourceView {
+  return {
+    id: row.id,
+    kind: row.kind,
+    tenant: row.tenantId,
+    name: row.name,
+    url: webhookPath(row.kind, row.id),
+    enabled: row.enabled,
+    allowedIps: row.allowedIps,
+    claimIdentifierSystem: row.claimIdentifierSystem,
+    ...row.options,
+    createdAt: row.createdAt,
+    updatedAt: row.updatedAt,
+  };
+}
+
+const problems = (e: z.ZodError): string =>
+  `Invalid webhook source: ${e.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ')}`;
+const invalid = (message: string) => ({ ok: false as const, status: 400, message });
+const kindOptions = (body: Record<string, unknown>): Record<string, unknown> =>
+  Object.fromEntries(Object.entries(body).filter(([k]) => !COMMON_KEYS.has(k)));
+
+/** A fresh Basic credential: the username is kept in the options, the password only as a hash. */
+async function issuePassword(kind: string, hashCost: number): Promise<{ credentials: SourceCredentials; secretHash: string }> {
+  const credentials = { username: `${kind}-${randomBytes(6).toString('hex')}`, password: generateSecret() };
+  return { credentials, secretHash: await hashSecret(credentials.password, hashCost) };
+}
+
+export async function createSource(conn: Queryable, hashCost: number, body: unknown): Promise<RegistryResult<SourceWithCredentials>> {
+  const common = CreateInput.safeParse(body);
+  if (!common.success) return invalid(problems(common.error));
+  const c = common.data;
+  const spec = KINDS[c.kind];
+  const options = spec.options.safeParse(kindOptions(c));
+  if (!options.success) return invalid(problems(options.error));
+  if (!(await tenantExists(conn, c.tenant))) return { ok: false, status: 404, message: `Unknown tenant: ${c.tenant}` };
+  const issued = spec.usesPassword(options.data) ? await issuePassword(c.kind, hashCost) : undefined;
+  const row = await store.insertSource(conn, {
+    tenantId: c.tenant,
+    id: `src_${randomBytes(12).toString('base64url')}`,
+    kind: c.kind,
+    name: c.name,
+    enabled: c.enabled,
+    allowedIps: c.allowedIps.map((x) => normalizeCidr(x)!),
+    claimIdentifierSystem: c.claimIdentifierSystem,
+    options: { ...options.data, ...(issued && { basicUsername: issued.credentials.username }) },
+    secretHash: issued?.secretHash ?? null,
+  });
+  return { ok: true, value: { ...viewOf(row), ...(issued && { credentials: issued.credentials }) } };
+}
+
+export async function listSourceViews(conn: Queryable, tenant: string | undefined): Promise<SourceView[]> {
+  return (await store.listSources(conn, tenant)).map(viewOf);
+}
+
+export async function getSource(conn: Queryable, id: string): Promise<RegistryResult<SourceView>> {
+  const row = await store.findSource(conn, id);
+  return row ? { ok: true, value: viewOf(row) } : notFound(id);
+}
+
+const notFound = (id: string) => ({ ok: false as const, status: 404, message: `Unknown webhook source: ${id}` });
+
+/**
+ * Changes what is given; kind options merge over the current ones. Changing auth to Basic issues a
+ * username and password (shown in the answer); changing away from it forgets them.
+ */
+export async function patchSource(conn: Queryable, hashCost: number, id: string, body: unknown): Promise<RegistryResult<SourceWithCredentials>> {
+  const row = await store.findSource(conn, id);
+  if (!row) return notFound(id);
+  if (body !== null && typeof body === 'object' && ('tenant' in body || 'kind' in body)) return invalid('A webhook source keeps its tenant and kind; register a new one instead');
+  const patch = PatchInput.safeParse(body);
+  if (!patch.success) return invalid(problems(patch.error));
+  const spec = KINDS[row.kind];
+  const { basicUsername, ...current } = row.options;
+  const options = spec.options.safeParse({ ...current, ...kindOptions(patch.data) });
+  if (!options.success) return invalid(problems(options.error));
+  const wasPassword = row.secretHash !== null;
+  const issued = spec.usesPassword(options.data) && !wasPassword ? await issuePassword(row.kind, hashCost) : undefined;
+  const keepsPassword = spec.usesPassword(options.data) && wasPassword;
+  const updated = await store.updateSource(conn, {
+    tenantId: row.tenantId,
+    id,
+    name: patch.data.name ?? row.name,
+    enabled: patch.data.enabled ?? row.enabled,
+    allowedIps: patch.data.allowedIps?.map((x) => normalizeCidr(x)!) ?? row.allowedIps,
+    claimIdentifierSystem: patch.data.claimIdentifierSystem === undefined ? row.claimIdentifierSystem : patch.data.claimIdentifierSystem,
+    options: {
+      ...options.data,
+      ...(keepsPassword && { basicUsername }),
+      ...(issued && { basicUsername: issued.credentials.username }),
+    },
+    secretHash: keepsPassword ? row.secretHash : (issued?.secretHash ?? null),
+  });
+  if (!updated) return notFound(id);
+  return { ok: true, value: { ...viewOf(updated), ...(issued && { credentials: issued.credentials }) } };
+}
+
+export async function deleteSourceById(conn: Queryable, id: string): Promise<RegistryResult<{ deleted: string }>> {
+  const row = await store.findSource(conn, id);
+  if (!row || !(await store.deleteSource(conn, row.tenantId, id))) return notFound(id);
+  return { ok: true, value: { deleted: id } };
+}
+
+/** A new username and password; the old ones stop working at once. */
+export async function rotateCredentials(conn: Queryable, hashCost: number, id: string): Promise<RegistryResult<SourceWithCredentials>> {
+  const row = await store.findSource(conn, id);
+  if (!row) return notFound(id);
+  if (!KINDS[row.kind].usesPassword(row.options)) {
+    return invalid('This source authenticates with OAuth bearer tokens: rotate its client\'s secret (POST /admin/clients/:id/rotate-secret)');
+  }
+  const issued = await issuePassword(row.kind, hashCost);
+  const updated = await store.updateSource(conn, { ...row, options: { ...row.options, basicUsername: issued.credentials.username }, secretHash: issued.secretHash });
+  if (!updated) return notFound(id);
+  return { ok: true, value: { ...viewOf(updated), credentials: issued.credentials } };
+}
