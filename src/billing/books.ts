@@ -47,7 +47,7 @@ export interface CreditBooks {
 export async function creditBooks(repo: PostgresRepository, creditId: string): Promise<CreditBooks> {
   const tenantId = repo.context.tenantId;
   const byKind = await accountSums(repo.conn, tenantId, account.credit(creditId), 'kind');
-  const amount = (byKind.get('payment.credited') ?? ZERO).plus(byKind.get('credit.reduced') ?? ZERO);
+  const amount = (byKind.get('payment.credited') ?? ZERO).plus(byKind.get('credit.reduced') ?? ZERO).plus(byKind.get('reversal.from-credit') ?? ZERO);
   return { amount, balance: await accountBalance(repo.conn, tenantId, account.credit(creditId)) };
 }
 
@@ -112,6 +112,64 @@ export async function takeBackFromCredit(
     await reduce(back);
   }
   return taken;
+}
+
+/** Where a reversal's money came back from. */
+export interface GivenBack {
+  fromBalance: Amount;
+  fromApplied: Amount;
+  fromAllocations: Amount;
+}
+
+/**
+ * A reversal's movements: `value` of payment `p` goes back to the payer, taken from (1) the
+ * unallocated balance of its PatientCredit, (2) what it applied to its claim's lifecycle (less what
+ * earlier reversals took from there), (3) its credit's allocations to claims, newest first. The
+ * caller has checked that `value` is at most what remains of the payment, so (1)+(2)+(3) cover it.
+ */
+export async function giveBackPayment(
+  repo: PostgresRepository,
+  p: { id: string; patientRef: string; lifecycleId: string; claimId: string; appliedAmount: Amount; patientCreditId: string | null },
+  reversalId: string,
+  value: Amount,
+): Promise<GivenBack> {
+  const tenantId = repo.context.tenantId;
+  const common = { currency: CURRENCY, paymentId: p.id, reversalId };
+  let left = value;
+  const given: GivenBack = { fromBalance: ZERO, fromApplied: ZERO, fromAllocations: ZERO };
+  const fromCredit = async (creditId: string, v: Amount): Promise<void> => {
+    await recordMovement(repo.conn, tenantId, { ...common, kind: 'reversal.from-credit', from: account.credit(creditId), to: account.payment(p.id), amount: v, creditId });
+    left = left.minus(v);
+  };
+  if (p.patientCreditId) {
+    given.fromBalance = min(left, (await creditBooks(repo, p.patientCreditId)).balance);
+    await fromCredit(p.patientCreditId, given.fromBalance);
+  }
+  const earlier = (await accountSums(repo.conn, tenantId, account.payment(p.id), 'kind')).get('reversal.from-claim') ?? ZERO;
+  given.fromApplied = min(left, p.appliedAmount.minus(earlier));
+  if (given.fromApplied.gt(ZERO)) {
+    await recordMovement(repo.conn, tenantId, { ...common, kind: 'reversal.from-claim', from: account.lifecycle(p.lifecycleId), to: account.payment(p.id), amount: given.fromApplied, claimId: p.claimId });
+    await changeLifecyclePaid(repo, p.lifecycleId, given.fromApplied.negated());
+    left = left.minus(given.fromApplied);
+  }
+  if (p.patientCreditId && left.gt(ZERO)) {
+    const creditId = p.patientCreditId;
+    for (const a of await creditAllocations(repo.conn, tenantId, creditId)) {
+      if (left.isZero()) break;
+      const back = min(left, a.net);
+      if (back.isZero()) continue;
+      await recordMovement(repo.conn, tenantId, {
+        kind: 'allocation.reversed', from: account.lifecycle(a.lifecycleId), to: account.credit(creditId), amount: back, currency: CURRENCY,
+        creditId, allocationId: a.allocationId, reversalId, ...(a.claimId && { claimId: a.claimId }),
+      });
+      await changeLifecyclePaid(repo, a.lifecycleId, back.negated());
+      given.fromAllocations = given.fromAllocations.plus(back);
+      await fromCredit(creditId, back);
+    }
+  }
+  if (!left.isZero()) throw new Error(`Payment ${p.id}: ${left.toFixed(2)} of a reversal could not be given back`);
+  await recordMovement(repo.conn, tenantId, { ...common, kind: 'payment.reversed', from: account.payment(p.id), to: account.payer(p.patientRef), amount: value });
+  return given;
 }
 
 export function newAllocation(claim: Claim, value: Amount, date: string): PatientCreditAllocation {

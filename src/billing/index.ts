@@ -1,8 +1,15 @@
 // Billing: the money domain. Claim lookup, lifecycle and patient responsibility, payment application,
-// PatientCredit and its allocation, the ledger. No HTTP: senders (inbound/) and FHIR operations call
-// these commands with a repository of the caller's tenant.
+// reversals and settlement, unmatched payments, PatientCredit and its allocation, the ledger. No
+// HTTP: senders (inbound/) and FHIR operations call these commands with a repository of the
+// caller's tenant.
 export { applyPatientPayment, paymentKey } from './payments.ts';
-export type { PatientPaymentInput, PatientPaymentOutcome } from './payments.ts';
+export type { AppliedPaymentOutcome, PatientPaymentInput, PatientPaymentOutcome, UnmatchedPaymentOutcome } from './payments.ts';
+export { reversePayment } from './reversals.ts';
+export type { ReversalInput, ReversalOutcome } from './reversals.ts';
+export { recordSettlement } from './settlement.ts';
+export type { SettlementInput, SettlementOutcome } from './settlement.ts';
+export type { ReversalKind, HoldMode } from './suspense-store.ts';
+export type { PaymentIdentifier, PaymentInstrument } from './store.ts';
 export { allocateCredit } from './credits.ts';
 export type { AllocateCreditInput, AllocateCreditOutcome } from './credits.ts';
 export { checkBooks } from './check.ts';
@@ -13,4 +20,4 @@ export { CURRENCY, MAX_AMOUNT, MINOR_DIGITS, amount, toJsonNumber } from './mone
 export type { Amount } from './money.ts';
 export { claimIdSystem, setClaimIdSystem } from './store.ts';
 export { MEMBER_LIABILITY } from './claims.ts';
-export { PAYMENT_METHOD_EXTENSION, PAYMENT_TRACE_ID_SYSTEM } from './resources.ts';
+export { PAYMENT_EXTENSIONS, PAYMENT_METHOD_EXTENSION, PAYMENT_TRACE_ID_SYSTEM } from './resources.ts';

@@ -1,15 +1,19 @@
 import { randomUUID } from 'node:crypto';
-import type { Claim, PaymentReconciliation } from '@medplum/fhirtypes';
+import type { Claim } from '@medplum/fhirtypes';
 import type { PostgresRepository } from '../fhir/repository.ts';
 import { account, changeLifecyclePaid, saveCredit, takeBackFromCredit } from './books.ts';
 import { findClaimsByBillId, lifecycleClaims, lifecycleIdOf, patientRefOf, responsibilityOf } from './claims.ts';
 import { CURRENCY, ZERO, max, min } from './money.ts';
 import type { Amount } from './money.ts';
-import { paymentReconciliation } from './resources.ts';
+import { holdPayment, sameJson } from './hold.ts';
+import type { UnmatchedPaymentOutcome } from './hold.ts';
+import { createReconciliation, rewriteReconciliation } from './records.ts';
 import { BillingFailure, refuse } from './result.ts';
-import type { BillingResult } from './result.ts';
-import { claimIdSystem, findPayment, lockAccount, lockLifecycle, recordMovement, savePayment } from './store.ts';
-import type { PaymentRow } from './store.ts';
+import type { BillingResult, Refusal } from './result.ts';
+import { applyWaitingReversals } from './reversals.ts';
+import { claimIdSystem, findPayment, lockAccount, lockLifecycle, lockPaymentKey, recordMovement, savePayment } from './store.ts';
+import type { PaymentIdentifier, PaymentInstrument, PaymentRow } from './store.ts';
+import type { HoldMode } from './suspense-store.ts';
 
 /** A patient payment, as any sender's webhook maps it. */
 export interface PatientPaymentInput {
@@ -25,9 +29,22 @@ export interface PatientPaymentInput {
   paymentMethod?: string;
   /** The processor's payment id: the payment's identity when given. */
   paymentTraceId?: string;
+  /**
+   * No claim with this bill id: refuse (the default: refusal not-found, nothing stored); hold (kept
+   * as an unmatched payment that applies by itself, once, when such a Claim is written by anyone);
+   * hold-for-operator (kept, applied only by an operator: applyUnmatchedPayment).
+   */
+  whenClaimUnknown?: 'refuse' | HoldMode;
+  /** The card as the processor describes it, shown on the PaymentReconciliation. lastFour: exactly 4 digits. */
+  instrument?: PaymentInstrument;
+  /** The processor's identifiers, on PaymentReconciliation.identifier (the trace id is always there). */
+  identifiers?: PaymentIdentifier[];
 }
 
-export interface PatientPaymentOutcome {
+export type PatientPaymentOutcome = AppliedPaymentOutcome | UnmatchedPaymentOutcome;
+export type { UnmatchedPaymentOutcome };
+
+export interface AppliedPaymentOutcome {
   /** created: new payment; unchanged: the same payment again, nothing moved; updated: a resend that changed it. */
   status: 'created' | 'unchanged' | 'updated';
   paymentId: string;
@@ -69,11 +86,19 @@ export function today(): string {
  */
 export async function applyPatientPayment(repo: PostgresRepository, input: PatientPaymentInput): Promise<BillingResult<PatientPaymentOutcome>> {
   if (!input.amount.gt(ZERO)) throw new RangeError('A payment amount must be positive');
+  const bad = checkDetails(input);
+  if (bad) return bad;
   return repo.withTransaction(async (tx) => {
     const tenantId = tx.context.tenantId;
+    const key = paymentKey(input);
+    await lockPaymentKey(tx.conn, tenantId, key);
     const system = await claimIdSystem(tx.conn, tenantId);
     const found = await findClaimsByBillId(tx, system, input.billId);
-    if (found.length === 0) return refuse('not-found', `Claim not found for billId: ${input.billId}`, 'billId');
+    if (found.length === 0) {
+      const mode = input.whenClaimUnknown ?? 'refuse';
+      if (mode === 'refuse') return refuse('not-found', `Claim not found for billId: ${input.billId}`, 'billId');
+      return { ok: true, value: await holdPayment(tx, key, { ...input, paymentDate: input.paymentDate ?? today() }, mode) };
+    }
     const lifecycles = [...new Set(found.map(lifecycleIdOf))];
     if (lifecycles.length > 1) {
       throw new BillingFailure(`billId ${input.billId} matches claims of ${lifecycles.length} lifecycles (${lifecycles.join(', ')})`);
@@ -86,17 +111,39 @@ export async function applyPatientPayment(repo: PostgresRepository, input: Patie
       throw new BillingFailure(`Claim/${claim.id} changed while the payment was processed; send it again`);
     }
 
-    const key = paymentKey(input);
     const existing = await findPayment(tx.conn, tenantId, key);
-    if (!existing) return { ok: true, value: await createPayment(tx, claim, patientRef, key, input) };
+    if (!existing) {
+      const created = await createPayment(tx, claim, patientRef, key, input);
+      // Reversals that arrived before their original apply now, in the order they came.
+      await applyWaitingReversals(tx, key);
+      return { ok: true, value: created };
+    }
     if (existing.billId !== input.billId) {
       return refuse('conflict', `paymentTraceId ${input.paymentTraceId} was already used for billId ${existing.billId}`, 'paymentTraceId');
     }
     if (existing.patientRef !== patientRef) {
       throw new BillingFailure(`Claim/${claim.id} now names ${patientRef}; payment ${existing.id} was made by ${existing.patientRef}`);
     }
-    return { ok: true, value: await updatePayment(tx, existing, input) };
+    return updatePayment(tx, existing, input);
   });
+}
+
+/** Card details and identifiers: never a full card number, never an empty identifier. */
+function checkDetails(input: PatientPaymentInput): Refusal | undefined {
+  const i = input.instrument;
+  if (i?.lastFour !== undefined && !/^\d{4}$/.test(i.lastFour)) return refuse('invalid', 'instrument.lastFour must be exactly 4 digits', 'instrument.lastFour');
+  for (const field of ['brand', 'authorizationCode'] as const) {
+    const v = i?.[field];
+    if (v === undefined) continue;
+    if (v.trim() === '' || v.length > 64) return refuse('invalid', `instrument.${field} must be 1 to 64 characters`, `instrument.${field}`);
+    if (/\d{9,}/.test(v.replace(/[\s-]/g, ''))) return refuse('invalid', `instrument.${field} looks like a card number; only the last four digits are kept`, `instrument.${field}`);
+  }
+  for (const [n, id] of (input.identifiers ?? []).entries()) {
+    if (!id.system?.trim() || !id.value?.trim() || id.system.length > 256 || id.value.length > 256) {
+      return refuse('invalid', `identifiers[${n}] needs a system and a value (each at most 256 characters)`, `identifiers[${n}]`);
+    }
+  }
+  return undefined;
 }
 
 async function createPayment(
@@ -105,7 +152,7 @@ async function createPayment(
   patientRef: string,
   key: string,
   input: PatientPaymentInput,
-): Promise<PatientPaymentOutcome> {
+): Promise<AppliedPaymentOutcome> {
   const tenantId = repo.context.tenantId;
   const lifecycleId = lifecycleIdOf(claim);
   const paid = await lockLifecycle(repo.conn, tenantId, lifecycleId);
@@ -132,6 +179,12 @@ async function createPayment(
     claimResponseId: responsibility.claimResponse?.id ?? null,
     paymentReconciliationId: randomUUID(),
     patientCreditId: credited.gt(ZERO) ? randomUUID() : null,
+    status: 'active',
+    reversedAmount: ZERO,
+    settlementDate: null,
+    settlementFailed: false,
+    instrument: input.instrument ?? null,
+    identifiers: input.identifiers ?? null,
   };
   await savePayment(repo.conn, tenantId, row);
 
@@ -143,24 +196,36 @@ async function createPayment(
   }
   await changeLifecyclePaid(repo, lifecycleId, applied);
 
-  const created = new Date().toISOString();
-  await repo.createResource<PaymentReconciliation>(reconciliation(row, created), { assignedId: true });
+  await createReconciliation(repo, row);
   if (row.patientCreditId) {
-    await saveCredit(repo, row.patientCreditId, { create: { patient: { reference: patientRef }, paymentReconciliationId: row.paymentReconciliationId, created } });
+    await saveCredit(repo, row.patientCreditId, { create: { patient: { reference: patientRef }, paymentReconciliationId: row.paymentReconciliationId, created: new Date().toISOString() } });
   }
   return outcome('created', row);
 }
 
-/** The same payment again: nothing, a new date or method, or a changed amount (the difference moves). */
-async function updatePayment(repo: PostgresRepository, existing: PaymentRow, input: PatientPaymentInput): Promise<PatientPaymentOutcome> {
+/**
+ * The same payment again: nothing, new details (date, method, card, identifiers), or a changed
+ * amount (the difference moves). A payment already reversed (voided, refunded) takes no changes.
+ */
+async function updatePayment(repo: PostgresRepository, existing: PaymentRow, input: PatientPaymentInput): Promise<BillingResult<AppliedPaymentOutcome>> {
   const tenantId = repo.context.tenantId;
   const paymentDate = input.paymentDate ?? existing.paymentDate;
   const paymentMethod = input.paymentMethod ?? existing.paymentMethod;
-  const sameDetails = existing.paymentDate === paymentDate && existing.paymentMethod === paymentMethod;
-  if (existing.amount.eq(input.amount) && sameDetails) return outcome('unchanged', existing);
+  const instrument = input.instrument ?? existing.instrument;
+  const identifiers = input.identifiers ?? existing.identifiers;
+  const sameDetails =
+    existing.paymentDate === paymentDate &&
+    existing.paymentMethod === paymentMethod &&
+    sameJson(existing.instrument, instrument) &&
+    sameJson(existing.identifiers, identifiers);
+  if (existing.amount.eq(input.amount) && sameDetails) return { ok: true, value: outcome('unchanged', existing) };
+  if (existing.status === 'cancelled' || existing.reversedAmount.gt(ZERO)) {
+    const what = existing.status === 'cancelled' ? 'voided' : `reversed by ${existing.reversedAmount.toFixed(2)} ${CURRENCY}`;
+    return refuse('conflict', `Payment ${input.paymentTraceId ?? existing.id} was ${what}; a changed resend is refused`, 'paymentTraceId');
+  }
 
   const paid = await lockLifecycle(repo.conn, tenantId, existing.lifecycleId);
-  const row: PaymentRow = { ...existing, amount: input.amount, paymentDate, paymentMethod };
+  const row: PaymentRow = { ...existing, amount: input.amount, paymentDate, paymentMethod, instrument, identifiers };
   const common = { currency: CURRENCY, paymentId: row.id };
   const delta = input.amount.minus(existing.amount);
 
@@ -198,33 +263,15 @@ async function updatePayment(repo: PostgresRepository, existing: PaymentRow, inp
   }
   await savePayment(repo.conn, tenantId, row);
 
-  const current = await repo.readResource<PaymentReconciliation>('PaymentReconciliation', row.paymentReconciliationId);
-  await repo.updateResource<PaymentReconciliation>({ ...reconciliation(row, current.created), meta: current.meta });
+  await rewriteReconciliation(repo, row);
   if (row.patientCreditId) {
     const exists = existing.patientCreditId !== null;
     await saveCredit(repo, row.patientCreditId, exists ? {} : { create: { patient: { reference: row.patientRef }, paymentReconciliationId: row.paymentReconciliationId, created: new Date().toISOString() } });
   }
-  return outcome('updated', row);
+  return { ok: true, value: outcome('updated', row) };
 }
 
-function reconciliation(row: PaymentRow, created: string): PaymentReconciliation {
-  return paymentReconciliation({
-    id: row.paymentReconciliationId,
-    created,
-    paymentDate: row.paymentDate,
-    amount: row.amount,
-    applied: row.appliedAmount,
-    credited: row.creditedAmount,
-    method: row.paymentMethod,
-    traceId: row.paymentTraceId,
-    claimId: row.claimId,
-    claimResponseId: row.claimResponseId,
-    patient: { reference: row.patientRef },
-    lifecycleId: row.lifecycleId,
-  });
-}
-
-function outcome(status: PatientPaymentOutcome['status'], row: PaymentRow): PatientPaymentOutcome {
+function outcome(status: AppliedPaymentOutcome['status'], row: PaymentRow): AppliedPaymentOutcome {
   return {
     status,
     paymentId: row.id,

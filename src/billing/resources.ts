@@ -3,6 +3,7 @@ import { CANONICAL_BASE, EXTENSION_URLS } from '../profiles/index.ts';
 import type { PatientCredit, PatientCreditAllocation, PatientCreditStatus } from '../profiles/index.ts';
 import { ZERO, fhirMoney } from './money.ts';
 import type { Amount } from './money.ts';
+import type { PaymentIdentifier, PaymentInstrument } from './store.ts';
 
 /**
  * R4 PaymentReconciliation has no `method` (R5 added it), so it travels in the R5 cross-version
@@ -14,6 +15,14 @@ export const PAYMENT_METHOD_SYSTEM = 'http://terminology.hl7.org/CodeSystem/v2-0
 /** Identifier system of the processor's payment id (Cair's paymentTraceId; fhir-profiles/NamingSystem-payment-trace-id.json). */
 export const PAYMENT_TRACE_ID_SYSTEM = `${CANONICAL_BASE}/identifier/payment-trace-id`;
 export const PAYMENT_TYPE_SYSTEM = 'http://terminology.hl7.org/CodeSystem/payment-type';
+
+/** On PaymentReconciliation (fhir-profiles/): what the processor told about the card, and its settlement. */
+export const PAYMENT_EXTENSIONS = Object.freeze({
+  cardBrand: `${CANONICAL_BASE}/StructureDefinition/payment-card-brand`,
+  cardLastFour: `${CANONICAL_BASE}/StructureDefinition/payment-card-last-four`,
+  authorizationCode: `${CANONICAL_BASE}/StructureDefinition/payment-authorization-code`,
+  settlementDate: `${CANONICAL_BASE}/StructureDefinition/payment-settlement-date`,
+});
 
 const METHOD_CODES: Record<string, { code: string; display: string }> = {
   cash: { code: 'CASH', display: 'Cash' },
@@ -48,6 +57,13 @@ export interface PaymentReconciliationInput {
   /** The claim's patient reference: who paid. */
   patient: Reference;
   lifecycleId: string;
+  /** cancelled once voided. */
+  status: 'active' | 'cancelled';
+  instrument: PaymentInstrument | null;
+  /** The processor's own identifiers, besides the trace id. */
+  identifiers: PaymentIdentifier[] | null;
+  settlementDate: string | null;
+  settlementFailed: boolean;
 }
 
 /**
@@ -59,9 +75,13 @@ export interface PaymentReconciliationInput {
 export function paymentReconciliation(p: PaymentReconciliationInput): PaymentReconciliation {
   const extension: Extension[] = [{ url: EXTENSION_URLS.patientPaymentIssuer, valueReference: p.patient }];
   if (p.method) extension.push({ url: PAYMENT_METHOD_EXTENSION, valueCodeableConcept: paymentMethodConcept(p.method) });
+  extension.push(...instrumentExtensions(p.instrument));
+  if (p.settlementDate) extension.push({ url: PAYMENT_EXTENSIONS.settlementDate, valueDate: p.settlementDate });
   const identifier = p.traceId ? { system: PAYMENT_TRACE_ID_SYSTEM, value: p.traceId } : undefined;
+  const identifiers = [...(identifier ? [identifier] : []), ...(p.identifiers ?? [])];
   const detail: PaymentReconciliationDetail[] = [
     {
+      ...(identifier && { identifier }),
       type: { coding: [{ system: PAYMENT_TYPE_SYSTEM, code: 'payment', display: 'Payment' }] },
       request: { reference: `Claim/${p.claimId}` },
       ...(p.claimResponseId && { response: { reference: `ClaimResponse/${p.claimResponseId}` } }),
@@ -71,26 +91,93 @@ export function paymentReconciliation(p: PaymentReconciliationInput): PaymentRec
   ];
   if (p.credited.gt(ZERO)) {
     detail.push({
+      ...(identifier && { identifier }),
       type: { coding: [{ system: PAYMENT_TYPE_SYSTEM, code: 'advance', display: 'Advance' }] },
       date: p.paymentDate,
       amount: fhirMoney(p.credited),
     });
   }
-  const disposition = p.credited.gt(ZERO)
+  let disposition = p.credited.gt(ZERO)
     ? `Applied ${p.applied.toFixed(2)} USD to claim lifecycle ${p.lifecycleId}; ${p.credited.toFixed(2)} USD held as a patient credit`
     : `Applied ${p.applied.toFixed(2)} USD to claim lifecycle ${p.lifecycleId}`;
+  if (p.status === 'cancelled') disposition = `Voided; everything it applied or credited was given back (was: ${disposition})`;
+  if (p.settlementFailed) disposition += '; the processor reported a settlement error';
   return {
     resourceType: 'PaymentReconciliation',
     id: p.id,
     extension,
-    ...(identifier && { identifier: [identifier] }),
-    status: 'active',
+    ...(identifiers.length > 0 && { identifier: identifiers }),
+    status: p.status,
     created: p.created,
-    outcome: 'complete',
+    // error: the processor could not settle it (the money may not arrive).
+    outcome: p.settlementFailed ? 'error' : 'complete',
     disposition,
     paymentDate: p.paymentDate,
     paymentAmount: fhirMoney(p.amount),
     ...(identifier && { paymentIdentifier: identifier }),
+    detail,
+  };
+}
+
+function instrumentExtensions(instrument: PaymentInstrument | null): Extension[] {
+  const out: Extension[] = [];
+  if (instrument?.brand) out.push({ url: PAYMENT_EXTENSIONS.cardBrand, valueString: instrument.brand });
+  if (instrument?.lastFour) out.push({ url: PAYMENT_EXTENSIONS.cardLastFour, valueString: instrument.lastFour });
+  if (instrument?.authorizationCode) out.push({ url: PAYMENT_EXTENSIONS.authorizationCode, valueString: instrument.authorizationCode });
+  return out;
+}
+
+export interface ReversalReconciliationInput {
+  id: string;
+  created: string;
+  kind: 'refund' | 'return' | 'chargeback';
+  /** YYYY-MM-DD */
+  date: string;
+  amount: Amount;
+  /** Taken back from what the payment applied to the claim's lifecycle ... */
+  fromClaim: Amount;
+  /** ... and from its PatientCredit (balance and allocations). */
+  fromCredit: Amount;
+  reversalTraceId: string;
+  identifiers: PaymentIdentifier[] | null;
+  /** The original payment's trace id (detail.predecessor) and PaymentReconciliation. */
+  originalTraceId: string;
+  originalReconciliationId: string;
+  claimId: string;
+  patientCreditId: string | null;
+  patient: Reference;
+}
+
+const REVERSAL_WORDS = { refund: 'Refund', return: 'Returned payment', chargeback: 'Chargeback' } as const;
+
+/**
+ * A refund, return or chargeback: its own PaymentReconciliation, money going back to the payer, so
+ * paymentAmount and every detail amount are negative; `adjustment` details name the original
+ * payment in `predecessor` (its trace id) and say where the money came back from: the claim
+ * (request = the Claim) and the PatientCredit (an extension-free detail without request).
+ */
+export function reversalReconciliation(r: ReversalReconciliationInput): PaymentReconciliation {
+  const identifier = { system: PAYMENT_TRACE_ID_SYSTEM, value: r.reversalTraceId };
+  const predecessor = { system: PAYMENT_TRACE_ID_SYSTEM, value: r.originalTraceId };
+  const adjustment = { coding: [{ system: PAYMENT_TYPE_SYSTEM, code: 'adjustment', display: 'Adjustment' }], text: REVERSAL_WORDS[r.kind] };
+  const detail: PaymentReconciliationDetail[] = [];
+  if (r.fromClaim.gt(ZERO) || r.fromCredit.isZero()) {
+    detail.push({ identifier, predecessor, type: adjustment, request: { reference: `Claim/${r.claimId}` }, date: r.date, amount: fhirMoney(r.fromClaim.negated()) });
+  }
+  if (r.fromCredit.gt(ZERO)) detail.push({ identifier, predecessor, type: adjustment, date: r.date, amount: fhirMoney(r.fromCredit.negated()) });
+  const from = [r.fromClaim.gt(ZERO) && `${r.fromClaim.toFixed(2)} USD from claim Claim/${r.claimId}`, r.fromCredit.gt(ZERO) && `${r.fromCredit.toFixed(2)} USD from PatientCredit/${r.patientCreditId}`].filter(Boolean);
+  return {
+    resourceType: 'PaymentReconciliation',
+    id: r.id,
+    extension: [{ url: EXTENSION_URLS.patientPaymentIssuer, valueReference: r.patient }],
+    identifier: [identifier, ...(r.identifiers ?? [])],
+    status: 'active',
+    created: r.created,
+    outcome: 'complete',
+    disposition: `${REVERSAL_WORDS[r.kind]} of payment ${r.originalTraceId} (PaymentReconciliation/${r.originalReconciliationId}): ${from.join(' and ')}`,
+    paymentDate: r.date,
+    paymentAmount: fhirMoney(r.amount.negated()),
+    paymentIdentifier: identifier,
     detail,
   };
 }

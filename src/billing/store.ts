@@ -56,6 +56,15 @@ export async function lockLifecycle(conn: Queryable, tenantId: string, lifecycle
   return new Money2(rows[0].paid);
 }
 
+/**
+ * Serializes everything about one payment identity (`trace:<id>`) until the transaction ends: its
+ * approval, its reversals and holding it unmatched, so that a reversal arriving while its original
+ * commits either sees it or is seen by it (and waits). Taken before the account lock.
+ */
+export async function lockPaymentKey(conn: Queryable, tenantId: string, paymentKey: string): Promise<void> {
+  await conn.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [JSON.stringify([tenantId, paymentKey])]);
+}
+
 export async function setLifecyclePaid(conn: Queryable, tenantId: string, lifecycleId: string, paid: Amount): Promise<void> {
   await conn.query(
     'UPDATE billing_lifecycle SET patient_paid_amount = $3::numeric, updated_at = now() WHERE tenant_id = $1 AND lifecycle_id = $2',
@@ -84,6 +93,27 @@ export interface PaymentRow {
   claimResponseId: string | null;
   paymentReconciliationId: string;
   patientCreditId: string | null;
+  /** cancelled: voided (everything it moved was given back). */
+  status: 'active' | 'cancelled';
+  /** What its reversals (void, refunds, returns, chargebacks) gave back, in total. */
+  reversedAmount: Amount;
+  /** YYYY-MM-DD the processor settled it, once it says so. */
+  settlementDate: string | null;
+  settlementFailed: boolean;
+  instrument: PaymentInstrument | null;
+  identifiers: PaymentIdentifier[] | null;
+}
+
+/** The card as the processor describes it: never a full card number. */
+export interface PaymentInstrument {
+  brand?: string;
+  lastFour?: string;
+  authorizationCode?: string;
+}
+
+export interface PaymentIdentifier {
+  system: string;
+  value: string;
 }
 
 const PAYMENT_COLUMNS = `id, payment_key AS "paymentKey", source, bill_id AS "billId", payment_trace_id AS "paymentTraceId",
@@ -91,12 +121,20 @@ const PAYMENT_COLUMNS = `id, payment_key AS "paymentKey", source, bill_id AS "bi
   applied_amount::text AS "appliedAmount", credited_amount::text AS "creditedAmount", currency,
   to_char(payment_date, 'YYYY-MM-DD') AS "paymentDate", payment_method AS "paymentMethod",
   claim_response_id AS "claimResponseId", payment_reconciliation_id AS "paymentReconciliationId",
-  patient_credit_id AS "patientCreditId"`;
+  patient_credit_id AS "patientCreditId", status, reversed_amount::text AS "reversedAmount",
+  to_char(settlement_date, 'YYYY-MM-DD') AS "settlementDate", settlement_failed AS "settlementFailed", instrument, identifiers`;
 
-type RawPayment = Omit<PaymentRow, 'amount' | 'appliedAmount' | 'creditedAmount'> & { amount: string; appliedAmount: string; creditedAmount: string };
+type MoneyField = 'amount' | 'appliedAmount' | 'creditedAmount' | 'reversedAmount';
+type RawPayment = Omit<PaymentRow, MoneyField> & Record<MoneyField, string>;
 
 function toPayment(r: RawPayment): PaymentRow {
-  return { ...r, amount: new Money2(r.amount), appliedAmount: new Money2(r.appliedAmount), creditedAmount: new Money2(r.creditedAmount) };
+  return {
+    ...r,
+    amount: new Money2(r.amount),
+    appliedAmount: new Money2(r.appliedAmount),
+    creditedAmount: new Money2(r.creditedAmount),
+    reversedAmount: new Money2(r.reversedAmount),
+  };
 }
 
 export async function findPayment(conn: Queryable, tenantId: string, paymentKey: string): Promise<PaymentRow | undefined> {
@@ -114,16 +152,21 @@ export async function savePayment(conn: Queryable, tenantId: string, p: PaymentR
   await conn.query(
     `INSERT INTO patient_payment (tenant_id, id, payment_key, source, bill_id, payment_trace_id, claim_id, lifecycle_id,
         patient_ref, amount, applied_amount, credited_amount, currency, payment_date, payment_method, claim_response_id,
-        payment_reconciliation_id, patient_credit_id)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::numeric, $11::numeric, $12::numeric, $13, $14::date, $15, $16, $17, $18)
+        payment_reconciliation_id, patient_credit_id, status, reversed_amount, settlement_date, settlement_failed, instrument, identifiers)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::numeric, $11::numeric, $12::numeric, $13, $14::date, $15, $16, $17, $18,
+        $19, $20::numeric, $21::date, $22, $23::jsonb, $24::jsonb)
      ON CONFLICT (tenant_id, id) DO UPDATE SET
         amount = EXCLUDED.amount, applied_amount = EXCLUDED.applied_amount, credited_amount = EXCLUDED.credited_amount,
         payment_date = EXCLUDED.payment_date, payment_method = EXCLUDED.payment_method,
-        claim_response_id = EXCLUDED.claim_response_id, patient_credit_id = EXCLUDED.patient_credit_id, updated_at = now()`,
+        claim_response_id = EXCLUDED.claim_response_id, patient_credit_id = EXCLUDED.patient_credit_id,
+        status = EXCLUDED.status, reversed_amount = EXCLUDED.reversed_amount, settlement_date = EXCLUDED.settlement_date,
+        settlement_failed = EXCLUDED.settlement_failed, instrument = EXCLUDED.instrument, identifiers = EXCLUDED.identifiers,
+        updated_at = now()`,
     [
       tenantId, p.id, p.paymentKey, p.source, p.billId, p.paymentTraceId, p.claimId, p.lifecycleId, p.patientRef,
       sql(p.amount), sql(p.appliedAmount), sql(p.creditedAmount), p.currency, p.paymentDate, p.paymentMethod,
-      p.claimResponseId, p.paymentReconciliationId, p.patientCreditId,
+      p.claimResponseId, p.paymentReconciliationId, p.patientCreditId, p.status, sql(p.reversedAmount), p.settlementDate,
+      p.settlementFailed, p.instrument && JSON.stringify(p.instrument), p.identifiers && JSON.stringify(p.identifiers),
     ],
   );
 }
@@ -139,7 +182,12 @@ export type LedgerKind =
   | 'payment.reduced'
   | 'applied.reversed'
   | 'credit.reduced'
-  | 'allocation.reversed';
+  | 'allocation.reversed'
+  // A reversal (void, refund, return, chargeback) of a payment: money back into the payment's
+  // transit account from its credit or from the lifecycle it paid, then out to the payer.
+  | 'reversal.from-credit'
+  | 'reversal.from-claim'
+  | 'payment.reversed';
 
 export interface Account {
   type: AccountType;
@@ -158,6 +206,7 @@ export interface Movement {
   creditId?: string;
   allocationId?: string;
   claimId?: string;
+  reversalId?: string;
 }
 
 /**
@@ -169,12 +218,12 @@ export async function recordMovement(conn: Queryable, tenantId: string, m: Movem
   if (m.amount.isNegative()) throw new Error(`A ledger movement is never negative (${m.kind} ${m.amount.toFixed()})`);
   const movementId = randomUUID();
   await conn.query(
-    `INSERT INTO ledger_entry (tenant_id, movement_id, kind, account_type, account_id, amount, currency, payment_id, credit_id, allocation_id, claim_id)
-     VALUES ($1, $2, $3, $4, $5, -($6::numeric), $7, $10, $11, $12, $13),
-            ($1, $2, $3, $8, $9, $6::numeric, $7, $10, $11, $12, $13)`,
+    `INSERT INTO ledger_entry (tenant_id, movement_id, kind, account_type, account_id, amount, currency, payment_id, credit_id, allocation_id, claim_id, reversal_id)
+     VALUES ($1, $2, $3, $4, $5, -($6::numeric), $7, $10, $11, $12, $13, $14),
+            ($1, $2, $3, $8, $9, $6::numeric, $7, $10, $11, $12, $13, $14)`,
     [
       tenantId, movementId, m.kind, m.from.type, m.from.id, sql(m.amount), m.currency, m.to.type, m.to.id,
-      m.paymentId ?? null, m.creditId ?? null, m.allocationId ?? null, m.claimId ?? null,
+      m.paymentId ?? null, m.creditId ?? null, m.allocationId ?? null, m.claimId ?? null, m.reversalId ?? null,
     ],
   );
 }

@@ -580,6 +580,7 @@ describe('properties over random sequences of payments, resends and allocations 
               continue;
             }
             if (!result.ok) throw new Error(`payment refused: ${result.message}`);
+            if (result.value.status === 'unmatched') throw new Error('a known claim is never unmatched');
             // Each payment's money is applied or credited, never both more nor less.
             expect(result.value.amountSetOnClaim.plus(result.value.excessAmount).eq(value)).toBe(true);
             sent.set(identity, { claim: o.claim, amount: value });

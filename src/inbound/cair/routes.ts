@@ -2,8 +2,8 @@ import express from 'express';
 import type { NextFunction, Request, Response, Router } from 'express';
 import { webhookAuth } from '../../auth/index.ts';
 import type { AuthLocals } from '../../auth/index.ts';
-import { applyPatientPayment, paymentKey, toJsonNumber } from '../../billing/index.ts';
-import type { PatientPaymentInput, PatientPaymentOutcome } from '../../billing/index.ts';
+import { applyPatientPayment, paymentKey, refuse, toJsonNumber } from '../../billing/index.ts';
+import type { AppliedPaymentOutcome, PatientPaymentInput } from '../../billing/index.ts';
 import { amount } from '../../billing/index.ts';
 import { FULL_ACCESS } from '../../fhir/access.ts';
 import { PostgresRepository } from '../../fhir/repository.ts';
@@ -18,7 +18,7 @@ import type { PatientPaymentSuccess } from './schema.ts';
 export const SOURCE = 'cair';
 export const PATIENT_PAYMENT_PATH = '/api/webhooks/patient-payment';
 
-const MESSAGES: Record<PatientPaymentOutcome['status'], string> = {
+const MESSAGES: Record<AppliedPaymentOutcome['status'], string> = {
   created: 'Payment processed successfully',
   updated: 'Payment updated successfully',
   unchanged: 'Payment already processed; nothing changed',
@@ -71,7 +71,13 @@ export function cairRoutes(deps: InboundDeps): Router {
             return duplicate.answer;
           }
           const result = await applyPatientPayment(tx, input);
-          const reply: StoredAnswer = result.ok ? { status: 200, body: success(result.value) } : cairError.fromRefusal(result, input.billId);
+          if (result.ok && result.value.status === 'unmatched') {
+            // Kept for an operator (GET /admin/unmatched-payments), answered as the seed says: 404.
+            const reply = cairError.fromRefusal(refuse('not-found', `Claim not found for billId: ${input.billId}`, 'billId'), input.billId);
+            await recordEvent(tx.conn, event, { status: 'unmatched', answer: reply });
+            return reply;
+          }
+          const reply: StoredAnswer = result.ok ? { status: 200, body: success(result.value as AppliedPaymentOutcome) } : cairError.fromRefusal(result, input.billId);
           const status = result.ok ? 'processed' : result.code === 'not-found' ? 'unmatched' : 'refused';
           await recordEvent(tx.conn, event, { status, answer: reply });
           return reply;
@@ -108,6 +114,7 @@ export function cairRoutes(deps: InboundDeps): Router {
 function toInput(body: PatientPaymentBody): PatientPaymentInput {
   return {
     source: SOURCE,
+    whenClaimUnknown: 'hold-for-operator',
     billId: body.billId,
     amount: amount(body.paymentAmount),
     ...(body.paymentDate != null && { paymentDate: isoDatePart(body.paymentDate)! }),
@@ -117,7 +124,7 @@ function toInput(body: PatientPaymentBody): PatientPaymentInput {
 }
 
 /** Amounts as JSON numbers (exact: see billing/money.ts); excessAmount only when there is an excess. */
-function success(o: PatientPaymentOutcome): PatientPaymentSuccess {
+function success(o: AppliedPaymentOutcome): PatientPaymentSuccess {
   return {
     success: true,
     message: MESSAGES[o.status],
