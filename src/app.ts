@@ -9,8 +9,11 @@ import { fhirRoutes } from './fhir/routes.ts';
 import type { Logger } from './logger.ts';
 import { loadProfiles } from './profiles/index.ts';
 import { SUBSCRIPTION_TOPICS, addSubscriptionOperations, concealAnswer, subscriptionObserver } from './subscriptions/index.ts';
-import { addBillingOperations } from './billing/index.ts';
+import { addBillingOperations, billingObserver } from './billing/index.ts';
+import { composeObservers } from './fhir/change-observer.ts';
+import type { ChangeObserver } from './fhir/change-observer.ts';
 import { inboundRoutes } from './inbound/index.ts';
+import { unmatchedPaymentRoutes } from './inbound/unmatched-payments.ts';
 
 export interface AppOptions {
   db: Database;
@@ -71,9 +74,15 @@ export function createApp(options: AppOptions): Express {
   });
   const authDeps = { db: options.db, settings: auth };
   app.use(tokenRoutes({ ...authDeps, limiter: createFailureLimiter(options.db, auth), baseUrl: options.baseUrl }));
+  // One observer for every write, from /fhir or from billing: Subscriptions see both, and billing
+  // re-matches held payments and waiting credit in the write's transaction (billing/observer.ts).
+  const observer: ChangeObserver = composeObservers([
+    subscriptionObserver({ allowPrivateNetworks: options.allowPrivateNetworks ?? false }),
+    billingObserver({ db: options.db, observer: () => observer }),
+  ]);
+  // Payments waiting for their claim (admin scope), before /admin's catch-all 404.
+  app.use(unmatchedPaymentRoutes({ db: options.db, auth: authDeps, observer, baseUrl: options.baseUrl }));
   app.use('/admin', adminRoutes(authDeps));
-  // One observer for every write, from /fhir or from billing: Subscriptions see both.
-  const observer = subscriptionObserver({ allowPrivateNetworks: options.allowPrivateNetworks ?? false });
   // Webhooks (/api/webhooks/..., each sender authenticates its way) and GET /api/openapi.json.
   app.use(inboundRoutes({ db: options.db, auth: authDeps, observer, baseUrl: options.baseUrl, version: VERSION }));
   app.use(

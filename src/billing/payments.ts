@@ -19,8 +19,10 @@ import type { HoldMode } from './suspense-store.ts';
 export interface PatientPaymentInput {
   /** Which sender it came from (`cair`). */
   source: string;
-  /** The claim's id at the sender: Claim.identifier value in the tenant's claim-id system. */
+  /** The claim's id at the sender: Claim.identifier value in `claimIdSystem`. */
   billId: string;
+  /** The Claim.identifier system of billId (a webhook source's option); absent: the tenant's claim-id system. */
+  claimIdSystem?: string;
   /** Positive, already rounded to cents (money.amount). */
   amount: Amount;
   /** YYYY-MM-DD; absent: today (UTC) for a new payment, unchanged for a resend. */
@@ -92,7 +94,7 @@ export async function applyPatientPayment(repo: PostgresRepository, input: Patie
     const tenantId = tx.context.tenantId;
     const key = paymentKey(input);
     await lockPaymentKey(tx.conn, tenantId, key);
-    const system = await claimIdSystem(tx.conn, tenantId);
+    const system = input.claimIdSystem ?? (await claimIdSystem(tx.conn, tenantId));
     const found = await findClaimsByBillId(tx, system, input.billId);
     if (found.length === 0) {
       const mode = input.whenClaimUnknown ?? 'refuse';

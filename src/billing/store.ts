@@ -309,3 +309,32 @@ export async function creditAllocations(conn: Queryable, tenantId: string, credi
   );
   return rows.map((r) => ({ ...r, net: new Money2(r.net), firstEntry: Number(r.firstEntry) }));
 }
+
+/** Ids of the PatientCredits that payments for lifecycle `lifecycleId` made, oldest first. */
+export async function lifecycleCreditIds(conn: Queryable, tenantId: string, lifecycleId: string): Promise<string[]> {
+  const rows = await conn.query<{ id: string }>(
+    `SELECT patient_credit_id AS id FROM patient_payment
+      WHERE tenant_id = $1 AND lifecycle_id = $2 AND patient_credit_id IS NOT NULL AND status = 'active'
+      ORDER BY created_at, id`,
+    [tenantId, lifecycleId],
+  );
+  return rows.map((r) => r.id);
+}
+
+/**
+ * Runs `fn` inside a savepoint of the open transaction: when it throws an error `undo` accepts,
+ * only what `fn` wrote is rolled back and `undefined` is returned; the transaction goes on.
+ */
+export async function inSavepoint<T>(conn: Queryable, fn: () => Promise<T>, undo: (err: unknown) => boolean): Promise<T | undefined> {
+  await conn.query('SAVEPOINT billing_followup');
+  try {
+    const result = await fn();
+    await conn.query('RELEASE SAVEPOINT billing_followup');
+    return result;
+  } catch (err) {
+    if (!undo(err)) throw err;
+    await conn.query('ROLLBACK TO SAVEPOINT billing_followup');
+    await conn.query('RELEASE SAVEPOINT billing_followup');
+    return undefined;
+  }
+}

@@ -203,3 +203,15 @@ export async function listUnmatched(conn: Queryable, tenantId: string): Promise<
   const rows = await conn.query<RawUnmatched>(`SELECT ${UNMATCHED_COLUMNS} FROM unmatched_payment WHERE tenant_id = $1 ORDER BY received_at, id`, [tenantId]);
   return rows.map(toUnmatched);
 }
+
+/** The tenants holding an unmatched payment with this id (ids are UUIDs: one, or none). */
+export async function unmatchedTenants(conn: Queryable, id: string): Promise<string[]> {
+  const rows = await conn.query<{ tenantId: string }>('SELECT tenant_id AS "tenantId" FROM unmatched_payment WHERE id = $1', [id]);
+  return rows.map((r) => r.tenantId);
+}
+
+/** An unmatched payment's identity (it never changes), read without a lock. */
+export async function unmatchedKey(conn: Queryable, tenantId: string, id: string): Promise<string | undefined> {
+  const rows = await conn.query<{ key: string }>('SELECT payment_key AS key FROM unmatched_payment WHERE tenant_id = $1 AND id = $2', [tenantId, id]);
+  return rows[0]?.key;
+}

@@ -30,3 +30,29 @@ export interface ChangeObserver {
    */
   plan(conn: Queryable, change: ResourceChange): Promise<((tx: Queryable) => Promise<void>) | undefined>;
 }
+
+/**
+ * Several observers as one: `prepare` runs each in turn; the work each plans runs in the write's
+ * transaction in the order given (e.g. Subscriptions queue the write's notifications before
+ * billing's follow-up writes queue theirs).
+ */
+export function composeObservers(observers: ChangeObserver[]): ChangeObserver {
+  return {
+    async prepare(resource: Resource): Promise<Resource> {
+      let next = resource;
+      for (const o of observers) next = await o.prepare(next);
+      return next;
+    },
+    async plan(conn: Queryable, change: ResourceChange) {
+      const works: ((tx: Queryable) => Promise<void>)[] = [];
+      for (const o of observers) {
+        const work = await o.plan(conn, change);
+        if (work) works.push(work);
+      }
+      if (works.length === 0) return undefined;
+      return async (tx: Queryable) => {
+        for (const work of works) await work(tx);
+      };
+    },
+  };
+}

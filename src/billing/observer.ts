@@ -1,0 +1,79 @@
+import type { Claim, ClaimResponse, Resource } from '@medplum/fhirtypes';
+import type { Database, Queryable } from '../db/index.ts';
+import { FULL_ACCESS } from '../fhir/access.ts';
+import type { ChangeObserver, ResourceChange } from '../fhir/change-observer.ts';
+import { PostgresRepository } from '../fhir/repository.ts';
+import { relativeReference } from './claims.ts';
+import { allocateCredit } from './credits.ts';
+import { creditBooks } from './books.ts';
+import { lifecycleIdOf } from './claims.ts';
+import { BillingFailure } from './result.ts';
+import { inSavepoint, lifecycleCreditIds } from './store.ts';
+import { heldForBillIds } from './suspense-store.ts';
+import { applyUnmatchedPayment } from './unmatched.ts';
+
+/**
+ * Billing's side of every FHIR write, from any writer (/fhir, a transaction Bundle, a sender), in
+ * that write's own transaction, so a committed Claim or ClaimResponse never leaves its money behind:
+ * - a Claim whose identifiers include the bill id of a payment held with `hold`: the payment applies
+ *   (exactly once: the unmatched row is locked and marked in the same transaction);
+ * - an active ClaimResponse (use claim): the unallocated credit that payments for the claim's
+ *   lifecycle left applies to it, oldest first, up to the new open responsibility.
+ * A follow-up that meets data it cannot book (BillingFailure: e.g. a claim without a patient
+ * reference, a ClaimResponse in another currency) is undone alone, in a savepoint: the client's
+ * write still succeeds and the payment keeps waiting.
+ * `observer` is the composed observer (app.ts), so billing's own writes are observed too.
+ */
+export function billingObserver(options: { db: Database; observer: () => ChangeObserver }): ChangeObserver {
+  const repoIn = (tx: Queryable, tenantId: string): PostgresRepository =>
+    new PostgresRepository(options.db, { tenantId, access: FULL_ACCESS, baseUrl: '' }, { observer: options.observer(), tx });
+  const undoable = (err: unknown): boolean => err instanceof BillingFailure;
+
+  return {
+    async prepare(resource: Resource): Promise<Resource> {
+      return resource;
+    },
+
+    async plan(conn: Queryable, change: ResourceChange) {
+      if (change.interaction === 'delete') return undefined;
+      const { tenantId, resource } = change;
+      if (resource.resourceType === 'Claim') {
+        const claim = resource as Claim;
+        if (claim.status === 'entered-in-error') return undefined;
+        const values = (claim.identifier ?? []).map((i) => i.value).filter((v): v is string => typeof v === 'string');
+        const held = await heldForBillIds(conn, tenantId, values);
+        if (held.length === 0) return undefined;
+        return async (tx: Queryable) => {
+          const repo = repoIn(tx, tenantId);
+          for (const id of held) {
+            // A refusal (the payment's claim-id system is another one; already applied) leaves it waiting.
+            await inSavepoint(tx, () => applyUnmatchedPayment(repo, id, { onlyMode: 'hold' }), undoable);
+          }
+        };
+      }
+      if (resource.resourceType === 'ClaimResponse') {
+        const response = resource as ClaimResponse;
+        const request = response.request?.reference;
+        if (response.status !== 'active' || response.use !== 'claim' || !request) return undefined;
+        const [type, claimId] = relativeReference(request).split('/');
+        if (type !== 'Claim' || !claimId) return undefined;
+        return async (tx: Queryable) => {
+          await inSavepoint(tx, () => applyWaitingCredit(repoIn(tx, tenantId), claimId), undoable);
+        };
+      }
+      return undefined;
+    },
+  };
+}
+
+/** Allocates the lifecycle's unallocated credits (oldest payment first) to the claim, as far as it owes. */
+async function applyWaitingCredit(repo: PostgresRepository, claimId: string): Promise<void> {
+  const claim = await repo.readResource<Claim>('Claim', claimId).catch(() => undefined);
+  if (!claim || claim.status === 'entered-in-error') return;
+  for (const creditId of await lifecycleCreditIds(repo.conn, repo.context.tenantId, lifecycleIdOf(claim))) {
+    if (!(await creditBooks(repo, creditId)).balance.gt(0)) continue;
+    const result = await allocateCredit(repo, { creditId, claim: `Claim/${claimId}` });
+    // Nothing (more) open on the claim: the rest of the credit keeps waiting.
+    if (!result.ok) break;
+  }
+}
