@@ -114,6 +114,9 @@ export async function applyWaitingReversals(repo: PostgresRepository, key: strin
 
 /** The same reversal identity again: the same request is unchanged (or still waiting); another amount conflicts. */
 function again(existing: ReversalRow, input: ReversalInput): BillingResult<ReversalOutcome> {
+  if (existing.originalKey !== `trace:${input.originalTraceId}`) {
+    return refuse('conflict', `${existing.kind} ${existing.reversalTraceId} was already recorded for another payment`, 'reversalTraceId');
+  }
   const asked = input.amount ?? null;
   const same = asked === null ? existing.requestedAmount === null || existing.kind === 'void' : existing.requestedAmount?.eq(asked) || (existing.requestedAmount === null && existing.amount.eq(asked));
   if (!same) {

@@ -338,3 +338,12 @@ export async function inSavepoint<T>(conn: Queryable, fn: () => Promise<T>, undo
     return undefined;
   }
 }
+
+/** A reversal's movements by kind: the amount each moved (its positive rows). */
+export async function reversalMovements(conn: Queryable, tenantId: string, reversalId: string): Promise<Map<string, Amount>> {
+  const rows = await conn.query<{ kind: string; total: string }>(
+    `SELECT kind, sum(amount)::text AS total FROM ledger_entry WHERE tenant_id = $1 AND reversal_id = $2 AND amount > 0 GROUP BY kind`,
+    [tenantId, reversalId],
+  );
+  return new Map(rows.map((r) => [r.kind, new Money2(r.total)]));
+}

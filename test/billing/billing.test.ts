@@ -227,12 +227,13 @@ describe('lifecycles and patient responsibility', () => {
     expect(await c.paidOn(claim.id)).toBe(0);
     const [credit] = await creditsOf(patientRef);
     expect(credit).toMatchObject({ status: 'unallocated', amount: { value: 45 }, balance: { value: 45 } });
-    // Once adjudicated, the credit is allocated to the same claim.
+    // Once adjudicated, the credit is allocated to the same claim by itself (billing/observer.ts),
+    // in the ClaimResponse's transaction; nothing is left open to allocate by hand.
     await c.claimResponse(claim.id, { total: 30, patientRef });
-    const allocated = await c.allocate(credit.id, [{ name: 'claim', valueReference: { reference: `Claim/${claim.id}` } }]);
-    expect(allocated.status).toBe(200);
-    expect(allocated.body).toMatchObject({ status: 'partially-allocated', balance: { value: 15 } });
+    expect(await c.fhir.read(`PatientCredit/${credit.id}`)).toMatchObject({ status: 'partially-allocated', balance: { value: 15 } });
     expect(await c.paidOn(claim.id)).toBe(30);
+    const allocated = await c.allocate(credit.id, [{ name: 'claim', valueReference: { reference: `Claim/${claim.id}` } }]);
+    expect(allocated.status).toBe(400);
   });
 
   it('a bill id matching claims of two lifecycles is a 500 that names them; nothing is written', async () => {
