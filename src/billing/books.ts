@@ -10,7 +10,9 @@ import { accountBalance, accountSums, creditAllocations, lockLifecycle, recordMo
 import type { Account } from './store.ts';
 
 /**
- * The moves every command is made of. Each records its ledger rows and keeps what mirrors the
+ * The moves every command is made of, one home per kind of movement: a payment received
+ * (receivePayment), a resend's reduction (reducePayment), a credit allocated (allocateToLifecycle),
+ * a reversal given back (giveBackPayment). Each records its ledger rows and keeps what mirrors the
  * ledger in step in the same transaction: billing_lifecycle.patient_paid_amount and the Claims'
  * patient-paid-amount extension, the PatientCredit's amount, balance and allocations. Callers hold
  * the patient's account lock (store.lockAccount) and pass a repository in the transaction.
@@ -77,17 +79,56 @@ export async function saveCredit(
   return (await write) as unknown as PatientCredit;
 }
 
+/** The accounts a payment's money moves between. */
+export interface PaymentAccounts {
+  id: string;
+  patientRef: string;
+  lifecycleId: string;
+  claimId: string;
+  appliedAmount: Amount;
+  creditedAmount: Amount;
+  patientCreditId: string | null;
+}
+
+/**
+ * A payment's money arriving (a new payment, or a resend's increase): `applied + credited` from
+ * the payer, `applied` on to its lifecycle (re-stamping its claims), `credited` to its credit.
+ */
+export async function receivePayment(repo: PostgresRepository, p: PaymentAccounts, applied: Amount, credited: Amount): Promise<void> {
+  const tenantId = repo.context.tenantId;
+  const common = { currency: CURRENCY, paymentId: p.id };
+  await recordMovement(repo.conn, tenantId, { ...common, kind: 'payment.received', from: account.payer(p.patientRef), to: account.payment(p.id), amount: applied.plus(credited) });
+  await recordMovement(repo.conn, tenantId, { ...common, kind: 'payment.applied', from: account.payment(p.id), to: account.lifecycle(p.lifecycleId), amount: applied, claimId: p.claimId });
+  if (credited.gt(ZERO)) {
+    if (!p.patientCreditId) throw new Error(`Payment ${p.id} credits ${credited.toFixed(2)} without a PatientCredit`);
+    await recordMovement(repo.conn, tenantId, { ...common, kind: 'payment.credited', from: account.payment(p.id), to: account.credit(p.patientCreditId), amount: credited, creditId: p.patientCreditId });
+  }
+  await changeLifecyclePaid(repo, p.lifecycleId, applied);
+}
+
+/**
+ * A resend that shrank a payment by `value`: given back last in first out: its credit (the
+ * unallocated balance, then its allocations, newest first, taken back from those lifecycles), then
+ * what it applied to its claim. Returns how much came from each.
+ */
+export async function reducePayment(repo: PostgresRepository, p: PaymentAccounts, value: Amount): Promise<{ fromCredit: Amount; fromApplied: Amount }> {
+  const tenantId = repo.context.tenantId;
+  const common = { currency: CURRENCY, paymentId: p.id };
+  const fromCredit = p.patientCreditId ? await takeBackFromCredit(repo, p.patientCreditId, p.id, min(value, p.creditedAmount)) : ZERO;
+  const fromApplied = min(value.minus(fromCredit), p.appliedAmount);
+  if (!fromCredit.plus(fromApplied).eq(value)) throw new Error(`Payment ${p.id}: ${value.minus(fromCredit).minus(fromApplied).toFixed(2)} could not be given back`);
+  await recordMovement(repo.conn, tenantId, { ...common, kind: 'applied.reversed', from: account.lifecycle(p.lifecycleId), to: account.payment(p.id), amount: fromApplied, claimId: p.claimId });
+  await recordMovement(repo.conn, tenantId, { ...common, kind: 'payment.reduced', from: account.payment(p.id), to: account.payer(p.patientRef), amount: value });
+  await changeLifecyclePaid(repo, p.lifecycleId, fromApplied.negated());
+  return { fromCredit, fromApplied };
+}
+
 /**
  * Takes `wanted` back out of a credit, for a payment that shrank: first from its unallocated
  * balance, then by reversing its allocations, newest first (each reversal takes the money back
  * from that lifecycle, whose claims are re-stamped). Returns what it took, at most the credit's amount.
  */
-export async function takeBackFromCredit(
-  repo: PostgresRepository,
-  creditId: string,
-  paymentId: string,
-  wanted: Amount,
-): Promise<Amount> {
+async function takeBackFromCredit(repo: PostgresRepository, creditId: string, paymentId: string, wanted: Amount): Promise<Amount> {
   const tenantId = repo.context.tenantId;
   let left = wanted;
   let taken = ZERO;
@@ -129,7 +170,7 @@ export interface GivenBack {
  */
 export async function giveBackPayment(
   repo: PostgresRepository,
-  p: { id: string; patientRef: string; lifecycleId: string; claimId: string; appliedAmount: Amount; patientCreditId: string | null },
+  p: PaymentAccounts,
   reversalId: string,
   value: Amount,
 ): Promise<GivenBack> {
@@ -172,6 +213,20 @@ export async function giveBackPayment(
   return given;
 }
 
-export function newAllocation(claim: Claim, value: Amount, date: string): PatientCreditAllocation {
+/**
+ * `value` of a credit applied to a claim's lifecycle: the credit's balance goes down, the
+ * lifecycle's total (and its claims' stamps) up, and the PatientCredit lists the allocation.
+ */
+export async function allocateToLifecycle(repo: PostgresRepository, creditId: string, claim: Claim, lifecycleId: string, value: Amount): Promise<PatientCredit> {
+  const allocation = newAllocation(claim, value, new Date().toISOString());
+  await recordMovement(repo.conn, repo.context.tenantId, {
+    kind: 'credit.allocated', from: account.credit(creditId), to: account.lifecycle(lifecycleId), amount: value, currency: CURRENCY,
+    creditId, allocationId: allocation.id, claimId: claim.id!,
+  });
+  await changeLifecyclePaid(repo, lifecycleId, value);
+  return saveCredit(repo, creditId, { added: allocation });
+}
+
+function newAllocation(claim: Claim, value: Amount, date: string): PatientCreditAllocation {
   return { id: randomUUID(), claim: { reference: `Claim/${claim.id}` }, amount: fhirMoney(value), date };
 }

@@ -2,13 +2,13 @@ import { OperationOutcomeError, getStatus } from '@medplum/core';
 import type { Claim, Resource } from '@medplum/fhirtypes';
 import type { PostgresRepository } from '../fhir/repository.ts';
 import type { PatientCredit } from '../profiles/index.ts';
-import { account, changeLifecyclePaid, creditBooks, newAllocation, saveCredit } from './books.ts';
+import { allocateToLifecycle, creditBooks } from './books.ts';
 import { lifecycleClaims, lifecycleIdOf, patientRefOf, relativeReference, responsibilityOf } from './claims.ts';
 import { CURRENCY, ZERO, max, min } from './money.ts';
 import type { Amount } from './money.ts';
 import { refuse } from './result.ts';
 import type { BillingResult } from './result.ts';
-import { lockAccount, lockLifecycle, recordMovement } from './store.ts';
+import { lockAccount, lockLifecycle } from './store.ts';
 
 export interface AllocateCreditInput {
   creditId: string;
@@ -67,13 +67,7 @@ export async function allocateCredit(repo: PostgresRepository, input: AllocateCr
     const value = input.amount ?? min(balance, open);
     if (value.isZero()) return refuse('invalid', `Claim/${claimId} has no open patient responsibility to allocate to`, 'claim');
 
-    const allocation = newAllocation(claim, value, new Date().toISOString());
-    await recordMovement(tx.conn, tenantId, {
-      kind: 'credit.allocated', from: account.credit(input.creditId), to: account.lifecycle(lifecycleId), amount: value, currency: CURRENCY,
-      creditId: input.creditId, allocationId: allocation.id, claimId,
-    });
-    await changeLifecyclePaid(tx, lifecycleId, value);
-    const credit = await saveCredit(tx, input.creditId, { added: allocation });
+    const credit = await allocateToLifecycle(tx, input.creditId, claim, lifecycleId, value);
     return { ok: true, value: { credit, allocated: value, claimId, claimLifecycleId: lifecycleId } };
   });
 }

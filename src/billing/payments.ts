@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Claim } from '@medplum/fhirtypes';
 import type { PostgresRepository } from '../fhir/repository.ts';
-import { account, changeLifecyclePaid, saveCredit, takeBackFromCredit } from './books.ts';
+import { receivePayment, reducePayment, saveCredit } from './books.ts';
 import { findClaimsByBillId, lifecycleClaims, lifecycleIdOf, patientRefOf, responsibilityOf } from './claims.ts';
 import { CURRENCY, ZERO, max, min } from './money.ts';
 import type { Amount } from './money.ts';
@@ -11,7 +11,7 @@ import { createReconciliation, rewriteReconciliation } from './records.ts';
 import { BillingFailure, refuse } from './result.ts';
 import type { BillingResult, Refusal } from './result.ts';
 import { applyWaitingReversals } from './reversals.ts';
-import { claimIdSystem, findPayment, lockAccount, lockLifecycle, lockPaymentKey, recordMovement, savePayment } from './store.ts';
+import { claimIdSystem, findPayment, lockAccount, lockLifecycle, lockPaymentKey, savePayment } from './store.ts';
 import type { PaymentIdentifier, PaymentInstrument, PaymentRow } from './store.ts';
 import type { HoldMode } from './suspense-store.ts';
 
@@ -190,13 +190,7 @@ async function createPayment(
   };
   await savePayment(repo.conn, tenantId, row);
 
-  const common = { currency: CURRENCY, paymentId: row.id };
-  await recordMovement(repo.conn, tenantId, { ...common, kind: 'payment.received', from: account.payer(patientRef), to: account.payment(row.id), amount: input.amount });
-  await recordMovement(repo.conn, tenantId, { ...common, kind: 'payment.applied', from: account.payment(row.id), to: account.lifecycle(lifecycleId), amount: applied, claimId: row.claimId });
-  if (row.patientCreditId) {
-    await recordMovement(repo.conn, tenantId, { ...common, kind: 'payment.credited', from: account.payment(row.id), to: account.credit(row.patientCreditId), amount: credited, creditId: row.patientCreditId });
-  }
-  await changeLifecyclePaid(repo, lifecycleId, applied);
+  await receivePayment(repo, row, applied, credited);
 
   await createReconciliation(repo, row);
   if (row.patientCreditId) {
@@ -228,7 +222,6 @@ async function updatePayment(repo: PostgresRepository, existing: PaymentRow, inp
 
   const paid = await lockLifecycle(repo.conn, tenantId, existing.lifecycleId);
   const row: PaymentRow = { ...existing, amount: input.amount, paymentDate, paymentMethod, instrument, identifiers };
-  const common = { currency: CURRENCY, paymentId: row.id };
   const delta = input.amount.minus(existing.amount);
 
   if (delta.gt(ZERO)) {
@@ -240,28 +233,11 @@ async function updatePayment(repo: PostgresRepository, existing: PaymentRow, inp
     row.creditedAmount = row.creditedAmount.plus(extra);
     if (add.gt(ZERO)) row.claimResponseId = responsibility.claimResponse?.id ?? row.claimResponseId;
     if (extra.gt(ZERO) && !row.patientCreditId) row.patientCreditId = randomUUID();
-    await recordMovement(repo.conn, tenantId, { ...common, kind: 'payment.received', from: account.payer(row.patientRef), to: account.payment(row.id), amount: delta });
-    await recordMovement(repo.conn, tenantId, { ...common, kind: 'payment.applied', from: account.payment(row.id), to: account.lifecycle(row.lifecycleId), amount: add, claimId: row.claimId });
-    if (extra.gt(ZERO)) {
-      await recordMovement(repo.conn, tenantId, { ...common, kind: 'payment.credited', from: account.payment(row.id), to: account.credit(row.patientCreditId!), amount: extra, creditId: row.patientCreditId! });
-    }
-    await changeLifecyclePaid(repo, row.lifecycleId, add);
+    await receivePayment(repo, row, add, extra);
   } else if (delta.lt(ZERO)) {
-    // Less money: give the difference back, last in first out: the credit (its balance, then its
-    // allocations), then what was applied to the claim.
-    let back = delta.negated();
-    if (row.patientCreditId) {
-      const fromCredit = await takeBackFromCredit(repo, row.patientCreditId, row.id, min(back, row.creditedAmount));
-      row.creditedAmount = row.creditedAmount.minus(fromCredit);
-      back = back.minus(fromCredit);
-    }
-    const fromApplied = min(back, row.appliedAmount);
-    await recordMovement(repo.conn, tenantId, { ...common, kind: 'applied.reversed', from: account.lifecycle(row.lifecycleId), to: account.payment(row.id), amount: fromApplied, claimId: row.claimId });
-    row.appliedAmount = row.appliedAmount.minus(fromApplied);
-    back = back.minus(fromApplied);
-    if (!back.isZero()) throw new Error(`Payment ${row.id}: ${back.toFixed(2)} could not be given back`);
-    await recordMovement(repo.conn, tenantId, { ...common, kind: 'payment.reduced', from: account.payment(row.id), to: account.payer(row.patientRef), amount: delta.negated() });
-    await changeLifecyclePaid(repo, row.lifecycleId, fromApplied.negated());
+    const back = await reducePayment(repo, existing, delta.negated());
+    row.creditedAmount = row.creditedAmount.minus(back.fromCredit);
+    row.appliedAmount = row.appliedAmount.minus(back.fromApplied);
   }
   await savePayment(repo.conn, tenantId, row);
 
