@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { PostgresRepository } from '../fhir/repository.ts';
 import type { Amount } from './money.ts';
 import type { PatientPaymentInput } from './payments.ts';
-import { findUnmatchedByKey, insertUnmatched, updateUnmatchedInput } from './suspense-store.ts';
+import { findUnmatchedByKey, insertUnmatched, resolveUnmatched, updateUnmatchedInput } from './suspense-store.ts';
 import type { HoldMode } from './suspense-store.ts';
 
 /** A payment kept for a claim that is not here (yet): nothing moved, nothing on the books. */
@@ -59,4 +59,10 @@ export async function holdPayment(repo: PostgresRepository, key: string, input: 
   }
   await updateUnmatchedInput(repo.conn, tenantId, existing.id, input.amount, { ...existing.input, ...stored });
   return { ...base, unmatchedPaymentId: existing.id, mode: existing.mode, held: 'updated', unmatchedStatus: 'waiting' };
+}
+
+/** A payment just recorded under `key`: a held copy of it that still waits is marked applied as it. */
+export async function settleHeld(repo: PostgresRepository, key: string, paymentId: string): Promise<void> {
+  const held = await findUnmatchedByKey(repo.conn, repo.context.tenantId, key);
+  if (held?.status === 'waiting') await resolveUnmatched(repo.conn, repo.context.tenantId, held.id, { status: 'applied', paymentId });
 }

@@ -5,7 +5,7 @@ import { receivePayment, reducePayment, saveCredit } from './books.ts';
 import { findClaimsByBillId, lifecycleClaims, lifecycleIdOf, patientRefOf, responsibilityOf } from './claims.ts';
 import { CURRENCY, ZERO, max, min } from './money.ts';
 import type { Amount } from './money.ts';
-import { holdPayment, sameJson } from './hold.ts';
+import { holdPayment, sameJson, settleHeld } from './hold.ts';
 import type { UnmatchedPaymentOutcome } from './hold.ts';
 import { createReconciliation, rewriteReconciliation } from './records.ts';
 import { BillingFailure, refuse } from './result.ts';
@@ -116,6 +116,8 @@ export async function applyPatientPayment(repo: PostgresRepository, input: Patie
     const existing = await findPayment(tx.conn, tenantId, key);
     if (!existing) {
       const created = await createPayment(tx, claim, patientRef, key, input);
+      // The same payment held earlier (its claim was not here then) is this one now.
+      await settleHeld(tx, key, created.paymentId);
       // Reversals that arrived before their original apply now, in the order they came.
       await applyWaitingReversals(tx, key);
       return { ok: true, value: created };

@@ -154,6 +154,34 @@ describe('refund, return, chargeback', () => {
   });
 });
 
+describe('concurrency (real concurrency on PostgreSQL)', () => {
+  it('a reversal racing its original is applied exactly once, whichever commits first', async () => {
+    const { claim } = await owing(1000);
+    const races = Array.from({ length: 6 }, () => ({ original: trace(), refund: trace() }));
+    await Promise.all(
+      races.flatMap((r) => [
+        applyPatientPayment(serverRepo(t), { source: 'test', billId: claim.billId, amount: amount(30), paymentTraceId: r.original }),
+        reverse({ kind: 'refund', originalTraceId: r.original, reversalTraceId: r.refund, value: 10 }),
+        reverse({ kind: 'refund', originalTraceId: r.original, reversalTraceId: r.refund, value: 10 }),
+      ]),
+    );
+    const rows = await t.db.query<{ reversed: string }>(
+      'SELECT reversed_amount::text AS reversed FROM patient_payment WHERE tenant_id = $1 AND payment_trace_id = ANY($2::text[])',
+      ['default', races.map((r) => r.original)],
+    );
+    expect(rows.map((r) => r.reversed)).toEqual(races.map(() => '10.00'));
+    expect(await c.paidOn(claim.id)).toBe(6 * 20);
+  });
+
+  it('two copies of one void at once: one gives the money back, the other is unchanged', async () => {
+    const { claim } = await owing(100);
+    const p = await pay(claim.billId, 100);
+    const results = await Promise.all([reverse({ kind: 'void', originalTraceId: p.traceId }), reverse({ kind: 'void', originalTraceId: p.traceId })]);
+    expect(results.map((r) => r.ok && r.value.status).sort()).toEqual(['created', 'unchanged']);
+    expect(await c.paidOn(claim.id)).toBe(0);
+  });
+});
+
 describe('settlement and card details', () => {
   it('records the settlement date, and a settlement error as outcome error', async () => {
     const { claim } = await owing(100);

@@ -153,6 +153,21 @@ describe('the Cair webhook and the operator', () => {
     expect(await adminPost(`/${mine!.id}/discard`, { reason: 'late' })).toMatchObject({ status: 409 });
   });
 
+  it('a resend once the claim exists applies it and takes it off the list', async () => {
+    const billId = billOf();
+    const body = { billId, paymentAmount: 7, paymentTraceId: trace() };
+    expect((await c.pay(body)).status).toBe(404);
+    const mine = (await listed()).find((u) => u.billId === billId)!;
+    const patientRef = await c.patient();
+    const claim = await c.claim(patientRef, { billId });
+    const res = await c.pay(body);
+    expect(res.status).toBe(200);
+    expect(await c.fhir.search(`PatientCredit?patient=${patientRef}`)).toHaveLength(1);
+    expect((await listed()).map((u) => u.id)).not.toContain(mine.id);
+    expect(await adminPost(`/${mine.id}/apply`)).toMatchObject({ status: 409 });
+    expect(claim.id).toBeDefined();
+  });
+
   it('discards with a reason; refuses bad requests and callers without the admin scope', async () => {
     const billId = billOf();
     await c.pay({ billId, paymentAmount: 5, paymentTraceId: trace() });
