@@ -282,8 +282,9 @@ describe('getOwnDefinitions', () => {
   const byType = (type: string): Resource[] => own.filter((r) => r.resourceType === type);
 
   it('has all our definitions under our canonical base', () => {
-    // PatientCredit, three billing extensions, five Subscription extensions
-    expect(byType('StructureDefinition')).toHaveLength(9);
+    // PatientCredit, seven billing extensions (three, plus card brand, last four, authorization
+    // code and settlement date), five Subscription extensions
+    expect(byType('StructureDefinition')).toHaveLength(13);
     expect(byType('SearchParameter')).toHaveLength(6);
     expect(byType('CodeSystem')).toHaveLength(1);
     expect(byType('ValueSet')).toHaveLength(1);
