@@ -1,12 +1,12 @@
+import { OperationOutcomeError, getStatus } from '@medplum/core';
 import type { Claim, ClaimResponse, Resource } from '@medplum/fhirtypes';
 import type { Database, Queryable } from '../db/index.ts';
 import { FULL_ACCESS } from '../fhir/access.ts';
 import type { ChangeObserver, ResourceChange } from '../fhir/change-observer.ts';
 import { PostgresRepository } from '../fhir/repository.ts';
-import { relativeReference } from './claims.ts';
-import { allocateCredit } from './credits.ts';
 import { creditBooks } from './books.ts';
-import { lifecycleIdOf } from './claims.ts';
+import { lifecycleIdOf, relativeReference } from './claims.ts';
+import { allocateCredit } from './credits.ts';
 import { BillingFailure } from './result.ts';
 import { inSavepoint, lifecycleCreditIds } from './store.ts';
 import { heldForBillIds } from './suspense-store.ts';
@@ -68,7 +68,12 @@ export function billingObserver(options: { db: Database; observer: () => ChangeO
 
 /** Allocates the lifecycle's unallocated credits (oldest payment first) to the claim, as far as it owes. */
 async function applyWaitingCredit(repo: PostgresRepository, claimId: string): Promise<void> {
-  const claim = await repo.readResource<Claim>('Claim', claimId).catch(() => undefined);
+  const claim = await repo.readResource<Claim>('Claim', claimId).catch((err: unknown) => {
+    // A response to a claim that is not here (or deleted) has no credit to take.
+    const status = err instanceof OperationOutcomeError ? getStatus(err.outcome) : undefined;
+    if (status === 404 || status === 410) return undefined;
+    throw err;
+  });
   if (!claim || claim.status === 'entered-in-error') return;
   for (const creditId of await lifecycleCreditIds(repo.conn, repo.context.tenantId, lifecycleIdOf(claim))) {
     if (!(await creditBooks(repo, creditId)).balance.gt(0)) continue;

@@ -117,6 +117,19 @@ describe('credit waiting for its ClaimResponse', () => {
     expect(await c.paidOn(claim.id)).toBe(70);
   });
 
+  it('a ClaimResponse billing cannot read (another currency) still saves; the credit keeps waiting', async () => {
+    const patientRef = await c.patient();
+    const claim = await c.claim(patientRef);
+    await c.pay({ billId: claim.billId, paymentAmount: 10, paymentTraceId: trace() });
+    const usd = await c.claimResponse(claim.id, { total: 5, patientRef, status: 'draft' });
+    const { id: _id, meta: _meta, ...rest } = usd;
+    const eur = { ...rest, status: 'active' as const, total: rest.total!.map((t) => ({ ...t, amount: { value: t.amount.value, currency: 'EUR' as const } })) };
+    await c.fhir.create(eur);
+    expect(await c.paidOn(claim.id)).toBe(0);
+    const [credit] = await c.fhir.search(`PatientCredit?patient=${patientRef}`);
+    expect(credit).toMatchObject({ status: 'unallocated', balance: { value: 10 } });
+  });
+
   it('two payments: the oldest credit goes first', async () => {
     const patientRef = await c.patient();
     const claim = await c.claim(patientRef);

@@ -29,7 +29,8 @@ const MESSAGES: Record<AppliedPaymentOutcome['status'], string> = {
  * `webhook` scope (or create on PaymentReconciliation); the body is validated, then in ONE
  * transaction the event is journalled and the payment applied (billing.applyPatientPayment).
  * A duplicate of the last processed event with the same payment identity is answered with the
- * first answer and changes nothing.
+ * first answer and changes nothing. A payment for an unknown bill is kept for an operator
+ * (`hold-for-operator`: GET /admin/unmatched-payments) and still answered 404, as the seed says.
  */
 export function cairRoutes(deps: InboundDeps): Router {
   const routes = express.Router();
