@@ -38,9 +38,9 @@ export interface ChangeObserver {
  */
 export function composeObservers(observers: ChangeObserver[]): ChangeObserver {
   return {
-    async prepare(resource: Resource): Promise<Resource> {
+    async prepare(resource: Resource, context: { conn: Queryable; tenantId: string }): Promise<Resource> {
       let next = resource;
-      for (const o of observers) next = await o.prepare(next);
+      for (const o of observers) next = await o.prepare(next, context);
       return next;
     },
     async plan(conn: Queryable, change: ResourceChange) {
