@@ -241,6 +241,8 @@ function withoutCredentials(value: string): string {
 
 main().catch(async (err: unknown) => {
   logger.fatal(describeStartupFailure(err), `start-up failed: ${startupFailureMessage(err)}`);
+  // Written out in order before exiting (an exit mid-write would put this line before earlier ones).
+  await new Promise<void>((resolve) => logger.flush(() => resolve()));
   // Bounded: a database that hangs on close must not keep a failed process alive.
   await Promise.race([openedDb?.close().catch(() => {}), new Promise((r) => setTimeout(r, 5000).unref())]);
   process.exit(1);

@@ -18,6 +18,8 @@ const env = {
   BOOTSTRAP_CLIENT_SECRET: bootstrap.clientSecret,
 };
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+/** Each test starts real server processes, which take tens of seconds on a loaded machine. */
+const PROCESS_TEST_TIMEOUT = 180_000;
 
 /** Runs `node src/main.ts` until it exits by itself (a start-up that must fail). */
 async function runUntilExit(env: Record<string, string | undefined>): Promise<{ code: number | null; lines: string[]; stderr: string }> {
@@ -70,7 +72,7 @@ describe('the server process', () => {
       second.child.kill('SIGTERM');
       expect(await second.exited).toBe(0);
     }
-  });
+  }, PROCESS_TEST_TIMEOUT);
 
   it('on a first start without BOOTSTRAP_CLIENT_*, creates an API client and shows its secret once', async () => {
     const fresh = { DATA_DIR: join(dataDir, 'first-start'), DATABASE_SCHEMA: `${schema}_first` };
@@ -90,7 +92,7 @@ describe('the server process', () => {
     again.child.kill('SIGTERM');
     await again.exited;
     expect(again.logs.join('\n')).not.toMatch(/clientSecret:/);
-  });
+  }, PROCESS_TEST_TIMEOUT);
 
   it('refuses a second server on one embedded data directory, and takes over the lock a kill -9 left', async () => {
     const shared = { ...env, DATABASE_URL: undefined, DATA_DIR: join(dataDir, 'shared') };
@@ -125,7 +127,7 @@ describe('the server process', () => {
       first.child.kill('SIGKILL');
       survivor?.child.kill('SIGKILL');
     }
-  });
+  }, PROCESS_TEST_TIMEOUT);
 
   it('exits 1 with one JSON line when its port is in use', async () => {
     const occupant = createServer();
@@ -138,7 +140,7 @@ describe('the server process', () => {
     } finally {
       occupant.close();
     }
-  });
+  }, PROCESS_TEST_TIMEOUT);
 
   it('logs the settings that matter at start, never a password, and a failed start-up as one JSON line', async () => {
     const badSetting = await runUntilExit({ ...env, PORT: 'eighty' });
@@ -168,5 +170,5 @@ describe('the server process', () => {
     const embedded = await runUntilExit({ ...env, DATABASE_URL: undefined, DATA_DIR: notADirectory });
     expect(expectOneFailureLine(embedded, /cannot open the database: .*not a directory/)).toMatchObject({ phase: 'database', code: 'ENOTDIR' });
     expect(JSON.parse(embedded.lines[0]!)).toMatchObject({ msg: 'starting', database: { kind: 'embedded', dataDir: notADirectory } });
-  });
+  }, PROCESS_TEST_TIMEOUT);
 });

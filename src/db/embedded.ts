@@ -112,10 +112,13 @@ function startThread(dataDir: string): Promise<DatabaseThread> {
       call(request) {
         if (stopped) return Promise.reject(stopped);
         const id = nextId++;
-        // Referenced only while a reply is awaited: an idle database must not keep the process alive.
-        if (pending.size === 0) worker.ref();
-        worker.postMessage({ ...request, id });
-        return new Promise((resolve, reject) => pending.set(id, { resolve, reject }));
+        return new Promise((resolve, reject) => {
+          // Throws (rejecting this promise) when a parameter cannot be copied to the thread.
+          worker.postMessage({ ...request, id });
+          // Referenced only while a reply is awaited: an idle database must not keep the process alive.
+          if (pending.size === 0) worker.ref();
+          pending.set(id, { resolve, reject });
+        });
       },
       onNotify: () => {},
       async terminate() {

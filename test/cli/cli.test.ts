@@ -138,6 +138,16 @@ describe('the fhir-billing process', () => {
     expect(JSON.parse(stdout)).toEqual({ id: 'acme', name: 'Acme' });
   });
 
+  it('reports a bad setting as one {error} line, not a stack trace', async () => {
+    const { code, stderr } = await new Promise<{ code: number; stderr: string }>((resolve) => {
+      execFile(process.execPath, ['src/cli/main.ts', 'clients', 'list'], { env: { ...process.env, SECRET_HASH_COST: 'high' } }, (error, _out, err) =>
+        resolve({ code: error ? Number(error.code) : 0, stderr: err }),
+      );
+    });
+    expect(code).toBe(1);
+    expect(JSON.parse(stderr)).toEqual({ error: expect.stringMatching(/^Invalid configuration: SECRET_HASH_COST/) });
+  });
+
   it('refuses an embedded data directory a running server holds, and says to stop it or use the admin API', async () => {
     const env = { DATABASE_URL: undefined, DATA_DIR: join(dir, 'served'), SECRET_HASH_COST: '12', BOOTSTRAP_CLIENT_ID: undefined, BOOTSTRAP_CLIENT_SECRET: undefined };
     const run = (): Promise<{ code: number; stdout: string; stderr: string }> =>
@@ -161,5 +171,5 @@ describe('the fhir-billing process', () => {
     const accepted = await run();
     expect(accepted.code).toBe(0);
     expect(JSON.parse(accepted.stdout)).toEqual({ id: 'held', name: 'Held' });
-  });
+  }, 180_000); // a server process and two command processes: slow on a loaded machine
 });

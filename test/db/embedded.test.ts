@@ -69,7 +69,7 @@ describe('the database thread', () => {
     } finally {
       await reference.close();
     }
-  });
+   }, 120_000); // a second PGlite to compare with: slow to start on a loaded machine
 
   it('keeps an error SQLSTATE code, message and fields', async () => {
     await db.query('INSERT INTO item VALUES (1, $1, $2)', ['first', '9.99']);
@@ -122,5 +122,5 @@ describe('the database thread', () => {
     expect(await closing.query('SELECT 1 AS one')).toEqual([{ one: 1 }]);
     await closing.close();
     expect((await expectRejection(closing.query('SELECT 1'))).message).toMatch(/closed/);
-  });
+   }, 120_000);
 });
