@@ -241,9 +241,10 @@ function withoutCredentials(value: string): string {
 
 main().catch(async (err: unknown) => {
   process.exitCode = 1;
-  logger.fatal(describeStartupFailure(err), `start-up failed: ${startupFailureMessage(err)}`);
-  // Ends by running out of work, not process.exit(): an exit while an earlier line is still being
-  // written puts this one before it. Whatever stays open is cut short after a moment.
+  // Level error, not fatal: pino writes a fatal line synchronously, overtaking a line still being
+  // written (the 'starting' line, just before). For the same reason this ends by running out of
+  // work rather than by process.exit(); whatever stays open is cut short after a moment.
+  logger.error(describeStartupFailure(err), `start-up failed: ${startupFailureMessage(err)}`);
   setTimeout(() => process.exit(1), 3000).unref();
   await openedDb?.close().catch(() => {});
 });

@@ -136,7 +136,7 @@ describe('the fhir-billing process', () => {
     });
     expect(code).toBe(0);
     expect(JSON.parse(stdout)).toEqual({ id: 'acme', name: 'Acme' });
-  });
+   }, 180_000); // a process that opens and migrates the database: slow on a loaded machine
 
   it('reports a bad setting as one {error} line, not a stack trace', async () => {
     const { code, stderr } = await new Promise<{ code: number; stderr: string }>((resolve) => {
