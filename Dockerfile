@@ -7,8 +7,13 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY src ./src
 COPY fhir-profiles ./fhir-profiles
+# The embedded default (no DATABASE_URL) writes under DATA_DIR: /app is root's, so the data
+# directory is made here and given to the user the server runs as. A volume mounted on it starts
+# as a copy of this (empty, node-owned) directory; a bind mount must be writable by uid 1000.
+RUN mkdir -p /app/data && chown node:node /app/data
 USER node
 ENV PORT=8080 DATA_DIR=/app/data
+VOLUME ["/app/data"]
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s CMD node -e "fetch('http://127.0.0.1:'+process.env.PORT+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
 CMD ["node", "src/main.ts"]

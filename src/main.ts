@@ -1,4 +1,6 @@
 import type { Server, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { resolve } from 'node:path';
 import { loadConfig } from './config.ts';
 import type { Config } from './config.ts';
 import { migrate, openDatabase } from './db/index.ts';
@@ -20,27 +22,39 @@ type Role = 'all' | 'api' | 'worker';
 const DRAIN_IDLE_GRACE_MS = 1000;
 const draining = new WeakSet<Server>();
 
+/** Set once the configuration is read; until then start-up failures log at the default level. */
+let logger: Logger = createLogger('info');
+/** Closed (so that the embedded database's lock is released cleanly) when start-up fails. */
+let openedDb: Database | undefined;
+
 /**
  * Process entry: config → database → migrations → the HTTP API and/or the delivery worker
- * (`--role=api|worker`; both by default). SIGTERM stops accepting, drains and exits 0.
+ * (`--role=api|worker`; both by default). SIGTERM stops accepting, drains and exits 0. A start-up
+ * failure (bad setting, database missing or in use, port taken) is one JSON line and exit 1.
  */
 async function main(): Promise<void> {
-  const config = loadConfig();
-  const logger = createLogger(config.logLevel);
-  const role = parseRole(process.argv);
-  const db = await openDatabase({
-    databaseUrl: config.databaseUrl,
-    schema: config.databaseSchema,
-    dataDir: config.dataDir,
-    poolSize: config.databasePoolSize,
-  });
-  const applied = await migrate(db);
+  const config = startupStep('configuration', loadConfig);
+  logger = createLogger(config.logLevel);
+  const role = startupStep('configuration', () => parseRole(process.argv));
+  logger.info({ role, ...startupSettings(config) }, 'starting');
+  const db = await startupStep('database', () =>
+    openDatabase({
+      databaseUrl: config.databaseUrl,
+      schema: config.databaseSchema,
+      dataDir: config.dataDir,
+      poolSize: config.databasePoolSize,
+    }),
+  );
+  openedDb = db;
+  const applied = await startupStep('migrations', () => migrate(db));
   logger.info({ database: db.kind, applied }, 'database ready');
   if (process.argv.includes('--migrate-only')) {
     await db.close();
     return;
   }
-  const firstClient = await bootstrapAuth(db, authSettings({ hashCost: config.auth.hashCost }), config.auth.bootstrap);
+  const firstClient = await startupStep('bootstrap', () =>
+    bootstrapAuth(db, authSettings({ hashCost: config.auth.hashCost }), config.auth.bootstrap),
+  );
   if (firstClient) {
     // Shown once, on the terminal only: the database keeps just its hash.
     process.stderr.write(
@@ -56,8 +70,8 @@ async function main(): Promise<void> {
     intervalMs: config.analyzeIntervalMs,
     onError: (err) => logger.warn({ err }, 'refreshing planner statistics failed'),
   });
-  const server = role === 'worker' ? undefined : startApi(config, db, logger);
-  const worker = role === 'api' ? undefined : await startWorker(config, db, logger);
+  const server = role === 'worker' ? undefined : await startupStep('listen', () => startApi(config, db, logger));
+  const worker = role === 'api' ? undefined : await startupStep('worker', () => startWorker(config, db, logger));
 
   let stopping = false;
   const stop = async (signal: string): Promise<void> => {
@@ -89,7 +103,8 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => void stop('SIGINT'));
 }
 
-function startApi(config: Config, db: Database, logger: Logger): Server {
+/** Resolves once the port is bound; a port in use (or not ours to bind) rejects instead of serving nothing. */
+function startApi(config: Config, db: Database, logger: Logger): Promise<Server> {
   const { issuer, tokenTtlSeconds, hashCost } = config.auth;
   const app = createApp({
     db,
@@ -100,11 +115,19 @@ function startApi(config: Config, db: Database, logger: Logger): Server {
     // Assertions name the token endpoint as configured, never as a request's Host header says.
     auth: { issuer, tokenTtlSeconds, hashCost, tokenEndpointUrl: `${config.baseUrl ?? `http://localhost:${config.port}`}${OAUTH_TOKEN_PATH}` },
   });
-  const server = app.listen(config.port, () => logger.info({ port: config.port }, 'fhir-billing listening'));
-  server.prependListener('request', (_req, res: ServerResponse) => {
-    if (draining.has(server)) res.setHeader('Connection', 'close');
+  return new Promise((resolve, reject) => {
+    const server = app.listen(config.port);
+    server.prependListener('request', (_req, res: ServerResponse) => {
+      if (draining.has(server)) res.setHeader('Connection', 'close');
+    });
+    server.once('error', reject);
+    server.once('listening', () => {
+      server.off('error', reject);
+      const { port } = server.address() as AddressInfo;
+      logger.info({ port }, 'fhir-billing listening');
+      resolve(server);
+    });
   });
-  return server;
 }
 
 async function startWorker(config: Config, db: Database, logger: Logger): Promise<DeliveryWorker> {
@@ -130,7 +153,105 @@ function parseRole(argv: string[]): Role {
   return role;
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
+type Phase = 'configuration' | 'database' | 'migrations' | 'bootstrap' | 'listen' | 'worker';
+
+/** A start-up failure and the step it happened in, so that the one line it is logged as says what to do. */
+class StartupFailure extends Error {
+  readonly phase: Phase;
+  constructor(phase: Phase, cause: unknown) {
+    super(cause instanceof Error ? cause.message : String(cause), { cause });
+    this.phase = phase;
+  }
+}
+
+function startupStep<T>(phase: Phase, step: () => T): T {
+  const fail = (err: unknown): never => {
+    throw err instanceof StartupFailure ? err : new StartupFailure(phase, err);
+  };
+  try {
+    const result = step();
+    return (result instanceof Promise ? result.catch(fail) : result) as T;
+  } catch (err) {
+    return fail(err);
+  }
+}
+
+/** Fields of the failure line: the step and the error's code, never its stack. */
+function describeStartupFailure(err: unknown): { phase?: Phase; code?: string } {
+  const cause = err instanceof StartupFailure ? err.cause : err;
+  const code = (cause as { code?: unknown } | undefined)?.code;
+  return { ...(err instanceof StartupFailure && { phase: err.phase }), ...(typeof code === 'string' && { code }) };
+}
+
+function startupFailureMessage(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  if (!(err instanceof StartupFailure)) return message;
+  const { code, port } = (err.cause ?? {}) as { code?: string; port?: number };
+  switch (err.phase) {
+    case 'listen':
+      if (code === 'EADDRINUSE') return `port ${port} is already in use by another process: stop it, or set PORT to a free port`;
+      if (code === 'EACCES') return `not allowed to listen on port ${port}: set PORT to a port above 1023`;
+      return `cannot listen: ${message}`;
+    case 'database':
+      if (code === 'DATA_DIR_IN_USE') return `${message} Stop the other server first, or set DATA_DIR to another directory.`;
+      if (isConnectionFailure(code)) return `cannot connect to the database: ${message}`;
+      return `cannot open the database: ${message}`;
+    case 'migrations':
+      // pg connects at its first statement, so a database that is missing or unreachable may show here.
+      if (isConnectionFailure(code)) return `cannot connect to the database: ${message}`;
+      return `cannot migrate the database: ${message}`;
+    default:
+      return message;
+  }
+}
+
+const SOCKET_FAILURES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+/** SQLSTATE classes 08 (connection), 28 (authorization), 3D (no such database), or a socket error. */
+function isConnectionFailure(code: string | undefined): boolean {
+  return code !== undefined && (/^(08|28|3D)[0-9A-Z]{3}$/.test(code) || SOCKET_FAILURES.has(code));
+}
+
+/** What a reader of the start-up log needs to know which server this is; never a secret. */
+function startupSettings(config: Config): Record<string, unknown> {
+  const database = config.databaseUrl
+    ? { kind: 'postgres', ...postgresTarget(config.databaseUrl), ...(config.databaseSchema && { schema: config.databaseSchema }) }
+    : { kind: 'embedded', dataDir: config.dataDir.includes('://') ? config.dataDir : resolve(config.dataDir) };
+  return {
+    port: config.port,
+    database,
+    publicBaseUrl: config.baseUrl ? withoutCredentials(config.baseUrl) : '(unset: taken from each request)',
+    allowPrivateNetworks: config.outboundAllowPrivateNetworks,
+  };
+}
+
+/** Host, port and database name of a connection string: its user name and password stay out of logs. */
+function postgresTarget(connectionString: string): { host?: string; port?: number; database?: string } {
+  try {
+    const url = new URL(connectionString);
+    return {
+      host: url.hostname || url.searchParams.get('host') || 'localhost',
+      port: Number(url.port || 5432),
+      database: decodeURIComponent(url.pathname.slice(1)) || undefined,
+    };
+  } catch {
+    return {};
+  }
+}
+
+function withoutCredentials(value: string): string {
+  const url = new URL(value);
+  url.username = '';
+  url.password = '';
+  return url.href.replace(/\/$/, '');
+}
+
+main().catch(async (err: unknown) => {
+  process.exitCode = 1;
+  // Level error, not fatal: pino writes a fatal line synchronously, overtaking a line still being
+  // written (the 'starting' line, just before). For the same reason this ends by running out of
+  // work rather than by process.exit(); whatever stays open is cut short after a moment.
+  logger.error(describeStartupFailure(err), `start-up failed: ${startupFailureMessage(err)}`);
+  setTimeout(() => process.exit(1), 3000).unref();
+  await openedDb?.close().catch(() => {});
 });

@@ -4,6 +4,7 @@ import type { Database } from './database.ts';
 
 export type { Database, Queryable, QueryOptions, Row, IsolationLevel } from './database.ts';
 export { migrate } from './migrate.ts';
+export { DataDirectoryInUseError } from './lock.ts';
 
 export interface DatabaseOptions {
   databaseUrl: string | undefined;

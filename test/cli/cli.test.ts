@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCommand } from '../../src/cli/commands.ts';
 import { startTestApp } from '../support/app.ts';
 import type { TestApp } from '../support/app.ts';
+import { processEnv, startServerProcess } from '../support/process.ts';
 
 /** The operator's command line: its commands on the test database, and once as a real process. */
 const dir = mkdtempSync(join(tmpdir(), 'fhir-billing-cli-'));
@@ -135,5 +136,40 @@ describe('the fhir-billing process', () => {
     });
     expect(code).toBe(0);
     expect(JSON.parse(stdout)).toEqual({ id: 'acme', name: 'Acme' });
+   }, 180_000); // a process that opens and migrates the database: slow on a loaded machine
+
+  it('reports a bad setting as one {error} line, not a stack trace', async () => {
+    const { code, stderr } = await new Promise<{ code: number; stderr: string }>((resolve) => {
+      execFile(process.execPath, ['src/cli/main.ts', 'clients', 'list'], { env: { ...process.env, SECRET_HASH_COST: 'high' } }, (error, _out, err) =>
+        resolve({ code: error ? Number(error.code) : 0, stderr: err }),
+      );
+    });
+    expect(code).toBe(1);
+    expect(JSON.parse(stderr)).toEqual({ error: expect.stringMatching(/^Invalid configuration: SECRET_HASH_COST/) });
   });
+
+  it('refuses an embedded data directory a running server holds, and says to stop it or use the admin API', async () => {
+    const env = { DATABASE_URL: undefined, DATA_DIR: join(dir, 'served'), SECRET_HASH_COST: '12', BOOTSTRAP_CLIENT_ID: undefined, BOOTSTRAP_CLIENT_SECRET: undefined };
+    const run = (): Promise<{ code: number; stdout: string; stderr: string }> =>
+      new Promise((resolve) => {
+        execFile(process.execPath, ['src/cli/main.ts', 'tenants', 'create', '--id', 'held', '--name', 'Held'], { env: processEnv(env) }, (error, stdout, stderr) =>
+          resolve({ code: error ? Number(error.code) : 0, stdout, stderr }),
+        );
+      });
+    const server = await startServerProcess(env);
+    try {
+      const refused = await run();
+      expect(refused.code).toBe(1);
+      expect(refused.stdout).toBe('');
+      const { error } = JSON.parse(refused.stderr);
+      expect(error).toContain(`in use by process ${server.child.pid}`);
+      expect(error).toContain('Stop the server first, or use its admin API');
+    } finally {
+      server.child.kill('SIGTERM');
+      await server.exited;
+    }
+    const accepted = await run();
+    expect(accepted.code).toBe(0);
+    expect(JSON.parse(accepted.stdout)).toEqual({ id: 'held', name: 'Held' });
+  }, 180_000); // a server process and two command processes: slow on a loaded machine
 });

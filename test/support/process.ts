@@ -19,15 +19,21 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** The test's environment with `env` over it; a variable given as undefined is removed. */
+export function processEnv(env: Record<string, string | undefined>): Record<string, string> {
+  const merged: Record<string, string | undefined> = { ...process.env, ...env };
+  return Object.fromEntries(Object.entries(merged).filter((e): e is [string, string] => e[1] !== undefined));
+}
+
 /**
  * Starts the server with `env` on a free port and waits until it is ready: /healthz for a process
  * that serves HTTP, the worker's start line for `--role=worker`.
  */
-export async function startServerProcess(env: Record<string, string>, args: string[] = []): Promise<ServerProcess> {
+export async function startServerProcess(env: Record<string, string | undefined>, args: string[] = []): Promise<ServerProcess> {
   const port = await freePort();
   const logs: string[] = [];
   const child = spawn(process.execPath, ['src/main.ts', ...args], {
-    env: { ...process.env, PORT: String(port), LOG_LEVEL: 'info', ...env },
+    env: processEnv({ PORT: String(port), LOG_LEVEL: 'info', ...env }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let buffered = '';
