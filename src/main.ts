@@ -1,4 +1,5 @@
 import type { Server, ServerResponse } from 'node:http';
+import { setFlagsFromString } from 'node:v8';
 import { loadConfig } from './config.ts';
 import type { Config } from './config.ts';
 import { migrate, openDatabase } from './db/index.ts';
@@ -26,6 +27,7 @@ const draining = new WeakSet<Server>();
  */
 async function main(): Promise<void> {
   const config = loadConfig();
+  if (!config.databaseUrl) keepEmbeddedDatabaseCompact();
   const logger = createLogger(config.logLevel);
   const role = parseRole(process.argv);
   const db = await openDatabase({
@@ -87,6 +89,18 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+/**
+ * The embedded database is PostgreSQL compiled to WebAssembly. V8 compiles it with its baseline
+ * compiler (Liftoff) and later recompiles hot functions with TurboFan; one of them (about 100 KB of
+ * wasm) needs about 600 MB of compiler memory for a second, which is what killed a 512 MiB
+ * container at boot (or at the first busy minute). Baseline code only: a bounded process. Flags
+ * are process-wide (the database's worker thread too) and must be set before the module compiles.
+ */
+function keepEmbeddedDatabaseCompact(): void {
+  setFlagsFromString('--no-wasm-tier-up');
+  setFlagsFromString('--no-wasm-dynamic-tiering');
 }
 
 function startApi(config: Config, db: Database, logger: Logger): Server {
