@@ -211,6 +211,10 @@ async function main(): Promise<void> {
       '',
       ...lines,
       '',
+      "The recorded payment's statements (transaction number, text cut at 200 characters):",
+      '',
+      ...statements.map((st, i) => `${i + 1}. [${st.tx ?? '-'}] \`${st.sql.replace(/\s+/g, ' ').slice(0, 200)}\``),
+      '',
     ].join('\n');
     writeFileSync(`${RESULTS_DIR}payments.md`, markdown);
     log(`written to bench/results/payments.md`);
