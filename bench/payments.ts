@@ -6,6 +6,9 @@
  *   BENCH_PAYMENTS          measured payments per client count (default 3000), after as many
  *                           unmeasured ones as there are clients
  *   BENCH_PAYMENT_CLIENTS   default 8,32,128
+ *   BENCH_ANALYZE           1 (default): ANALYZE after seeding, as a bulk load should be; 0: measure
+ *                           on unanalysed tables (where, today, each identifier lookup of a payment
+ *                           takes seconds at a few thousand resources: the planner's nested loop)
  *
  * 1. Seeds, through HTTP, one Patient, Claim and ClaimResponse (patient liability 100.00) per bill:
  *    every payment goes to a bill of its own, so no two payments wait for one lock.
@@ -36,6 +39,7 @@ const num = (name: string, fallback: number): number => Number(process.env[name]
 const config = {
   databaseUrl: process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test',
   payments: num('BENCH_PAYMENTS', 3000),
+  analyze: process.env.BENCH_ANALYZE !== '0',
   clients: (process.env.BENCH_PAYMENT_CLIENTS || '8,32,128').split(',').map(Number),
   poolSize: 20,
 };
@@ -148,7 +152,11 @@ async function recordPayment(target: Target, warm: Bill, recorded: Bill) {
 }
 
 function rss(pid: number): number {
-  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+  try {
+    return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+  } catch {
+    return 0; // the process is gone
+  }
 }
 
 async function main(): Promise<void> {
@@ -161,6 +169,14 @@ async function main(): Promise<void> {
     logFile: `${RESULTS_DIR}payments-server.log`,
     env: { BOOTSTRAP_CLIENT_ID: credentials.clientId, BOOTSTRAP_CLIENT_SECRET: credentials.clientSecret, TOKEN_TTL_SECONDS: '86400' },
   });
+  const cleanup = async (): Promise<void> => {
+    await server.stop();
+    await pool.query(`DROP SCHEMA IF EXISTS ${pg.escapeIdentifier(schema)} CASCADE`).catch(() => {});
+    await pool.end();
+  };
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => void cleanup().finally(() => process.exit(130)));
+  }
   const lines: string[] = [];
   try {
     log(`# payments: ${os.cpus().length} cores, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
@@ -168,6 +184,11 @@ async function main(): Promise<void> {
     const perLevel = (c: number) => config.payments + c;
     const needed = 3 + 2 * config.clients.reduce((sum, c) => sum + perLevel(c), 0);
     const bills = await seedBills(target, needed);
+    if (config.analyze) {
+      const tables = await pool.query<{ name: string }>(`SELECT tablename AS name FROM pg_tables WHERE schemaname = $1`, [schema]);
+      for (const { name } of tables.rows) await pool.query(`ANALYZE ${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(name)}`);
+    }
+    log(config.analyze ? 'tables analysed after seeding' : 'tables NOT analysed (BENCH_ANALYZE=0)');
     const statements = await recordPayment(target, bills.pop()!, bills[bills.length - 1]);
     const recorded = bills.pop()!;
     log(`one payment's SQL: ${describe(statements)}`);
@@ -191,9 +212,10 @@ async function main(): Promise<void> {
       await runCount(clients, clients, (i) => pay(client, httpBills[config.payments + i]));
       let maxRss = 0;
       const sampler = setInterval(() => (maxRss = Math.max(maxRss, rss(server.pid))), 200);
-      const http = await runCount(config.payments, clients, (i) => pay(client, httpBills[i]));
-      clearInterval(sampler);
-      client.close();
+      const http = await runCount(config.payments, clients, (i) => pay(client, httpBills[i])).finally(() => {
+        clearInterval(sampler);
+        client.close();
+      });
       const scripts = rawBills.map((b) => substitute(statements, known(b)));
       await runCount(clients, clients, (i) => replay(pool, scripts[config.payments + i]));
       const raw = await runCount(config.payments, clients, (i) => replay(pool, scripts[i]));
@@ -207,7 +229,7 @@ async function main(): Promise<void> {
     const markdown = [
       `# Payments (${config.payments} per row, PostgreSQL, ${os.cpus().length} cores, load average at end ${os.loadavg()[0].toFixed(1)})`,
       '',
-      `One payment's SQL: ${describe(statements)}.`,
+      `One payment's SQL: ${describe(statements)}. Tables ${config.analyze ? 'analysed after seeding' : 'not analysed'}.`,
       '',
       ...lines,
       '',
@@ -219,12 +241,11 @@ async function main(): Promise<void> {
     writeFileSync(`${RESULTS_DIR}payments.md`, markdown);
     log(`written to bench/results/payments.md`);
   } catch (err) {
+    console.error(err);
     console.error(`server log, last lines:\n${server.logTail(10)}`);
     throw err;
   } finally {
-    await server.stop();
-    await pool.query(`DROP SCHEMA IF EXISTS ${pg.escapeIdentifier(schema)} CASCADE`).catch(() => {});
-    await pool.end();
+    await cleanup();
   }
 }
 
