@@ -8,6 +8,8 @@ import { fileURLToPath } from 'node:url';
 export interface RunningServer {
   baseUrl: string;
   pid: number;
+  /** From spawning the process to its first healthy answer (or its worker's start line). */
+  readyMs: number;
   /** SIGTERM, then wait for the process to exit (SIGKILL after `graceMs`). */
   stop(graceMs?: number): Promise<void>;
   /** The last lines the server wrote (stdout and stderr go to `logFile`). */
@@ -15,8 +17,9 @@ export interface RunningServer {
 }
 
 export interface ServerOptions {
-  databaseUrl: string;
-  schema: string;
+  /** Absent: the embedded database (DATA_DIR from `env`, else the server's default). */
+  databaseUrl?: string;
+  schema?: string;
   /** Extra node flags for the server process, e.g. ['--cpu-prof']. */
   nodeArgs?: string[];
   /** Arguments for src/main.ts, e.g. ['--role=worker']. */
@@ -46,16 +49,15 @@ export function freePort(): Promise<number> {
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const port = await freePort();
   const log = openSync(options.logFile, 'w');
+  const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), LOG_LEVEL: 'warn', ...options.env };
+  delete env.DATABASE_URL;
+  delete env.DATABASE_SCHEMA;
+  if (options.databaseUrl) env.DATABASE_URL = options.databaseUrl;
+  if (options.schema) env.DATABASE_SCHEMA = options.schema;
+  const spawnedAt = performance.now();
   const child = spawn(process.execPath, [...(options.nodeArgs ?? []), 'src/main.ts', ...(options.args ?? [])], {
     cwd: REPO_ROOT,
-    env: {
-      ...process.env,
-      PORT: String(port),
-      DATABASE_URL: options.databaseUrl,
-      DATABASE_SCHEMA: options.schema,
-      LOG_LEVEL: 'warn',
-      ...options.env,
-    },
+    env,
     stdio: ['ignore', log, log],
   });
   closeSync(log); // the child has its own descriptor
@@ -70,9 +72,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     child.kill('SIGKILL');
     throw new Error(`${(err as Error).message}; server log:\n${logTail()}`);
   }
+  const readyMs = performance.now() - spawnedAt;
   return {
     baseUrl,
     pid: child.pid!,
+    readyMs,
     logTail,
     async stop(graceMs = 15_000) {
       if (child.exitCode !== null || child.signalCode !== null) return;

