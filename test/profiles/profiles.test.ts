@@ -69,11 +69,13 @@ const credit: PatientCredit = {
 };
 
 describe('loadProfiles', () => {
-  it('is idempotent and fast', () => {
+  // Its speed is a figure for `npm run bench:startup`, not an assertion here.
+  it('is idempotent: a second call loads nothing again', () => {
     loadProfiles();
     const millis = getLoadMillis();
     expect(millis).toBeDefined();
-    expect(millis).toBeLessThan(3000);
+    loadProfiles();
+    expect(getLoadMillis()).toBe(millis);
   });
 
   it('registers PatientCredit as a resource type with @medplum/core', () => {
