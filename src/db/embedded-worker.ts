@@ -34,10 +34,17 @@ export function serializeError(err: unknown): SerializedError {
   return { message: err.message, fields };
 }
 
+/**
+ * PGlite's default 128 MB of shared_buffers is resident memory in a process that is one user's
+ * database; 16 MB holds the hot pages of a billing server's indexes and keeps the server's idle RSS
+ * near 200 MB. Given at start, so no postgresql.conf in the data directory is rewritten.
+ */
+const START_PARAMS = [...PGlite.defaultStartParams, '-c', 'shared_buffers=16MB'];
+
 async function serve(port: NonNullable<typeof parentPort>, dataDir: string): Promise<void> {
   let pglite: PGlite;
   try {
-    pglite = await PGlite.create(dataDir);
+    pglite = await PGlite.create(dataDir, { startParams: START_PARAMS });
   } catch (err) {
     port.postMessage({ op: 'failed', error: serializeError(err) } satisfies Reply);
     return;
