@@ -1,6 +1,9 @@
+import { Decimal } from 'decimal.js';
 import {
   OperationOutcomeError,
+  crawlTypedValue,
   isResourceType,
+  toTypedValue,
   validateResource as validateWithCore,
   type TypedValueWithPath,
 } from '@medplum/core';
@@ -47,12 +50,21 @@ export function validateResource(resource: AnyResource): void {
     });
   }
 
+  checkPropertyNames(resource, resourceType, issues);
+  // A name that reaches Object.prototype must not reach the loaders or core either.
+  if (issues.length > 0) throw new OperationOutcomeError({ resourceType: 'OperationOutcome', issue: issues });
   ensureContainedTypes(resource);
-  issues.push(...runCore(resource, undefined));
+  pushAll(issues, runCore(resource, undefined));
   checkExtensions(resource, resourceType, resourceType, issues);
+  if (!issues.some((i) => i.severity === 'error' || i.severity === 'fatal')) checkMoneyLimits(resource, issues);
 
-  const profiles = resource.meta?.profile ?? [];
+  // Core reported a meta.profile that is not a list of strings; only the strings can name ours.
+  const profiles: unknown[] = Array.isArray(resource.meta?.profile) ? resource.meta.profile : [];
   profiles.forEach((url, i) => {
+    if (typeof url !== 'string') {
+      issues.push(error('structure', `${resourceType}.meta.profile[${i}]`, 'A profile must be a canonical URL (a string)'));
+      return;
+    }
     const sd = getOwnStructureDefinition(url);
     if (!sd) {
       return; // not ours: ignored
@@ -63,7 +75,7 @@ export function validateResource(resource: AnyResource): void {
       );
     } else if (sd.derivation !== 'specialization') {
       // A constraint profile of ours on an R4 type (none yet); the type's own definition was checked above.
-      issues.push(...runCore(resource, sd));
+      pushAll(issues, runCore(resource, sd));
     }
   });
 
@@ -91,10 +103,10 @@ function runCore(resource: AnyResource, profile: StructureDefinition | undefined
   const issues: OperationOutcomeIssue[] = [];
   try {
     // Core's signature is typed for R4 resources; PatientCredit is registered with core at load time.
-    issues.push(...validateWithCore(resource as Resource, { profile, collect: { tokens } }));
+    pushAll(issues, validateWithCore(resource as Resource, { profile, collect: { tokens } }));
   } catch (err) {
     if (err instanceof OperationOutcomeError) {
-      issues.push(...(err.outcome.issue ?? []));
+      pushAll(issues, err.outcome.issue ?? []);
     } else {
       issues.push(error('processing', resource.resourceType, `Validation failed: ${(err as Error).message}`));
     }
@@ -240,6 +252,59 @@ function referenceType(reference: string): string | undefined {
   const historyAt = parts.lastIndexOf('_history');
   const upto = historyAt === -1 ? parts : parts.slice(0, historyAt);
   return upto.length >= 2 ? upto[upto.length - 2] : undefined;
+}
+
+/**
+ * Largest absolute Money.value a resource may carry: billing/money.ts's MAX_AMOUNT (the test
+ * asserts they agree). Billing sums such amounts into numeric(18,2) totals, so a larger one would
+ * be stored here and then fail every payment on its claim.
+ */
+export const MAX_MONEY_VALUE = '9999999999999.99';
+const MONEY_LIMIT = new Decimal(MAX_MONEY_VALUE);
+
+/** Every Money element (typed by the definitions, so not any `value`) within the money limit. */
+function checkMoneyLimits(resource: AnyResource, issues: OperationOutcomeIssue[]): void {
+  crawlTypedValue(toTypedValue(resource), {
+    visitProperty: () => undefined,
+    onEnterObject: (path, typed) => {
+      const value = (typed.value as { value?: unknown } | undefined)?.value;
+      if (typed.type === 'Money' && typeof value === 'number' && new Decimal(String(value)).abs().gt(MONEY_LIMIT)) {
+        issues.push(error('value', `${path}.value`, `Money value ${value} is beyond the limit of ${MAX_MONEY_VALUE}`));
+      }
+    },
+  });
+}
+
+/**
+ * Property names that are properties of every object (`__proto__`, `constructor`, `toString`, ...)
+ * slip past core's lookup of element definitions, so they are refused here, anywhere in the
+ * resource, as is a nested resourceType of that kind. Iterative: depth costs no stack.
+ */
+function checkPropertyNames(resource: AnyResource, resourceType: string, issues: OperationOutcomeIssue[]): void {
+  const stack: [unknown, string][] = [[resource, resourceType]];
+  while (stack.length > 0) {
+    const [value, path] = stack.pop()!;
+    if (!value || typeof value !== 'object') continue;
+    if (Array.isArray(value)) {
+      value.forEach((item, i) => stack.push([item, `${path}[${i}]`]));
+      continue;
+    }
+    for (const [key, child] of Object.entries(value)) {
+      const element = key.startsWith('_') ? key.slice(1) : key;
+      if (key in Object.prototype || element in Object.prototype) {
+        issues.push(error('structure', `${path}.${key}`, `Invalid additional property "${key}"`));
+      } else if (key === 'resourceType' && typeof child === 'string' && child in Object.prototype) {
+        issues.push(error('structure', `${path}.resourceType`, `Unknown resource type: ${child}`));
+      } else {
+        stack.push([child, `${path}.${key}`]);
+      }
+    }
+  }
+}
+
+/** push(...items) overflows the stack for a very long list; this does not. */
+function pushAll<T>(target: T[], items: readonly T[]): void {
+  for (const item of items) target.push(item);
 }
 
 function error(code: OperationOutcomeIssue['code'], expression: string, text: string): OperationOutcomeIssue {
