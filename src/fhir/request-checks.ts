@@ -127,7 +127,7 @@ const BundleRequest = z.object({
   ifNoneMatch: z.string({ error: must('a string') }).optional(),
   ifNoneExist: z.string({ error: must('a string') }).optional(),
   ifModifiedSince: z.string({ error: must('a string') }).optional(),
-});
+}, { error: must('an object') });
 
 const BundleEntry = z.object(
   {

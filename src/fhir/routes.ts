@@ -14,9 +14,15 @@ import { internalErrorOutcome, notFoundError, outcome } from './outcomes.ts';
 import { PostgresRepository } from './repository.ts';
 import { malformedQuery } from './search/limits.ts';
 import { refuseMalformedRequest } from './request-checks.ts';
-import { DEFAULT_JSON_LIMITS, guardParsedBody, jsonBody } from '../http/json-guard.ts';
+import { guardParsedBody, jsonBody } from '../http/json-guard.ts';
 
 export const FHIR_JSON = 'application/fhir+json';
+/**
+ * Shape budgets (README, FHIR API): validation costs tens of microseconds a value, so one resource of
+ * 50,000 values is under a second of work; a Bundle is up to 1,000 requests (request-checks.ts).
+ */
+export const RESOURCE_LIMITS = { maxDepth: 64, maxNodes: 50_000 };
+export const BUNDLE_LIMITS = { maxDepth: 64, maxNodes: 250_000 };
 const FHIR_JSON_TYPES = ['application/json', 'application/fhir+json', 'application/json-patch+json', 'application/*+json'];
 export interface FhirRoutesOptions {
   db: Database;
@@ -68,8 +74,8 @@ export function fhirRoutes(options: FhirRoutesOptions): Router {
 
   // Bodies within a size and shape budget (http/json-guard.ts): a batch or transaction may be large,
   // one resource or patch far less; POST [type]/_search takes its parameters as a form.
-  const bundleBody = jsonBody({ type: FHIR_JSON_TYPES, limit: '16mb', limits: { maxDepth: 64, maxNodes: 500_000 } });
-  const resourceBody = jsonBody({ type: FHIR_JSON_TYPES, limit: '4mb', limits: DEFAULT_JSON_LIMITS });
+  const bundleBody = jsonBody({ type: FHIR_JSON_TYPES, limit: '16mb', limits: BUNDLE_LIMITS });
+  const resourceBody = jsonBody({ type: FHIR_JSON_TYPES, limit: '4mb', limits: RESOURCE_LIMITS });
   routes.post('/', bundleBody);
   routes.use(resourceBody);
   routes.use(

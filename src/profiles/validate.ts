@@ -80,7 +80,7 @@ export function validateResource(resource: AnyResource): void {
   });
 
   if (issues.some((issue) => issue.severity === 'error' || issue.severity === 'fatal')) {
-    throw new OperationOutcomeError({ resourceType: 'OperationOutcome', issue: dedupe(issues) });
+    throw new OperationOutcomeError({ resourceType: 'OperationOutcome', issue: capped(dedupe(issues)) });
   }
 }
 
@@ -300,6 +300,15 @@ function checkPropertyNames(resource: AnyResource, resourceType: string, issues:
       }
     }
   }
+}
+
+/** At most this many issues are reported: a list of 50,000 bad elements need not be answered 50,000 times. */
+const MAX_ISSUES = 100;
+
+function capped(issues: OperationOutcomeIssue[]): OperationOutcomeIssue[] {
+  if (issues.length <= MAX_ISSUES) return issues;
+  const more = issues.length - MAX_ISSUES;
+  return [...issues.slice(0, MAX_ISSUES), { severity: 'error', code: 'too-costly', details: { text: `${more} more issues not listed` } }];
 }
 
 /** push(...items) overflows the stack for a very long list; this does not. */
