@@ -1,5 +1,7 @@
 import type { Request } from 'express';
-import type { OperationOutcome } from '@medplum/fhirtypes';
+import { OperationOutcomeError } from '@medplum/core';
+import type { OperationOutcome, Parameters } from '@medplum/fhirtypes';
+import { validateResource } from '../profiles/index.ts';
 import { z } from 'zod';
 import { inspectQuery } from '../http/json-guard.ts';
 import { outcome } from './outcomes.ts';
@@ -70,7 +72,9 @@ export function refuseMalformedRequest(req: Request): Refusal | undefined {
   }
   const body = req.body as { resourceType?: unknown };
   if (req.method === 'POST' && isSystemPath(req) && body.resourceType === 'Bundle') return refuseMalformedBundle(body as { entry?: unknown });
-  if (req.method === 'POST' && req.path.includes('/$') && body.resourceType === 'Parameters') return refuseMalformedParameters(body);
+  if (req.method === 'POST' && req.path.includes('/$') && body.resourceType === 'Parameters') {
+    return refuseMalformedParameters(body) ?? (req.path.endsWith('/$validate') ? undefined : refuseInvalidParameters(body));
+  }
   return undefined;
 }
 
@@ -181,6 +185,21 @@ function refuseMalformedParameters(body: unknown): Refusal | undefined {
   const issue = parsed.error.issues[0];
   const expression = fhirPath('Parameters', issue.path);
   return invalid(`${expression} ${issue.message}`, expression);
+}
+
+/**
+ * An operation's Parameters (not $validate's, whose resource may be invalid on purpose) must be a
+ * valid Parameters resource, so operations read typed values: a reference that is a string, a
+ * Money whose value is a number.
+ */
+function refuseInvalidParameters(body: unknown): Refusal | undefined {
+  try {
+    validateResource(body as Parameters);
+    return undefined;
+  } catch (err) {
+    if (err instanceof OperationOutcomeError) return { status: 400, outcome: err.outcome };
+    throw err;
+  }
 }
 
 function fhirPath(root: string, path: readonly PropertyKey[]): string {
