@@ -56,6 +56,8 @@ export function refuseMalformedRequest(req: Request): Refusal | undefined {
     const refusal = refuseSearchParameters(params, 'If-None-Exist');
     if (refusal) return refusal;
   }
+  const history = refuseUnknownHistoryParameters(req);
+  if (history) return history;
   const searching = isSearch(req);
   const queryRefusal = refuseSearchParameters(req.query as Record<string, unknown>, 'query', searching);
   if (queryRefusal) return queryRefusal;
@@ -81,6 +83,15 @@ export function refuseMalformedRequest(req: Request): Refusal | undefined {
 /** `/` (batch, transaction) */
 function isSystemPath(req: Request): boolean {
   return req.path === '/' || req.path === '';
+}
+
+/** What history takes (README: `_since`, `_count`; `_offset` in its paging links): nothing else is ignored silently. */
+const HISTORY_PARAMETERS = new Set(['_since', '_at', '_count', '_offset', '_format', '_pretty']);
+
+function refuseUnknownHistoryParameters(req: Request): Refusal | undefined {
+  if (req.method !== 'GET' || !/\/_history\/?$/.test(req.path)) return undefined;
+  const unknown = Object.keys(req.query).find((k) => !HISTORY_PARAMETERS.has(k));
+  return unknown === undefined ? undefined : invalid(`Unknown history parameter ${JSON.stringify(unknown)} (history takes ${[...HISTORY_PARAMETERS].join(', ')})`);
 }
 
 /** A search (GET [type], POST [type]/_search, a conditional PUT/PATCH/DELETE [type]?...): modifiers mean something. */

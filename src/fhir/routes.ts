@@ -21,8 +21,8 @@ export const FHIR_JSON = 'application/fhir+json';
  * Shape budgets (README, FHIR API): validation costs tens of microseconds a value, so one resource of
  * 50,000 values is under a second of work; a Bundle is up to 1,000 requests (request-checks.ts).
  */
-export const RESOURCE_LIMITS = { maxDepth: 64, maxNodes: 50_000 };
-export const BUNDLE_LIMITS = { maxDepth: 64, maxNodes: 250_000 };
+const RESOURCE_LIMITS = { maxDepth: 64, maxNodes: 50_000 };
+const BUNDLE_LIMITS = { maxDepth: 64, maxNodes: 250_000 };
 const FHIR_JSON_TYPES = ['application/json', 'application/fhir+json', 'application/json-patch+json', 'application/*+json'];
 export interface FhirRoutesOptions {
   db: Database;

@@ -56,7 +56,7 @@ export function validateResource(resource: AnyResource): void {
   ensureContainedTypes(resource);
   pushAll(issues, runCore(resource, undefined));
   checkExtensions(resource, resourceType, resourceType, issues);
-  if (!issues.some((i) => i.severity === 'error' || i.severity === 'fatal')) checkMoneyLimits(resource, issues);
+  if (!issues.some((i) => i.severity === 'error' || i.severity === 'fatal')) checkTypedValues(resource, issues);
 
   // Core reported a meta.profile that is not a list of strings; only the strings can name ours.
   const profiles: unknown[] = Array.isArray(resource.meta?.profile) ? resource.meta.profile : [];
@@ -262,14 +262,43 @@ function referenceType(reference: string): string | undefined {
 export const MAX_MONEY_VALUE = '9999999999999.99';
 const MONEY_LIMIT = new Decimal(MAX_MONEY_VALUE);
 
-/** Every Money element (typed by the definitions, so not any `value`) within the money limit. */
-function checkMoneyLimits(resource: AnyResource, issues: OperationOutcomeIssue[]): void {
+/**
+ * txt-1's rule that core does not check: a narrative is XHTML without active content. A client that
+ * displays `text.div` must not be handed a script.
+ */
+const ACTIVE_ELEMENT = /^<\s*\/?\s*(script|iframe|object|embed|form|input|button|link|meta|style|base|frame|frameset|applet)\b/i;
+const ACTIVE_ATTRIBUTE = /\son[a-z]+\s*=|\b(?:href|src|action|formaction|xlink:href)\s*=\s*["']?\s*(?:javascript|vbscript|data)\s*:/i;
+
+/** Looks at each tag once (linear in the length: no regex runs over the whole text). */
+function hasActiveContent(div: string): boolean {
+  for (let start = div.indexOf('<'); start !== -1; ) {
+    const end = div.indexOf('>', start);
+    const tag = div.slice(start, end === -1 ? undefined : end);
+    if (ACTIVE_ELEMENT.test(tag) || ACTIVE_ATTRIBUTE.test(tag)) return true;
+    if (end === -1) return false;
+    start = div.indexOf('<', end);
+  }
+  return false;
+}
+
+/**
+ * What needs the element's type (from the definitions, so not any `value`): every Money within the
+ * money limit, every Narrative free of active content.
+ */
+function checkTypedValues(resource: AnyResource, issues: OperationOutcomeIssue[]): void {
   crawlTypedValue(toTypedValue(resource), {
     visitProperty: () => undefined,
     onEnterObject: (path, typed) => {
-      const value = (typed.value as { value?: unknown } | undefined)?.value;
-      if (typed.type === 'Money' && typeof value === 'number' && new Decimal(String(value)).abs().gt(MONEY_LIMIT)) {
-        issues.push(error('value', `${path}.value`, `Money value ${value} is beyond the limit of ${MAX_MONEY_VALUE}`));
+      if (typed.type === 'Money') {
+        const value = (typed.value as { value?: unknown } | undefined)?.value;
+        if (typeof value === 'number' && new Decimal(String(value)).abs().gt(MONEY_LIMIT)) {
+          issues.push(error('value', `${path}.value`, `Money value ${value} is beyond the limit of ${MAX_MONEY_VALUE}`));
+        }
+      } else if (typed.type === 'Narrative') {
+        const div = (typed.value as { div?: unknown } | undefined)?.div;
+        if (typeof div === 'string' && hasActiveContent(div)) {
+          issues.push(error('value', `${path}.div`, 'The narrative contains active content (scripts, frames, forms, event handlers or script URLs), which FHIR forbids (txt-1)'));
+        }
       }
     },
   });

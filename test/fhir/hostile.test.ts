@@ -131,6 +131,8 @@ describe('validation: what looks like an element but is not one', () => {
     ['toString', '{"resourceType":"Patient","name":[{"toString":"x"}]}', /Invalid additional property "toString"/],
     ['_constructor', '{"resourceType":"Patient","_constructor":{}}', /Invalid additional property "_constructor"/],
     ['a contained __proto__', '{"resourceType":"Patient","contained":[{"resourceType":"__proto__"}]}', /Unknown resource type: __proto__/],
+    ['a narrative with a script', '{"resourceType":"Patient","text":{"status":"generated","div":"<div xmlns=\\"http://www.w3.org/1999/xhtml\\"><script>alert(1)</script></div>"}}', /active content/],
+    ['a narrative with an event handler', '{"resourceType":"Patient","text":{"status":"generated","div":"<div xmlns=\\"http://www.w3.org/1999/xhtml\\"><img src=\\"x\\" onerror=\\"alert(1)\\"/></div>"}}', /active content/],
     ['a profile that is an object', '{"resourceType":"Patient","meta":{"profile":[{}]}}', /profile must be a canonical URL/],
     ['a profile that is a string', '{"resourceType":"Patient","meta":{"profile":"x"}}', /Expected array/],
   ])('%s is refused on create and by $validate', async (_name, body, text) => {
@@ -195,6 +197,13 @@ describe('search controls the README says are refused', () => {
     ['name=a%00b', /NUL character/],
   ])('%s is a 400', async (query, text) => {
     await expectRefused(await get(query), 400, text);
+  });
+
+  it('history refuses parameters it does not take', async () => {
+    for (const path of ['/fhir/Patient/_history?foo=1', `/fhir/Patient/${stored.id}/_history?_sort=x`]) {
+      await expectRefused(await request(t.app).get(path).auth(token, { type: 'bearer' }), 400, /Unknown history parameter/);
+    }
+    expect((await request(t.app).get('/fhir/Patient/_history?_count=1&_since=2020-01-01').auth(token, { type: 'bearer' })).status).toBe(200);
   });
 
   it('the same in POST _search and in If-None-Exist', async () => {

@@ -1,6 +1,6 @@
 import express from 'express';
-import { jsonBody } from '../../http/json-guard.ts';
 import type { NextFunction, Request, Response, Router } from 'express';
+import { jsonBody } from '../../http/json-guard.ts';
 import { webhookAuth } from '../../auth/index.ts';
 import type { AuthLocals } from '../../auth/index.ts';
 import { applyPatientPayment, paymentKey, refuse, toJsonNumber } from '../../billing/index.ts';
