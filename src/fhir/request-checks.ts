@@ -56,7 +56,7 @@ export function refuseMalformedRequest(req: Request): Refusal | undefined {
     const refusal = refuseSearchParameters(params, 'If-None-Exist');
     if (refusal) return refusal;
   }
-  const history = refuseUnknownHistoryParameters(req);
+  const history = refuseUnknownHistoryParameters(req) ?? refuseMalformedPaging(req.query as Record<string, unknown>);
   if (history) return history;
   const searching = isSearch(req);
   const queryRefusal = refuseSearchParameters(req.query as Record<string, unknown>, 'query', searching);
@@ -92,6 +92,33 @@ function refuseUnknownHistoryParameters(req: Request): Refusal | undefined {
   if (req.method !== 'GET' || !/\/_history\/?$/.test(req.path)) return undefined;
   const unknown = Object.keys(req.query).find((k) => !HISTORY_PARAMETERS.has(k));
   return unknown === undefined ? undefined : invalid(`Unknown history parameter ${JSON.stringify(unknown)} (history takes ${[...HISTORY_PARAMETERS].join(', ')})`);
+}
+
+/** FHIR dateTime with a 4-digit year (JavaScript also parses `1` or `+275760-09-13`, PostgreSQL does not). */
+const DATE_TIME = /^\d{4}(-\d{2}(-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$/;
+
+function isDateTime(v: string): boolean {
+  if (!DATE_TIME.test(v) || v.startsWith('0000')) return false;
+  const [y, m = 1, d = 1] = v.slice(0, 10).split('-').map(Number);
+  const day = new Date(Date.UTC(y, m - 1, d));
+  // Date.UTC maps years below 100 onto 19xx; setUTCFullYear keeps them.
+  day.setUTCFullYear(y);
+  return day.getUTCMonth() === m - 1 && day.getUTCDate() === d && !Number.isNaN(Date.parse(v.length <= 10 ? `${v.slice(0, 10)}` : v));
+}
+
+/** `_count` and `_offset` as plain integers a database takes; `_since`/`_at` as FHIR dateTimes. */
+function refuseMalformedPaging(query: Record<string, unknown>): Refusal | undefined {
+  for (const name of ['_count', '_offset']) {
+    const values = query[name] === undefined ? [] : [query[name]].flat().map(String);
+    if (values.some((v) => !/^\d{1,9}$/.test(v))) return invalid(`${name} must be a non-negative integer below 10^9, not ${values.join(',')}`);
+  }
+  for (const name of ['_since', '_at']) {
+    const values = query[name] === undefined ? [] : [query[name]].flat().map(String);
+    if (values.some((v) => !isDateTime(v))) {
+      return invalid(`${name} must be a FHIR dateTime such as 2024-01-15T10:30:00Z, not ${values.join(',')}`);
+    }
+  }
+  return undefined;
 }
 
 /** A search (GET [type], POST [type]/_search, a conditional PUT/PATCH/DELETE [type]?...): modifiers mean something. */
