@@ -14,7 +14,7 @@ import { internalErrorOutcome, notFoundError, outcome } from './outcomes.ts';
 import { PostgresRepository } from './repository.ts';
 import { malformedQuery } from './search/limits.ts';
 import { refuseMalformedRequest } from './request-checks.ts';
-import { guardParsedBody, jsonBody } from '../http/json-guard.ts';
+import { UnsafeBodyError, guardParsedBody, jsonBody } from '../http/json-guard.ts';
 
 export const FHIR_JSON = 'application/fhir+json';
 /**
@@ -170,10 +170,22 @@ function fhirErrorHandler(err: unknown, req: Request, res: Response, _next: Next
     res.status(400).type(FHIR_JSON).json(outcome('error', 'structure', `Malformed JSON: ${e.message}`));
   } else if (e.type === 'entity.too.large' || e.status === 413) {
     res.status(413).type(FHIR_JSON).json(outcome('error', 'too-costly', e.type === 'entity.too.large' ? 'Request body too large' : (e.message ?? 'Request body too large')));
+  } else if (err instanceof UnsafeBodyError) {
+    res.status(err.status).type(FHIR_JSON).json(outcome('error', 'invalid', err.message, fhirExpression(req.body, err.pointer)));
   } else if (e.status && e.status >= 400 && e.status < 500) {
     res.status(e.status).type(FHIR_JSON).json(outcome('error', 'invalid', e.message ?? 'Bad request'));
   } else {
     req.log?.error({ err }, 'unhandled error under /fhir');
     res.status(500).type(FHIR_JSON).json(internalErrorOutcome);
   }
+}
+
+/** A JSON Pointer into a resource as a FHIRPath-like expression: /channel/header/1 → Subscription.channel.header[1]. */
+function fhirExpression(body: unknown, pointer: string | undefined): string | undefined {
+  const type = (body as { resourceType?: unknown } | null)?.resourceType;
+  if (pointer === undefined || typeof type !== 'string' || !/^[A-Z][A-Za-z]{0,63}$/.test(type)) return undefined;
+  return pointer
+    .split('/')
+    .slice(1)
+    .reduce((path, segment) => (/^\d+$/.test(segment) ? `${path}[${segment}]` : `${path}.${segment.replace(/~1/g, '/').replace(/~0/g, '~')}`), type);
 }

@@ -24,6 +24,8 @@ export const DEFAULT_JSON_LIMITS: JsonLimits = { maxDepth: 64, maxNodes: 100_000
 export interface BodyRefusal {
   status: 400 | 413;
   message: string;
+  /** Where in the body, as a JSON Pointer (`/channel/header/1`), when one value is at fault. */
+  pointer?: string;
 }
 
 /** Error a refused body travels as, shaped like body-parser's so existing handlers map its status. */
@@ -31,9 +33,11 @@ export class UnsafeBodyError extends Error {
   readonly status: 400 | 413;
   readonly type = 'entity.unsafe';
   readonly expose = true;
+  readonly pointer: string | undefined;
   constructor(refusal: BodyRefusal) {
     super(refusal.message);
     this.status = refusal.status;
+    this.pointer = refusal.pointer;
   }
 }
 
@@ -56,7 +60,7 @@ export function inspectJson(value: unknown, limits: JsonLimits = DEFAULT_JSON_LI
     const v = item.value;
     if (typeof v === 'string') {
       const reason = unsafeTextReason(v);
-      if (reason) return { status: 400, message: `The string at ${item.path || '/'} ${reason}` };
+      if (reason) return { status: 400, message: `The string at ${item.path || '/'} ${reason}`, pointer: item.path };
       continue;
     }
     if (v === null || typeof v !== 'object') continue;
@@ -73,7 +77,7 @@ export function inspectJson(value: unknown, limits: JsonLimits = DEFAULT_JSON_LI
     if (nodes + keys.length > limits.maxNodes) return { status: 413, message: `The JSON body has more than ${limits.maxNodes} values` };
     for (const key of keys) {
       const reason = unsafeTextReason(key);
-      if (reason) return { status: 400, message: `A property name at ${item.path || '/'} ${reason}` };
+      if (reason) return { status: 400, message: `A property name at ${item.path || '/'} ${reason}`, pointer: item.path };
       stack.push({ value: (v as Record<string, unknown>)[key], depth: item.depth + 1, path: `${item.path}/${key}` });
     }
   }
