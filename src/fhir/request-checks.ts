@@ -73,6 +73,10 @@ export function refuseMalformedRequest(req: Request): Refusal | undefined {
     return { status: 400, outcome: outcome('error', 'structure', 'The request body must be a JSON resource') };
   }
   const body = req.body as { resourceType?: unknown };
+  // Interpolated into messages further on: an object there (with its own toString) would throw.
+  if (!Array.isArray(body) && 'resourceType' in body && typeof body.resourceType !== 'string') {
+    return { status: 400, outcome: outcome('error', 'structure', 'resourceType must be a string', 'resourceType') };
+  }
   if (req.method === 'POST' && isSystemPath(req) && body.resourceType === 'Bundle') return refuseMalformedBundle(body as { entry?: unknown });
   if (req.method === 'POST' && req.path.includes('/$') && body.resourceType === 'Parameters') {
     return refuseMalformedParameters(body) ?? (req.path.endsWith('/$validate') ? undefined : refuseInvalidParameters(body));

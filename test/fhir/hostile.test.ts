@@ -170,6 +170,14 @@ describe('money beyond the cap', () => {
   });
 });
 
+describe('a resourceType that is not a string', () => {
+  it.each(['/Patient', '/Patient/$validate', '', `/Patient/x`])('POST/PUT %s is a 400', async (path) => {
+    const body = '{"resourceType":{"toString":"x"},"name":[]}';
+    await expectRefused(await post(path, body), 400, /resourceType must be a string/);
+    await expectRefused(await request(t.app).put(`/fhir/Patient/${stored.id}`).auth(token, { type: 'bearer' }).type(FHIR).send(body), 400, /resourceType must be a string/);
+  });
+});
+
 describe('operation bodies', () => {
   it.each([
     ['$validate', '/Patient/$validate'],
