@@ -231,7 +231,9 @@ describe('fuzz: hostile input at every route', () => {
         if (!res) return;
         expectClean(a, res);
         const after = await snapshot();
-        if (res.status >= 400) {
+        // A payment for a bill not here yet is kept (journalled as unmatched) and answered 404, by contract.
+        const keptUnmatched = a.path === '/api/webhooks/patient-payment' && res.status === 404;
+        if (res.status >= 400 && !keptUnmatched) {
           refused++;
           expect(after, `a refused request changed the store: ${a.method} ${a.path} ${String(a.body).slice(0, 300)} -> ${res.status}`).toBe(state);
         }
