@@ -156,6 +156,9 @@ function refuseSearchParameters(params: Record<string, unknown>, where: string, 
     if (name === '_summary' && values.some((v) => !SUMMARY_VALUES.has(v))) {
       return invalid(`_summary takes true, false, text, data or count, not ${values.join(',')}`);
     }
+    if ((name === '_include' || name === '_revinclude') && values.some((v) => v.split(':').some((part) => part in Object.prototype))) {
+      return invalid(`${name} names a parameter that no resource has: ${values.join(',')}`);
+    }
     if ((name === '_elements' || name === '_sort') && values.some((v) => v.split(',').some((e) => e.replace(/^-/, '') in Object.prototype))) {
       return invalid(`${name} names an element that no resource has: ${values.join(',')}`);
     }

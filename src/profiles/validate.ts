@@ -282,12 +282,19 @@ function hasActiveContent(div: string): boolean {
 }
 
 /**
- * What needs the element's type (from the definitions, so not any `value`): every Money within the
- * money limit, every Narrative free of active content.
+ * What needs the element's type (from the definitions, so not any `value`): lists are arrays, every
+ * Money within the money limit, every Narrative free of active content.
  */
 function checkTypedValues(resource: AnyResource, issues: OperationOutcomeIssue[]): void {
   crawlTypedValue(toTypedValue(resource), {
-    visitProperty: () => undefined,
+    // Core takes a lone value where the definition says a list; every consumer after it iterates.
+    visitProperty: (parent, key, path, _values, schema) => {
+      const raw = (parent.value as Record<string, unknown> | undefined)?.[key];
+      const element = schema.elements[key];
+      if (!element || raw === undefined) return;
+      if (element.isArray && !Array.isArray(raw)) issues.push(error('structure', path, `${path} must be a JSON array`));
+      if (!element.isArray && Array.isArray(raw)) issues.push(error('structure', path, `${path} takes one value, not a JSON array`));
+    },
     onEnterObject: (path, typed) => {
       if (typed.type === 'Money') {
         const value = (typed.value as { value?: unknown } | undefined)?.value;

@@ -202,6 +202,8 @@ describe('search controls the README says are refused', () => {
     ['toString=x', /Unknown parameter "toString"/],
     ['name:constructor=x', /Unknown parameter "name:constructor"/],
     ['_elements=__proto__', /_elements names an element that no resource has/],
+    ['_revinclude=Patient:__proto__', /_revinclude names a parameter that no resource has/],
+    ['_include=Patient:constructor', /_include names a parameter/],
     ['name=a%00b', /NUL character/],
   ])('%s is a 400', async (query, text) => {
     await expectRefused(await get(query), 400, text);
