@@ -56,7 +56,7 @@ export function refuseMalformedRequest(req: Request): Refusal | undefined {
     const refusal = refuseSearchParameters(params, 'If-None-Exist');
     if (refusal) return refusal;
   }
-  const history = refuseUnknownHistoryParameters(req) ?? refuseMalformedPaging(req.query as Record<string, unknown>);
+  const history = refuseUnknownHistoryParameters(req) ?? (isHistory(req) ? refuseMalformedPaging(req.query as Record<string, unknown>) : undefined);
   if (history) return history;
   const searching = isSearch(req);
   const queryRefusal = refuseSearchParameters(req.query as Record<string, unknown>, 'query', searching);
@@ -92,8 +92,12 @@ function isSystemPath(req: Request): boolean {
 /** What history takes (README: `_since`, `_count`; `_offset` in its paging links): nothing else is ignored silently. */
 const HISTORY_PARAMETERS = new Set(['_since', '_at', '_count', '_offset', '_format', '_pretty']);
 
+function isHistory(req: Request): boolean {
+  return req.method === 'GET' && /\/_history\/?$/.test(req.path);
+}
+
 function refuseUnknownHistoryParameters(req: Request): Refusal | undefined {
-  if (req.method !== 'GET' || !/\/_history\/?$/.test(req.path)) return undefined;
+  if (!isHistory(req)) return undefined;
   const unknown = Object.keys(req.query).find((k) => !HISTORY_PARAMETERS.has(k));
   return unknown === undefined ? undefined : invalid(`Unknown history parameter ${JSON.stringify(unknown)} (history takes ${[...HISTORY_PARAMETERS].join(', ')})`);
 }
@@ -211,7 +215,8 @@ function refuseMalformedBundle(body: { entry?: unknown }): Refusal | undefined {
     const query = entry.request.url.includes('?') ? entry.request.url.slice(entry.request.url.indexOf('?') + 1) : '';
     for (const [text, where] of [[query, `Bundle.entry[${i}].request.url`], [entry.request.ifNoneExist ?? '', `Bundle.entry[${i}].request.ifNoneExist`]]) {
       const params = Object.fromEntries(new URLSearchParams(text));
-      const refusal = inspectQuery(params) ?? refuseSearchParameters(params, where, entry.request.method === 'GET')?.outcome.issue[0].details?.text;
+      // Hostile search values in an entry are that entry's 400 (search/limits.ts); names reaching Object.prototype fail the Bundle.
+      const refusal = refuseSearchParameters(params, where, entry.request.method === 'GET')?.outcome.issue[0].details?.text;
       if (refusal) return invalid(`${where}: ${refusal}`, where);
     }
   }

@@ -209,8 +209,8 @@ describe('search controls the README says are refused', () => {
     await expectRefused(await get(query), 400, text);
   });
 
-  it.each(['_count=1e400', '_offset=99999999999999999999', '_count=-1', '_since=1', '_since=2024-02-30', '_since=275760-09-13', '_since=0000-01-01', '_at=2024-01-01T25:00:00Z'])('%s is a 400 in search and history', async (q) => {
-    for (const path of [`/fhir/Patient/_history?${q}`, `/fhir/Patient/${stored.id}/_history?${q}`, ...(q.startsWith('_count') || q.startsWith('_offset') ? [`/fhir/Patient?${q}`] : [])]) {
+  it.each(['_count=1e400', '_offset=99999999999999999999', '_count=-1', '_since=1', '_since=2024-02-30', '_since=275760-09-13', '_since=0000-01-01', '_at=2024-01-01T25:00:00Z'])('%s is a 400 in history', async (q) => {
+    for (const path of [`/fhir/Patient/_history?${q}`, `/fhir/Patient/${stored.id}/_history?${q}`]) {
       await expectRefused(await request(t.app).get(path).auth(token, { type: 'bearer' }), 400, /must be a (non-negative integer|FHIR dateTime)/);
     }
   });
