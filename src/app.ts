@@ -6,6 +6,7 @@ import { adminRoutes, authSettings, createFailureLimiter, DEFAULT_ISSUER, fhirAu
 import type { AuthSettings } from './auth/index.ts';
 import type { Database } from './db/index.ts';
 import { fhirRoutes } from './fhir/routes.ts';
+import { guardAuthBodies, jsonFallbacks } from './http/edges.ts';
 import type { Logger } from './logger.ts';
 import { loadProfiles } from './profiles/index.ts';
 import { SUBSCRIPTION_TOPICS, addSubscriptionOperations, concealAnswer, subscriptionObserver } from './subscriptions/index.ts';
@@ -82,6 +83,7 @@ export function createApp(options: AppOptions): Express {
     tokenEndpointUrl: options.auth?.tokenEndpointUrl ?? (options.baseUrl && `${options.baseUrl}${OAUTH_TOKEN_PATH}`),
   });
   const authDeps = { db: options.db, settings: auth };
+  guardAuthBodies(app, OAUTH_TOKEN_PATH);
   app.use(tokenRoutes({ ...authDeps, limiter: createFailureLimiter(options.db, auth), baseUrl: options.baseUrl }));
   app.use('/admin/webhook-sources', webhookSourceRoutes(authDeps));
   // One observer for every write, from /fhir or from billing: Subscriptions see both, and billing
@@ -113,5 +115,6 @@ export function createApp(options: AppOptions): Express {
       conceal: concealAnswer,
     }),
   );
+  jsonFallbacks(app);
   return app;
 }

@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import {
   OperationOutcomeError,
   allOk,
-  applyPatch,
   badRequest,
   conflict,
   getStatus,
@@ -31,6 +30,7 @@ import type { AccessPolicy, ScopeInteraction } from './access.ts';
 import { historyBundle } from './history.ts';
 import type { HistoryRequest } from './history.ts';
 import { notFoundError } from './outcomes.ts';
+import { applyPatchOrRefuse, assertWellFormedPatch } from './patch.ts';
 import { selectCurrent, selectCurrentMany, selectVersion, writeVersion } from './storage.ts';
 import type { Interaction, ResourceKey, StoredVersion } from './storage.ts';
 
@@ -122,17 +122,12 @@ export class PostgresRepository extends FhirRepository {
     options?: UpdateResourceOptions,
   ): Promise<WithId<T>> {
     this.#allow(resourceType, 'u');
-    if (!Array.isArray(patch)) {
-      throw new OperationOutcomeError(badRequest('Only JSON Patch (application/json-patch+json) is supported'));
-    }
+    assertWellFormedPatch(patch);
     return this.withTransaction(async (repo) => {
       const current = await selectCurrent(repo.conn, repo.#key(resourceType, id), true);
       const resource = liveContent(current, resourceType, id) as T;
       assertVersionMatches(current, options?.ifMatch);
-      const errors = applyPatch(resource, patch).filter((e) => e !== null);
-      if (errors.length > 0) {
-        throw new OperationOutcomeError(badRequest(`Invalid JSON Patch: ${errors.map((e) => e!.message).join('; ')}`));
-      }
+      applyPatchOrRefuse(resource, patch);
       if (resource.resourceType !== resourceType || resource.id !== id) {
         throw new OperationOutcomeError(badRequest('A patch cannot change resourceType or id'));
       }
@@ -333,6 +328,8 @@ function assertHasCriteria(search: SearchRequest): void {
 }
 
 function assertVersionMatches(current: StoredVersion | undefined, ifMatch: string | undefined): void {
+  // The router passes what it found between quotes: anything but a version number is no lock at all.
+  if (ifMatch !== undefined && !/^\d{1,15}$/.test(ifMatch)) throw new OperationOutcomeError(badRequest('If-Match must name a version, such as W/"3"'));
   if (ifMatch !== undefined && (!current || String(current.versionId) !== ifMatch)) {
     throw new OperationOutcomeError(preconditionFailed);
   }

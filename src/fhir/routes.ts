@@ -13,8 +13,17 @@ import { addOperations } from './operations.ts';
 import { internalErrorOutcome, notFoundError, outcome } from './outcomes.ts';
 import { PostgresRepository } from './repository.ts';
 import { malformedQuery } from './search/limits.ts';
+import { refuseMalformedRequest } from './request-checks.ts';
+import { UnsafeBodyError, guardParsedBody, jsonBody } from '../http/json-guard.ts';
 
 export const FHIR_JSON = 'application/fhir+json';
+/**
+ * Shape budgets (README, FHIR API): validation costs tens of microseconds a value, so one resource of
+ * 50,000 values is under a second of work; a Bundle is up to 1,000 requests (request-checks.ts).
+ */
+const RESOURCE_LIMITS = { maxDepth: 64, maxNodes: 50_000 };
+const BUNDLE_LIMITS = { maxDepth: 64, maxNodes: 250_000 };
+const FHIR_JSON_TYPES = ['application/json', 'application/fhir+json', 'application/json-patch+json', 'application/*+json'];
 export interface FhirRoutesOptions {
   db: Database;
   /** Public base URL of the server; absent: taken from each request's host. */
@@ -63,28 +72,27 @@ export function fhirRoutes(options: FhirRoutesOptions): Router {
   // Everything below needs a valid access token; bodies are not even parsed without one.
   routes.use(options.authenticate);
 
-  routes.use(
-    express.json({
-      type: ['application/json', 'application/fhir+json', 'application/json-patch+json', 'application/*+json'],
-      limit: '16mb',
-      strict: false,
-    }),
-  );
-
-  // POST [type]/_search takes its parameters as a form.
+  // Bodies within a size and shape budget (http/json-guard.ts): a batch or transaction may be large,
+  // one resource or patch far less; POST [type]/_search takes its parameters as a form.
+  const bundleBody = jsonBody({ type: FHIR_JSON_TYPES, limit: '16mb', limits: BUNDLE_LIMITS });
+  const resourceBody = jsonBody({ type: FHIR_JSON_TYPES, limit: '4mb', limits: RESOURCE_LIMITS });
+  routes.post('/', bundleBody);
+  routes.use(resourceBody);
   routes.use(
     express.urlencoded({
       extended: false,
       limit: '1mb',
+      parameterLimit: 1000,
       verify: (_req, _res, body) => {
         const malformed = malformedQuery(body.toString('latin1'));
         if (malformed) throw Object.assign(new Error(malformed), { status: 400 });
       },
     }),
+    guardParsedBody(),
   );
 
   routes.use(async (req: Request, res: Response) => {
-    const refusal = refuseUnreadableRequest(req);
+    const refusal = refuseMalformedRequest(req);
     if (refusal) {
       res.status(refusal.status).type(FHIR_JSON).json(refusal.outcome);
       return;
@@ -108,30 +116,6 @@ export function fhirRoutes(options: FhirRoutesOptions): Router {
 
   routes.use(fhirErrorHandler);
   return routes;
-}
-
-/**
- * A request the FHIR layer cannot read: a body in a format we do not speak (415), a write without a
- * JSON body (400), or a response format other than JSON (406).
- */
-function refuseUnreadableRequest(req: Request): { status: number; outcome: OperationOutcome } | undefined {
-  const query = req.url.indexOf('?');
-  const malformed = query < 0 ? undefined : malformedQuery(req.url.slice(query + 1));
-  if (malformed) return { status: 400, outcome: outcome('error', 'invalid', malformed) };
-  const format = req.query._format;
-  if (typeof format === 'string' && !/json/.test(format)) {
-    return { status: 406, outcome: outcome('error', 'not-supported', `Only JSON is supported, not _format=${format}`) };
-  }
-  if (!['POST', 'PUT', 'PATCH'].includes(req.method)) return undefined;
-  if (req.headers['content-type'] && !req.is(['json', '+json', 'urlencoded'])) {
-    return { status: 415, outcome: outcome('error', 'not-supported', 'Send application/fhir+json (or application/json-patch+json for PATCH)') };
-  }
-  if (req.method !== 'POST' || !req.path.endsWith('/_search')) {
-    if (req.body === null || typeof req.body !== 'object') {
-      return { status: 400, outcome: outcome('error', 'structure', 'The request body must be a JSON resource') };
-    }
-  }
-  return undefined;
 }
 
 /**
@@ -184,12 +168,24 @@ function fhirErrorHandler(err: unknown, req: Request, res: Response, _next: Next
     res.status(503).set('Retry-After', String(unavailable.retryAfterSeconds)).type(FHIR_JSON).json(outcome('error', 'transient', unavailable.message));
   } else if (e.type === 'entity.parse.failed') {
     res.status(400).type(FHIR_JSON).json(outcome('error', 'structure', `Malformed JSON: ${e.message}`));
-  } else if (e.type === 'entity.too.large') {
-    res.status(413).type(FHIR_JSON).json(outcome('error', 'too-costly', 'Request body too large'));
+  } else if (e.type === 'entity.too.large' || e.status === 413) {
+    res.status(413).type(FHIR_JSON).json(outcome('error', 'too-costly', e.type === 'entity.too.large' ? 'Request body too large' : (e.message ?? 'Request body too large')));
+  } else if (err instanceof UnsafeBodyError) {
+    res.status(err.status).type(FHIR_JSON).json(outcome('error', 'invalid', err.message, fhirExpression(req.body, err.pointer)));
   } else if (e.status && e.status >= 400 && e.status < 500) {
     res.status(e.status).type(FHIR_JSON).json(outcome('error', 'invalid', e.message ?? 'Bad request'));
   } else {
     req.log?.error({ err }, 'unhandled error under /fhir');
     res.status(500).type(FHIR_JSON).json(internalErrorOutcome);
   }
+}
+
+/** A JSON Pointer into a resource as a FHIRPath-like expression: /channel/header/1 → Subscription.channel.header[1]. */
+function fhirExpression(body: unknown, pointer: string | undefined): string | undefined {
+  const type = (body as { resourceType?: unknown } | null)?.resourceType;
+  if (pointer === undefined || typeof type !== 'string' || !/^[A-Z][A-Za-z]{0,63}$/.test(type)) return undefined;
+  return pointer
+    .split('/')
+    .slice(1)
+    .reduce((path, segment) => (/^\d+$/.test(segment) ? `${path}[${segment}]` : `${path}.${segment.replace(/~1/g, '/').replace(/~0/g, '~')}`), type);
 }

@@ -1,6 +1,9 @@
+import { Decimal } from 'decimal.js';
 import {
   OperationOutcomeError,
+  crawlTypedValue,
   isResourceType,
+  toTypedValue,
   validateResource as validateWithCore,
   type TypedValueWithPath,
 } from '@medplum/core';
@@ -47,12 +50,21 @@ export function validateResource(resource: AnyResource): void {
     });
   }
 
+  checkPropertyNames(resource, resourceType, issues);
+  // A name that reaches Object.prototype must not reach the loaders or core either.
+  if (issues.length > 0) throw new OperationOutcomeError({ resourceType: 'OperationOutcome', issue: issues });
   ensureContainedTypes(resource);
-  issues.push(...runCore(resource, undefined));
+  pushAll(issues, runCore(resource, undefined));
   checkExtensions(resource, resourceType, resourceType, issues);
+  if (!issues.some((i) => i.severity === 'error' || i.severity === 'fatal')) checkTypedValues(resource, issues);
 
-  const profiles = resource.meta?.profile ?? [];
+  // Core reported a meta.profile that is not a list of strings; only the strings can name ours.
+  const profiles: unknown[] = Array.isArray(resource.meta?.profile) ? resource.meta.profile : [];
   profiles.forEach((url, i) => {
+    if (typeof url !== 'string') {
+      issues.push(error('structure', `${resourceType}.meta.profile[${i}]`, 'A profile must be a canonical URL (a string)'));
+      return;
+    }
     const sd = getOwnStructureDefinition(url);
     if (!sd) {
       return; // not ours: ignored
@@ -63,12 +75,12 @@ export function validateResource(resource: AnyResource): void {
       );
     } else if (sd.derivation !== 'specialization') {
       // A constraint profile of ours on an R4 type (none yet); the type's own definition was checked above.
-      issues.push(...runCore(resource, sd));
+      pushAll(issues, runCore(resource, sd));
     }
   });
 
   if (issues.some((issue) => issue.severity === 'error' || issue.severity === 'fatal')) {
-    throw new OperationOutcomeError({ resourceType: 'OperationOutcome', issue: dedupe(issues) });
+    throw new OperationOutcomeError({ resourceType: 'OperationOutcome', issue: capped(dedupe(issues)) });
   }
 }
 
@@ -91,10 +103,10 @@ function runCore(resource: AnyResource, profile: StructureDefinition | undefined
   const issues: OperationOutcomeIssue[] = [];
   try {
     // Core's signature is typed for R4 resources; PatientCredit is registered with core at load time.
-    issues.push(...validateWithCore(resource as Resource, { profile, collect: { tokens } }));
+    pushAll(issues, validateWithCore(resource as Resource, { profile, collect: { tokens } }));
   } catch (err) {
     if (err instanceof OperationOutcomeError) {
-      issues.push(...(err.outcome.issue ?? []));
+      pushAll(issues, err.outcome.issue ?? []);
     } else {
       issues.push(error('processing', resource.resourceType, `Validation failed: ${(err as Error).message}`));
     }
@@ -240,6 +252,104 @@ function referenceType(reference: string): string | undefined {
   const historyAt = parts.lastIndexOf('_history');
   const upto = historyAt === -1 ? parts : parts.slice(0, historyAt);
   return upto.length >= 2 ? upto[upto.length - 2] : undefined;
+}
+
+/**
+ * Largest absolute Money.value a resource may carry: billing/money.ts's MAX_AMOUNT (the test
+ * asserts they agree). Billing sums such amounts into numeric(18,2) totals, so a larger one would
+ * be stored here and then fail every payment on its claim.
+ */
+export const MAX_MONEY_VALUE = '9999999999999.99';
+const MONEY_LIMIT = new Decimal(MAX_MONEY_VALUE);
+
+/**
+ * txt-1's rule that core does not check: a narrative is XHTML without active content. A client that
+ * displays `text.div` must not be handed a script.
+ */
+const ACTIVE_ELEMENT = /^<\s*\/?\s*(script|iframe|object|embed|form|input|button|link|meta|style|base|frame|frameset|applet)\b/i;
+const ACTIVE_ATTRIBUTE = /\son[a-z]+\s*=|\b(?:href|src|action|formaction|xlink:href)\s*=\s*["']?\s*(?:javascript|vbscript|data)\s*:/i;
+
+/** Looks at each tag once (linear in the length: no regex runs over the whole text). */
+function hasActiveContent(div: string): boolean {
+  for (let start = div.indexOf('<'); start !== -1; ) {
+    const end = div.indexOf('>', start);
+    const tag = div.slice(start, end === -1 ? undefined : end);
+    if (ACTIVE_ELEMENT.test(tag) || ACTIVE_ATTRIBUTE.test(tag)) return true;
+    if (end === -1) return false;
+    start = div.indexOf('<', end);
+  }
+  return false;
+}
+
+/**
+ * What needs the element's type (from the definitions, so not any `value`): lists are arrays, every
+ * Money within the money limit, every Narrative free of active content.
+ */
+function checkTypedValues(resource: AnyResource, issues: OperationOutcomeIssue[]): void {
+  crawlTypedValue(toTypedValue(resource), {
+    // Core takes a lone value where the definition says a list; every consumer after it iterates.
+    visitProperty: (parent, key, path, _values, schema) => {
+      const raw = (parent.value as Record<string, unknown> | undefined)?.[key];
+      const element = schema.elements[key];
+      if (!element || raw === undefined) return;
+      if (element.isArray && !Array.isArray(raw)) issues.push(error('structure', path, `${path} must be a JSON array`));
+      if (!element.isArray && Array.isArray(raw)) issues.push(error('structure', path, `${path} takes one value, not a JSON array`));
+    },
+    onEnterObject: (path, typed) => {
+      if (typed.type === 'Money') {
+        const value = (typed.value as { value?: unknown } | undefined)?.value;
+        if (typeof value === 'number' && new Decimal(String(value)).abs().gt(MONEY_LIMIT)) {
+          issues.push(error('value', `${path}.value`, `Money value ${value} is beyond the limit of ${MAX_MONEY_VALUE}`));
+        }
+      } else if (typed.type === 'Narrative') {
+        const div = (typed.value as { div?: unknown } | undefined)?.div;
+        if (typeof div === 'string' && hasActiveContent(div)) {
+          issues.push(error('value', `${path}.div`, 'The narrative contains active content (scripts, frames, forms, event handlers or script URLs), which FHIR forbids (txt-1)'));
+        }
+      }
+    },
+  });
+}
+
+/**
+ * Property names that are properties of every object (`__proto__`, `constructor`, `toString`, ...)
+ * slip past core's lookup of element definitions, so they are refused here, anywhere in the
+ * resource, as is a nested resourceType of that kind. Iterative: depth costs no stack.
+ */
+function checkPropertyNames(resource: AnyResource, resourceType: string, issues: OperationOutcomeIssue[]): void {
+  const stack: [unknown, string][] = [[resource, resourceType]];
+  while (stack.length > 0) {
+    const [value, path] = stack.pop()!;
+    if (!value || typeof value !== 'object') continue;
+    if (Array.isArray(value)) {
+      value.forEach((item, i) => stack.push([item, `${path}[${i}]`]));
+      continue;
+    }
+    for (const [key, child] of Object.entries(value)) {
+      const element = key.startsWith('_') ? key.slice(1) : key;
+      if (key in Object.prototype || element in Object.prototype) {
+        issues.push(error('structure', `${path}.${key}`, `Invalid additional property "${key}"`));
+      } else if (key === 'resourceType' && typeof child === 'string' && child in Object.prototype) {
+        issues.push(error('structure', `${path}.resourceType`, `Unknown resource type: ${child}`));
+      } else {
+        stack.push([child, `${path}.${key}`]);
+      }
+    }
+  }
+}
+
+/** At most this many issues are reported: a list of 50,000 bad elements need not be answered 50,000 times. */
+const MAX_ISSUES = 100;
+
+function capped(issues: OperationOutcomeIssue[]): OperationOutcomeIssue[] {
+  if (issues.length <= MAX_ISSUES) return issues;
+  const more = issues.length - MAX_ISSUES;
+  return [...issues.slice(0, MAX_ISSUES), { severity: 'error', code: 'too-costly', details: { text: `${more} more issues not listed` } }];
+}
+
+/** push(...items) overflows the stack for a very long list; this does not. */
+function pushAll<T>(target: T[], items: readonly T[]): void {
+  for (const item of items) target.push(item);
 }
 
 function error(code: OperationOutcomeIssue['code'], expression: string, text: string): OperationOutcomeIssue {

@@ -109,9 +109,12 @@ describe('hostile search values are a 400 OperationOutcome', () => {
     expect(entry.response.status).toMatch(/^400/);
   });
 
-  it.each(HOSTILE.filter(([what]) => what.includes('surrogate')))('batch search entry, answered: %s', async (_what, type, name, value) => {
-    const entry = await batchSearch(`${type}?${name}=${value}`);
-    expect(entry.response.status).toMatch(/^[24]00/);
+  // A lone surrogate in any string of a JSON body fails the whole body (http/json-guard.ts), entry URLs included.
+  it.each(HOSTILE.filter(([what]) => what.includes('surrogate')))('batch search entry, refused: %s', async (_what, type, name, value) => {
+    const res = await request(t.app).post('/fhir').auth(token, { type: 'bearer' })
+      .send({ resourceType: 'Bundle', type: 'batch', entry: [{ request: { method: 'GET', url: `${type}?${name}=${value}` } }] });
+    expect(res.status).toBe(400);
+    expect(res.body.issue[0].details.text).toMatch(/lone UTF-16 surrogate/);
   });
 });
 

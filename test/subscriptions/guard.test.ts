@@ -87,7 +87,7 @@ describe('subscriptions through the API', () => {
     ['Bad Header: x', /not a valid HTTP header name/],
     ['X-Ok: a\r\nX-Injected: b', /CR, LF/],
     // FHIR's own string rule already refuses these (it allows no controls but CR, LF and tab)
-    ['X-Nul: a\u0000b', /CR, LF, NUL|Invalid string format/],
+    ['X-Nul: a\u0000b', /CR, LF, NUL|Invalid string format|NUL character/],
     ['X-Ctl: a\u0007b', /controls|Invalid string format/],
     ['X\r\nInjected: b', /not a valid HTTP header name/],
     ['X-Wide: \u20ac', /cannot hold/],

@@ -1,5 +1,6 @@
 import express from 'express';
 import type { NextFunction, Request, Response, Router } from 'express';
+import { jsonBody } from '../../http/json-guard.ts';
 import { webhookAuth } from '../../auth/index.ts';
 import type { AuthLocals } from '../../auth/index.ts';
 import { applyPatientPayment, paymentKey, refuse, toJsonNumber } from '../../billing/index.ts';
@@ -39,8 +40,9 @@ export function cairRoutes(deps: InboundDeps): Router {
   routes.post(
     PATIENT_PAYMENT_PATH,
     webhookAuth(deps.auth),
-    // Whatever the Content-Type says, the body is read as JSON: that is all this sender sends.
-    express.json({ type: () => true, strict: false, limit: '64kb' }),
+    // Whatever the Content-Type says, the body is read as JSON: that is all this sender sends. Its
+    // shape is checked before zod (or the journal's jsonb) sees it: no deep nesting, NUL, lone surrogates.
+    ...jsonBody({ type: () => true, limit: '64kb' }),
     async (req: Request, res: Response) => {
       const { tenantId } = res.locals as AuthLocals;
       const parsed = PatientPaymentBody.safeParse(req.body);
@@ -103,7 +105,7 @@ export function cairRoutes(deps: InboundDeps): Router {
     } else if (err.type === 'entity.too.large') {
       send(res, cairError.invalid([{ path: [], message: 'The request body is too large (at most 64 KiB)' }], 413));
     } else if (err.status !== undefined && err.status >= 400 && err.status < 500) {
-      send(res, cairError.invalid([{ path: [], message: err.message ?? 'Unreadable request body' }]));
+      send(res, cairError.invalid([{ path: [], message: err.message ?? 'Unreadable request body' }], err.status === 413 ? 413 : 400));
     } else {
       req.log?.error({ err }, 'patient payment webhook failed');
       send(res, cairError.fromException(err, String(req.id)));
