@@ -141,18 +141,37 @@ async function takeBackFromCredit(repo: PostgresRepository, creditId: string, pa
   };
   const fromBalance = min(left, (await creditBooks(repo, creditId)).balance);
   if (fromBalance.gt(ZERO)) await reduce(fromBalance);
+  await reverseAllocations(repo, creditId, left, reduce);
+  return taken;
+}
+
+/**
+ * Reverses a credit's allocations, newest first, up to `wanted`: each takes its money back from
+ * that lifecycle (whose claims are re-stamped) into the credit, and `moveOn` then moves it out of
+ * the credit. Returns what was reversed.
+ */
+async function reverseAllocations(
+  repo: PostgresRepository,
+  creditId: string,
+  wanted: Amount,
+  moveOn: (back: Amount) => Promise<void>,
+  reversalId?: string,
+): Promise<Amount> {
+  const tenantId = repo.context.tenantId;
+  let total = ZERO;
   for (const a of await creditAllocations(repo.conn, tenantId, creditId)) {
-    if (left.isZero()) break;
-    const back = min(left, a.net);
+    if (total.eq(wanted)) break;
+    const back = min(wanted.minus(total), a.net);
     if (back.isZero()) continue;
     await recordMovement(repo.conn, tenantId, {
       kind: 'allocation.reversed', from: account.lifecycle(a.lifecycleId), to: account.credit(creditId), amount: back, currency: CURRENCY,
-      creditId, allocationId: a.allocationId, ...(a.claimId && { claimId: a.claimId }),
+      creditId, allocationId: a.allocationId, ...(reversalId && { reversalId }), ...(a.claimId && { claimId: a.claimId }),
     });
     await changeLifecyclePaid(repo, a.lifecycleId, back.negated());
-    await reduce(back);
+    await moveOn(back);
+    total = total.plus(back);
   }
-  return taken;
+  return total;
 }
 
 /** Where a reversal's money came back from. */
@@ -195,18 +214,7 @@ export async function giveBackPayment(
   }
   if (p.patientCreditId && left.gt(ZERO)) {
     const creditId = p.patientCreditId;
-    for (const a of await creditAllocations(repo.conn, tenantId, creditId)) {
-      if (left.isZero()) break;
-      const back = min(left, a.net);
-      if (back.isZero()) continue;
-      await recordMovement(repo.conn, tenantId, {
-        kind: 'allocation.reversed', from: account.lifecycle(a.lifecycleId), to: account.credit(creditId), amount: back, currency: CURRENCY,
-        creditId, allocationId: a.allocationId, reversalId, ...(a.claimId && { claimId: a.claimId }),
-      });
-      await changeLifecyclePaid(repo, a.lifecycleId, back.negated());
-      given.fromAllocations = given.fromAllocations.plus(back);
-      await fromCredit(creditId, back);
-    }
+    given.fromAllocations = await reverseAllocations(repo, creditId, left, (back) => fromCredit(creditId, back), reversalId);
   }
   if (!left.isZero()) throw new Error(`Payment ${p.id}: ${left.toFixed(2)} of a reversal could not be given back`);
   await recordMovement(repo.conn, tenantId, { ...common, kind: 'payment.reversed', from: account.payment(p.id), to: account.payer(p.patientRef), amount: value });
