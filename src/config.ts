@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseSealingKey } from './auth/sealing.ts';
 import { normalizeCidr } from './net/addresses.ts';
 import { parseSchedule } from './subscriptions/retry.ts';
 
@@ -34,6 +35,11 @@ const EnvSchema = z.object({
   TOKEN_ISSUER: z.string().min(1).optional(),
   /** log2 of scrypt's N for client secret hashes. */
   SECRET_HASH_COST: z.coerce.number().int().min(10).max(20).default(15),
+  /** 32 bytes (base64 or hex) that seal the secrets we must read back (webhook sources' HMAC keys). */
+  SECRETS_KEY: z
+    .string()
+    .optional()
+    .refine((v) => v === undefined || parseSealingKey(v) !== undefined, '32 bytes as base64 or 64 hex digits (openssl rand -base64 32)'),
   /** Comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed; empty: none. */
   TRUSTED_PROXIES: z
     .string()
@@ -67,6 +73,7 @@ export type Config = {
     issuer: string | undefined;
     tokenTtlSeconds: number;
     hashCost: number;
+    sealingKey: Buffer | undefined;
     bootstrap: { tenant: string; clientId: string | undefined; clientSecret: string | undefined };
   };
 };
@@ -99,6 +106,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       issuer: e.TOKEN_ISSUER,
       tokenTtlSeconds: e.TOKEN_TTL_SECONDS,
       hashCost: e.SECRET_HASH_COST,
+      sealingKey: e.SECRETS_KEY === undefined ? undefined : parseSealingKey(e.SECRETS_KEY),
       bootstrap: { tenant: e.BOOTSTRAP_TENANT, clientId: e.BOOTSTRAP_CLIENT_ID, clientSecret: e.BOOTSTRAP_CLIENT_SECRET },
     },
   };

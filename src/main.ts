@@ -119,7 +119,7 @@ function keepEmbeddedDatabaseCompact(): void {
 
 /** Resolves once the port is bound; a port in use (or not ours to bind) rejects instead of serving nothing. */
 function startApi(config: Config, db: Database, logger: Logger): Promise<Server> {
-  const { issuer, tokenTtlSeconds, hashCost } = config.auth;
+  const { issuer, tokenTtlSeconds, hashCost, sealingKey } = config.auth;
   const app = createApp({
     db,
     logger,
@@ -127,7 +127,7 @@ function startApi(config: Config, db: Database, logger: Logger): Promise<Server>
     allowPrivateNetworks: config.outboundAllowPrivateNetworks,
     trustedProxies: config.trustedProxies,
     // Assertions name the token endpoint as configured, never as a request's Host header says.
-    auth: { issuer, tokenTtlSeconds, hashCost, tokenEndpointUrl: `${config.baseUrl ?? `http://localhost:${config.port}`}${OAUTH_TOKEN_PATH}` },
+    auth: { issuer, tokenTtlSeconds, hashCost, sealingKey, tokenEndpointUrl: `${config.baseUrl ?? `http://localhost:${config.port}`}${OAUTH_TOKEN_PATH}` },
   });
   return new Promise((resolve, reject) => {
     const server = app.listen(config.port);

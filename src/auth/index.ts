@@ -9,6 +9,8 @@ export { createFailureLimiter } from './rate-limit.ts';
 export { ADMIN_SCOPE, ALL_FHIR_SCOPE, ScopeSet, WEBHOOK_SCOPE, parseScopes } from './scopes.ts';
 export { DEFAULT_ISSUER, authSettings } from './settings.ts';
 export type { AuthSettings } from './settings.ts';
+export { parseSealingKey, seal, unseal } from './sealing.ts';
+export type { SealingSettings } from './sealing.ts';
 export { retireSigningKey, tenantExists } from './store.ts';
 export { ApiTokenBody, OAUTH_TOKEN_PATH, tokenRoutes } from './token-routes.ts';
 export { MAX_TOKEN_TTL_SECONDS, issueAccessToken, verifyAccessToken } from './tokens.ts';

@@ -1,7 +1,8 @@
+import type { SealingSettings } from './sealing.ts';
 import { DEFAULT_HASH_COST } from './secrets.ts';
 
 /** How authentication behaves; from config.ts in the server, overridable in tests. */
-export interface AuthSettings {
+export interface AuthSettings extends SealingSettings {
   /** `iss` (and `aud`) of our access tokens: TOKEN_ISSUER, else PUBLIC_BASE_URL, else `fhir-billing`. */
   issuer: string;
   /**

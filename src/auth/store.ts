@@ -200,3 +200,10 @@ export async function recordAssertionJti(db: Queryable, clientId: string, jti: s
   );
   return rows.length === 1;
 }
+
+/** The database's own sealing key (auth/sealing.ts), made once by whichever process needs it first. */
+export async function databaseSealingKey(conn: Queryable, generate: () => Buffer): Promise<Buffer> {
+  await conn.query('INSERT INTO sealing_key (id, key) VALUES (1, $1) ON CONFLICT (id) DO NOTHING', [generate().toString('base64')]);
+  const rows = await conn.query<{ key: string }>('SELECT key FROM sealing_key WHERE id = 1');
+  return Buffer.from(rows[0].key, 'base64');
+}

@@ -143,7 +143,7 @@ async function run(db: Database, settings: AuthSettings, command: string, values
       return { ok: true, value: { tenant, claimIdSystem: await claimIdSystem(db, tenant) } };
     }
     default: {
-      const sources = command.startsWith('sources ') ? await runSourceCommand(db, settings.hashCost, command.slice(8), values, need) : undefined;
+      const sources = command.startsWith('sources ') ? await runSourceCommand(db, settings, command.slice(8), values, need) : undefined;
       if (sources) return sources;
       throw new UsageError(`unknown command: ${command || '(none)'}`);
     }

@@ -32,6 +32,7 @@ async function main(args: string[]): Promise<number> {
     const settings = authSettings({
       tokenTtlSeconds: config.auth.tokenTtlSeconds,
       hashCost: config.auth.hashCost,
+      sealingKey: config.auth.sealingKey,
       allowPrivateNetworks: config.outboundAllowPrivateNetworks,
     });
     const output = await runCommand(db, settings, args);

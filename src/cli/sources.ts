@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import type { SecretSettings } from '../inbound/index.ts';
 import { createSource, deleteSourceById, getSource, listSourceViews, patchSource, rotateCredentials } from '../inbound/index.ts';
 import type { Database } from '../db/index.ts';
 
@@ -58,22 +59,22 @@ function bodyOf(values: Values): Record<string, unknown> {
 
 const outcome = <T>(r: { ok: true; value: T } | { ok: false; message: string }): Outcome => (r.ok ? { ok: true, value: r.value } : { ok: false, message: r.message });
 
-export async function runSourceCommand(db: Database, hashCost: number, action: string | undefined, values: Values, need: (name: string) => string): Promise<Outcome | undefined> {
+export async function runSourceCommand(db: Database, secrets: SecretSettings, action: string | undefined, values: Values, need: (name: string) => string): Promise<Outcome | undefined> {
   switch (action) {
     case 'create':
-      return outcome(await createSource(db, hashCost, bodyOf(values)));
+      return outcome(await createSource(db, secrets, bodyOf(values)));
     case 'list':
       return { ok: true, value: { sources: await listSourceViews(db, typeof values.tenant === 'string' ? values.tenant : undefined) } };
     case 'show':
       return outcome(await getSource(db, need('id')));
     case 'update': {
       const id = need('id');
-      return outcome(await patchSource(db, hashCost, id, bodyOf({ ...values, id: undefined })));
+      return outcome(await patchSource(db, secrets, id, bodyOf({ ...values, id: undefined })));
     }
     case 'delete':
       return outcome(await deleteSourceById(db, need('id')));
     case 'rotate-credentials':
-      return outcome(await rotateCredentials(db, hashCost, need('id')));
+      return outcome(await rotateCredentials(db, secrets, need('id')));
     default:
       return undefined;
   }

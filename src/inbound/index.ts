@@ -11,6 +11,7 @@ import type { InboundDeps, Sender } from './sender.ts';
 export type { InboundDeps, Sender } from './sender.ts';
 export { listEvents } from './journal.ts';
 export { webhookSourceRoutes } from './sources/admin-routes.ts';
+export type { SecretSettings } from './sources/registry.ts';
 export { SOURCE_KINDS, createSource, deleteSourceById, getSource, listSourceViews, patchSource, rotateCredentials } from './sources/registry.ts';
 
 /** Every sender we take webhooks from. A new sender is one folder and one entry here. */

@@ -19,7 +19,7 @@ export function webhookSourceRoutes(deps: AuthDeps): Router {
   const routes = express.Router();
   routes.use(adminAuth(deps));
   routes.use(express.json({ limit: '256kb' }));
-  const cost = deps.settings.hashCost;
+  const secrets = deps.settings;
 
   const send = <T extends object>(res: Response, result: RegistryResult<T>, status = 200): void => {
     if (!result.ok) {
@@ -31,15 +31,15 @@ export function webhookSourceRoutes(deps: AuthDeps): Router {
     res.status(status).json(result.value);
   };
 
-  routes.post('/', async (req, res) => send(res, await createSource(deps.db, cost, req.body), 201));
+  routes.post('/', async (req, res) => send(res, await createSource(deps.db, secrets, req.body), 201));
   routes.get('/', async (req, res) => {
     const tenant = typeof req.query.tenant === 'string' && req.query.tenant !== '' ? req.query.tenant : undefined;
     res.json({ sources: await listSourceViews(deps.db, tenant) });
   });
   routes.get('/:id', async (req, res) => send(res, await getSource(deps.db, req.params.id)));
-  routes.patch('/:id', async (req, res) => send(res, await patchSource(deps.db, cost, req.params.id, req.body)));
+  routes.patch('/:id', async (req, res) => send(res, await patchSource(deps.db, secrets, req.params.id, req.body)));
   routes.delete('/:id', async (req, res) => send(res, await deleteSourceById(deps.db, req.params.id)));
-  routes.post('/:id/rotate-credentials', async (req, res) => send(res, await rotateCredentials(deps.db, cost, req.params.id)));
+  routes.post('/:id/rotate-credentials', async (req, res) => send(res, await rotateCredentials(deps.db, secrets, req.params.id)));
 
   routes.use((_req, res) => {
     res.status(404).json({ error: 'Not found' });

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { tenantExists } from '../../auth/index.ts';
+import { seal, tenantExists } from '../../auth/index.ts';
+import type { SealingSettings } from '../../auth/index.ts';
 import { generateSecret, hashSecret } from '../../auth/secrets.ts';
 import type { Queryable } from '../../db/index.ts';
 import { normalizeCidr } from '../../net/addresses.ts';
@@ -12,18 +13,26 @@ import type { SourceRow } from './store.ts';
  * The webhook-source registry: one registered sender for one tenant, reached at
  * /api/webhooks/<kind>/<id>. What the admin API and the CLI do, validated here so both refuse the
  * same things the same way. Credentials we only verify (a Basic password) are generated, shown
- * once and stored as an scrypt hash; the id is random, so the URL tells nothing.
+ * once and stored as an scrypt hash; a signing secret (an HMAC key the sender signs with) cannot be
+ * hashed, since verifying needs it, so it is generated or given, shown once and stored sealed.
+ * The id is random, so the URL tells nothing.
  */
 export type RegistryResult<T> = { ok: true; value: T } | { ok: false; status: number; message: string };
 
-/** What each kind adds: its options' schema, and whether those options call for a Basic password. */
+/** How much hashing costs and what seals: the parts of AuthSettings the registry needs. */
+export type SecretSettings = SealingSettings & { hashCost: number };
+
+/** What each kind adds: its options' schema, and which credentials those options call for. */
 interface KindSpec {
   options: z.ZodType<Record<string, unknown>>;
+  /** A Basic password we generate and only verify (kept as a hash). */
   usesPassword(options: Record<string, unknown>): boolean;
+  /** An HMAC signing secret the sender signs its posts with (kept sealed). */
+  usesSigningSecret(options: Record<string, unknown>): boolean;
 }
 
 const KINDS: Record<string, KindSpec> = {
-  instamed: { options: InstaMedOptions, usesPassword: (o) => o.auth === 'basic' },
+  instamed: { options: InstaMedOptions, usesPassword: (o) => o.auth === 'basic', usesSigningSecret: () => false },
 };
 export const SOURCE_KINDS = Object.keys(KINDS);
 
@@ -35,6 +44,8 @@ const Common = {
   enabled: z.boolean(),
   allowedIps: z.array(Cidr).max(200),
   claimIdentifierSystem: Uri.nullable(),
+  /** Given when the sender issues the secret (its dashboard shows it); else we generate one. */
+  signingSecret: z.string().min(16, 'at least 16 characters').max(512).regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces'),
 };
 
 const CreateInput = z.looseObject({
@@ -44,14 +55,16 @@ const CreateInput = z.looseObject({
   enabled: Common.enabled.default(true),
   allowedIps: Common.allowedIps.default([]),
   claimIdentifierSystem: Common.claimIdentifierSystem.default(null),
+  signingSecret: Common.signingSecret.optional(),
 });
 const PatchInput = z.looseObject({
   name: Common.name.optional(),
   enabled: Common.enabled.optional(),
   allowedIps: Common.allowedIps.optional(),
   claimIdentifierSystem: Common.claimIdentifierSystem.optional(),
+  signingSecret: Common.signingSecret.optional(),
 });
-const COMMON_KEYS = new Set(['tenant', 'kind', 'name', 'enabled', 'allowedIps', 'claimIdentifierSystem']);
+const COMMON_KEYS = new Set(['tenant', 'kind', 'name', 'enabled', 'allowedIps', 'claimIdentifierSystem', 'signingSecret']);
 
 export interface SourceView {
   id: string;
@@ -62,15 +75,19 @@ export interface SourceView {
   enabled: boolean;
   allowedIps: string[];
   claimIdentifierSystem: string | null;
+  /** Whether the source has a signing secret (never the secret itself). */
+  signingSecretSet: boolean;
   [option: string]: unknown;
   createdAt: string;
   updatedAt: string;
 }
 
-/** Shown once: at creation, at rotation, and when a source changes to Basic. */
+/** Shown once: at creation, at rotation, and when a source changes to Basic or to signing. */
 export interface SourceCredentials {
-  username: string;
-  password: string;
+  username?: string;
+  password?: string;
+  /** Only when we generated it: a secret the operator gave is not echoed. */
+  signingSecret?: string;
 }
 
 export type SourceWithCredentials = SourceView & { credentials?: SourceCredentials };
@@ -87,6 +104,7 @@ export function viewOf(row: SourceRow): SourceView {
     enabled: row.enabled,
     allowedIps: row.allowedIps,
     claimIdentifierSystem: row.claimIdentifierSystem,
+    signingSecretSet: row.signingSecretSealed !== null,
     ...row.options,
     createdAt: row.createdAt,
     updatedAt: row.updatedAt,
@@ -100,12 +118,21 @@ const kindOptions = (body: Record<string, unknown>): Record<string, unknown> =>
   Object.fromEntries(Object.entries(body).filter(([k]) => !COMMON_KEYS.has(k)));
 
 /** A fresh Basic credential: the username is kept in the options, the password only as a hash. */
-async function issuePassword(kind: string, hashCost: number): Promise<{ credentials: SourceCredentials; secretHash: string }> {
+async function issuePassword(kind: string, hashCost: number): Promise<{ credentials: { username: string; password: string }; secretHash: string }> {
   const credentials = { username: `${kind}-${randomBytes(6).toString('hex')}`, password: generateSecret() };
   return { credentials, secretHash: await hashSecret(credentials.password, hashCost) };
 }
 
-export async function createSource(conn: Queryable, hashCost: number, body: unknown): Promise<RegistryResult<SourceWithCredentials>> {
+/** The given signing secret, or a generated one (then shown once), sealed for storing. */
+async function issueSigningSecret(conn: Queryable, secrets: SecretSettings, given: string | undefined): Promise<{ credentials: SourceCredentials; sealed: string }> {
+  const secret = given ?? generateSecret();
+  return { credentials: given === undefined ? { signingSecret: secret } : {}, sealed: await seal(conn, secrets, secret) };
+}
+
+const shown = (c: SourceCredentials | undefined): { credentials?: SourceCredentials } =>
+  c && Object.keys(c).length > 0 ? { credentials: c } : {};
+
+export async function createSource(conn: Queryable, secrets: SecretSettings, body: unknown): Promise<RegistryResult<SourceWithCredentials>> {
   const common = CreateInput.safeParse(body);
   if (!common.success) return invalid(problems(common.error));
   const c = common.data;
@@ -113,7 +140,9 @@ export async function createSource(conn: Queryable, hashCost: number, body: unkn
   const options = spec.options.safeParse(kindOptions(c));
   if (!options.success) return invalid(problems(options.error));
   if (!(await tenantExists(conn, c.tenant))) return { ok: false, status: 404, message: `Unknown tenant: ${c.tenant}` };
-  const issued = spec.usesPassword(options.data) ? await issuePassword(c.kind, hashCost) : undefined;
+  if (c.signingSecret !== undefined && !spec.usesSigningSecret(options.data)) return invalid(`A ${c.kind} source with these options signs nothing: signingSecret does not apply`);
+  const issued = spec.usesPassword(options.data) ? await issuePassword(c.kind, secrets.hashCost) : undefined;
+  const signing = spec.usesSigningSecret(options.data) ? await issueSigningSecret(conn, secrets, c.signingSecret) : undefined;
   const row = await store.insertSource(conn, {
     tenantId: c.tenant,
     id: `src_${randomBytes(12).toString('base64url')}`,
@@ -124,8 +153,9 @@ export async function createSource(conn: Queryable, hashCost: number, body: unkn
     claimIdentifierSystem: c.claimIdentifierSystem,
     options: { ...options.data, ...(issued && { basicUsername: issued.credentials.username }) },
     secretHash: issued?.secretHash ?? null,
+    signingSecretSealed: signing?.sealed ?? null,
   });
-  return { ok: true, value: { ...viewOf(row), ...(issued && { credentials: issued.credentials }) } };
+  return { ok: true, value: { ...viewOf(row), ...shown({ ...issued?.credentials, ...signing?.credentials }) } };
 }
 
 export async function listSourceViews(conn: Queryable, tenant: string | undefined): Promise<SourceView[]> {
@@ -141,9 +171,11 @@ const notFound = (id: string) => ({ ok: false as const, status: 404, message: `U
 
 /**
  * Changes what is given; kind options merge over the current ones. Changing auth to Basic issues a
- * username and password (shown in the answer); changing away from it forgets them.
+ * username and password (shown in the answer); changing away from it forgets them. The same for
+ * a signing secret: issued when the options come to call for one, replaced by a given
+ * `signingSecret`, forgotten when they no longer do.
  */
-export async function patchSource(conn: Queryable, hashCost: number, id: string, body: unknown): Promise<RegistryResult<SourceWithCredentials>> {
+export async function patchSource(conn: Queryable, secrets: SecretSettings, id: string, body: unknown): Promise<RegistryResult<SourceWithCredentials>> {
   const row = await store.findSource(conn, id);
   if (!row) return notFound(id);
   if (body !== null && typeof body === 'object' && ('tenant' in body || 'kind' in body)) return invalid('A webhook source keeps its tenant and kind; register a new one instead');
@@ -154,8 +186,13 @@ export async function patchSource(conn: Queryable, hashCost: number, id: string,
   const options = spec.options.safeParse({ ...current, ...kindOptions(patch.data) });
   if (!options.success) return invalid(problems(options.error));
   const wasPassword = row.secretHash !== null;
-  const issued = spec.usesPassword(options.data) && !wasPassword ? await issuePassword(row.kind, hashCost) : undefined;
+  const issued = spec.usesPassword(options.data) && !wasPassword ? await issuePassword(row.kind, secrets.hashCost) : undefined;
   const keepsPassword = spec.usesPassword(options.data) && wasPassword;
+  const signs = spec.usesSigningSecret(options.data);
+  if (patch.data.signingSecret !== undefined && !signs) return invalid(`A ${row.kind} source with these options signs nothing: signingSecret does not apply`);
+  const signing = signs && (patch.data.signingSecret !== undefined || row.signingSecretSealed === null)
+    ? await issueSigningSecret(conn, secrets, patch.data.signingSecret)
+    : undefined;
   const updated = await store.updateSource(conn, {
     tenantId: row.tenantId,
     id,
@@ -169,9 +206,10 @@ export async function patchSource(conn: Queryable, hashCost: number, id: string,
       ...(issued && { basicUsername: issued.credentials.username }),
     },
     secretHash: keepsPassword ? row.secretHash : (issued?.secretHash ?? null),
+    signingSecretSealed: signs ? (signing?.sealed ?? row.signingSecretSealed) : null,
   });
   if (!updated) return notFound(id);
-  return { ok: true, value: { ...viewOf(updated), ...(issued && { credentials: issued.credentials }) } };
+  return { ok: true, value: { ...viewOf(updated), ...shown({ ...issued?.credentials, ...signing?.credentials }) } };
 }
 
 export async function deleteSourceById(conn: Queryable, id: string): Promise<RegistryResult<{ deleted: string }>> {
@@ -180,15 +218,24 @@ export async function deleteSourceById(conn: Queryable, id: string): Promise<Reg
   return { ok: true, value: { deleted: id } };
 }
 
-/** A new username and password; the old ones stop working at once. */
-export async function rotateCredentials(conn: Queryable, hashCost: number, id: string): Promise<RegistryResult<SourceWithCredentials>> {
+/** New credentials (a Basic password, a signing secret, or both); the old ones stop working at once. */
+export async function rotateCredentials(conn: Queryable, secrets: SecretSettings, id: string): Promise<RegistryResult<SourceWithCredentials>> {
   const row = await store.findSource(conn, id);
   if (!row) return notFound(id);
-  if (!KINDS[row.kind].usesPassword(row.options)) {
+  const spec = KINDS[row.kind];
+  const password = spec.usesPassword(row.options);
+  const signs = spec.usesSigningSecret(row.options);
+  if (!password && !signs) {
     return invalid('This source authenticates with OAuth bearer tokens: rotate its client\'s secret (POST /admin/clients/:id/rotate-secret)');
   }
-  const issued = await issuePassword(row.kind, hashCost);
-  const updated = await store.updateSource(conn, { ...row, options: { ...row.options, basicUsername: issued.credentials.username }, secretHash: issued.secretHash });
+  const issued = password ? await issuePassword(row.kind, secrets.hashCost) : undefined;
+  const signing = signs ? await issueSigningSecret(conn, secrets, undefined) : undefined;
+  const updated = await store.updateSource(conn, {
+    ...row,
+    options: issued ? { ...row.options, basicUsername: issued.credentials.username } : row.options,
+    secretHash: issued?.secretHash ?? row.secretHash,
+    signingSecretSealed: signing?.sealed ?? row.signingSecretSealed,
+  });
   if (!updated) return notFound(id);
-  return { ok: true, value: { ...viewOf(updated), credentials: issued.credentials } };
+  return { ok: true, value: { ...viewOf(updated), ...shown({ ...issued?.credentials, ...signing?.credentials }) } };
 }

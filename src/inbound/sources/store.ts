@@ -11,12 +11,15 @@ export interface SourceRow {
   claimIdentifierSystem: string | null;
   options: Record<string, unknown>;
   secretHash: string | null;
+  /** An HMAC signing secret, sealed (auth/sealing.ts); NULL when the kind signs nothing. */
+  signingSecretSealed: string | null;
   createdAt: string;
   updatedAt: string;
 }
 
 const COLUMNS = `tenant_id AS "tenantId", id, kind, name, enabled, allowed_ips AS "allowedIps",
   claim_identifier_system AS "claimIdentifierSystem", options, secret_hash AS "secretHash",
+  signing_secret_sealed AS "signingSecretSealed",
   created_at AS "createdAt", updated_at AS "updatedAt"`;
 
 type Raw = Omit<SourceRow, 'allowedIps' | 'options' | 'createdAt' | 'updatedAt'> & {
@@ -35,9 +38,9 @@ function toRow(r: Raw): SourceRow {
 
 export async function insertSource(conn: Queryable, s: Omit<SourceRow, 'createdAt' | 'updatedAt'>): Promise<SourceRow> {
   const rows = await conn.query<Raw>(
-    `INSERT INTO webhook_source (tenant_id, id, kind, name, enabled, allowed_ips, claim_identifier_system, options, secret_hash)
-     VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8::jsonb, $9) RETURNING ${COLUMNS}`,
-    [s.tenantId, s.id, s.kind, s.name, s.enabled, JSON.stringify(s.allowedIps), s.claimIdentifierSystem, JSON.stringify(s.options), s.secretHash],
+    `INSERT INTO webhook_source (tenant_id, id, kind, name, enabled, allowed_ips, claim_identifier_system, options, secret_hash, signing_secret_sealed)
+     VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8::jsonb, $9, $10) RETURNING ${COLUMNS}`,
+    [s.tenantId, s.id, s.kind, s.name, s.enabled, JSON.stringify(s.allowedIps), s.claimIdentifierSystem, JSON.stringify(s.options), s.secretHash, s.signingSecretSealed],
   );
   return toRow(rows[0]);
 }
@@ -58,13 +61,13 @@ export async function listSources(conn: Queryable, tenantId: string | undefined)
 
 export async function updateSource(
   conn: Queryable,
-  s: Pick<SourceRow, 'tenantId' | 'id' | 'name' | 'enabled' | 'allowedIps' | 'claimIdentifierSystem' | 'options' | 'secretHash'>,
+  s: Pick<SourceRow, 'tenantId' | 'id' | 'name' | 'enabled' | 'allowedIps' | 'claimIdentifierSystem' | 'options' | 'secretHash' | 'signingSecretSealed'>,
 ): Promise<SourceRow | undefined> {
   const rows = await conn.query<Raw>(
     `UPDATE webhook_source SET name = $3, enabled = $4, allowed_ips = $5::jsonb, claim_identifier_system = $6, options = $7::jsonb,
-            secret_hash = $8, updated_at = now()
+            secret_hash = $8, signing_secret_sealed = $9, updated_at = now()
       WHERE tenant_id = $1 AND id = $2 RETURNING ${COLUMNS}`,
-    [s.tenantId, s.id, s.name, s.enabled, JSON.stringify(s.allowedIps), s.claimIdentifierSystem, JSON.stringify(s.options), s.secretHash],
+    [s.tenantId, s.id, s.name, s.enabled, JSON.stringify(s.allowedIps), s.claimIdentifierSystem, JSON.stringify(s.options), s.secretHash, s.signingSecretSealed],
   );
   return rows[0] && toRow(rows[0]);
 }
