@@ -4,6 +4,8 @@ import type { Extension, Subscription } from '@medplum/fhirtypes';
 import { compileSearch } from '../fhir/search/query.ts';
 import { CANONICAL_BASE, SUPPORTED_RESOURCE_TYPES } from '../profiles/index.ts';
 import { parseSchedule } from './retry.ts';
+import { PAYLOAD_FORMATS } from './formats/index.ts';
+import { SIGNATURE_SCHEMES } from './sign.ts';
 import type { SignatureScheme } from './sign.ts';
 import { findTopic } from './topics.ts';
 
@@ -74,9 +76,13 @@ export function parseSubscription(sub: Subscription): SubscriptionConfig {
     throw invalid(`Unknown payload content '${content}'`, 'Subscription.channel.payload');
   }
 
-  const scheme = ext(sub.extension, SUBSCRIPTION_EXTENSIONS.signatureScheme)?.valueCode ?? 'standard-webhooks';
-  if (scheme !== 'standard-webhooks' && scheme !== 'x-sender-signature') {
-    throw invalid(`Unknown signature scheme '${scheme}'`, 'Subscription.extension');
+  const payloadFormat = ext(sub.extension, SUBSCRIPTION_EXTENSIONS.payloadFormat)?.valueCode ?? 'fhir';
+  const format = Object.hasOwn(PAYLOAD_FORMATS, payloadFormat) ? PAYLOAD_FORMATS[payloadFormat] : undefined;
+  if (!format) throw invalid(`Unknown payload format '${payloadFormat}': one of ${Object.keys(PAYLOAD_FORMATS).join(', ')}`, 'Subscription.extension');
+  const scheme = (ext(sub.extension, SUBSCRIPTION_EXTENSIONS.signatureScheme)?.valueCode ?? format.signatureScheme ?? 'standard-webhooks') as SignatureScheme;
+  if (!SIGNATURE_SCHEMES.includes(scheme)) throw invalid(`Unknown signature scheme '${scheme}'`, 'Subscription.extension');
+  if (format.signatureScheme && scheme !== format.signatureScheme) {
+    throw invalid(`The ${payloadFormat} payload format is signed with ${format.signatureScheme}, not ${scheme}`, 'Subscription.extension');
   }
   const secret = ext(sub.extension, SUBSCRIPTION_EXTENSIONS.secret)?.valueString;
   if (secret && scheme === 'standard-webhooks' && !/^whsec_[A-Za-z0-9+/=]{20,}$/.test(secret)) {
@@ -107,7 +113,7 @@ export function parseSubscription(sub: Subscription): SubscriptionConfig {
     ...(maxAttempts !== undefined && { maxAttempts }),
     ...(seconds('backport-heartbeat-period') && { heartbeatSeconds: seconds('backport-heartbeat-period') }),
     timeoutMs: timeoutSeconds ? Math.min(timeoutSeconds * 1000, 60_000) : DEFAULT_TIMEOUT_MS,
-    payloadFormat: ext(sub.extension, SUBSCRIPTION_EXTENSIONS.payloadFormat)?.valueCode ?? 'fhir',
+    payloadFormat,
   };
 }
 

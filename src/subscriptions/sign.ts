@@ -1,7 +1,8 @@
 import { createHmac } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
 
-export type SignatureScheme = 'standard-webhooks' | 'x-sender-signature';
+export const SIGNATURE_SCHEMES = ['standard-webhooks', 'x-sender-signature', 'x-curacel-signature'] as const;
+export type SignatureScheme = (typeof SIGNATURE_SCHEMES)[number];
 
 /**
  * Signature headers for one delivery attempt.
@@ -10,6 +11,8 @@ export type SignatureScheme = 'standard-webhooks' | 'x-sender-signature';
  *   `id.timestamp.body` with the base64-decoded `whsec_` secret.
  * - x-sender-signature (Tyro Health, seed 004): `X-Sender-Timestamp` an ISO date string and
  *   `X-Sender-Signature` the hex HMAC-SHA256 of timestamp + body, keyed with the secret as given.
+ * - x-curacel-signature (Curacel, seeds 001 and 003): `x-curacel-signature` the hex HMAC-SHA256 of
+ *   the body, keyed with the secret as given; no timestamp.
  */
 export function signatureHeaders(
   scheme: SignatureScheme,
@@ -18,6 +21,9 @@ export function signatureHeaders(
   body: string,
   now: Date = new Date(),
 ): Record<string, string> {
+  if (scheme === 'x-curacel-signature') {
+    return { 'x-curacel-signature': createHmac('sha256', secret).update(body).digest('hex') };
+  }
   if (scheme === 'x-sender-signature') {
     const timestamp = now.toISOString();
     const signature = createHmac('sha256', secret).update(timestamp + body).digest('hex');

@@ -4,8 +4,8 @@ import type { PostgresRepository } from '../fhir/repository.ts';
 import type { Logger } from '../logger.ts';
 import { sendRequest } from './http.ts';
 import type { HttpResult } from './http.ts';
-import { renderDelivery } from './render.ts';
-import type { NotificationEvent } from './render.ts';
+import { PAYLOAD_FORMATS } from './formats/index.ts';
+import type { NotificationEvent, OutboundRequest } from './render.ts';
 import { isRetryable, parseRetryAfter, retryDelayMs } from './retry.ts';
 import { signatureHeaders } from './sign.ts';
 import { NOTIFY_CHANNEL, claimDue, finishAttempt, heartbeatsDue, queueSignal, renewLeases, versionContent } from './store.ts';
@@ -145,15 +145,14 @@ export async function startDeliveryWorker(options: WorkerOptions): Promise<Deliv
   }
 
   async function deliverOne(n: ClaimedNotification): Promise<ClaimedNotification | undefined> {
-    const event = n.type === 'event-notification' ? await loadEvent(n) : undefined;
-    const subscriptionUrl = `${options.fhirBaseUrl}/Subscription/${n.subscriptionId}`;
-    const request = renderDelivery(n.type, { subscriptionUrl, status: n.status, config: n.config, eventsSinceStart: n.eventsCount }, event);
-    const headers: Record<string, string> = Object.fromEntries(n.config.headers);
-    if (n.config.secret) Object.assign(headers, signatureHeaders(n.config.signatureScheme, n.config.secret, n.webhookId, request.body));
     const abandon = held.get(keyOf(n))?.abandon.signal;
-    const result = await sendRequest(request, headers, n.config.timeoutMs, options.allowPrivateNetworks, abandon);
+    const result = await send(n, abandon);
     // Abandoned for want of a lease is our failure, not the receiver's: try again as soon as may be.
-    const outcome: AttemptOutcome = abandon?.aborted ? { next: 'retry', delayMs: 0, error: describe(result) } : decide(n, result);
+    const outcome: AttemptOutcome = result.nothingToSend
+      ? { next: 'delivered' }
+      : abandon?.aborted
+        ? { next: 'retry', delayMs: 0, error: describe(result) }
+        : decide(n, result);
     const attempt = { httpStatus: result.status, latencyMs: result.latencyMs, error: result.error };
     // Losing this mark in a crash means one more delivery of a notification receivers dedupe by
     // webhook-id (at-least-once), so the commit need not wait for the WAL flush.
@@ -170,6 +169,36 @@ export async function startDeliveryWorker(options: WorkerOptions): Promise<Deliv
       await setSubscriptionStatus(n, 'error', `Delivery failed after ${n.attempts} attempt(s): ${outcome.error}`);
     }
     return next;
+  }
+
+  /**
+   * The notification in its subscription's payload format: each request it becomes, signed over
+   * the exact bytes sent, in order; the first failure is the attempt's result. A format that
+   * renders nothing (not an event it reports) is a success with nothing sent.
+   */
+  async function send(n: ClaimedNotification, abandon: AbortSignal | undefined): Promise<HttpResult & { nothingToSend?: true }> {
+    const format = PAYLOAD_FORMATS[n.config.payloadFormat] ?? PAYLOAD_FORMATS.fhir;
+    const ctx = { subscriptionUrl: `${options.fhirBaseUrl}/Subscription/${n.subscriptionId}`, status: n.status, config: n.config, eventsSinceStart: n.eventsCount };
+    let requests: OutboundRequest[];
+    try {
+      const event = n.type === 'event-notification' ? await loadEvent(n, format.needsResource(ctx)) : undefined;
+      requests = await format.render({ type: n.type, event }, { ...ctx, repository: options.repositoryFor(n.tenantId) });
+    } catch (err) {
+      logger.warn({ err, subscription: n.subscriptionId, seq: n.seq, format: format.code }, 'rendering a notification failed');
+      return { latencyMs: 0, error: `rendering the ${format.code} payload failed: ${(err as Error).message}` };
+    }
+    if (requests.length === 0) return { latencyMs: 0, nothingToSend: true };
+    const scheme = format.signatureScheme ?? n.config.signatureScheme;
+    let result: HttpResult = { latencyMs: 0 };
+    let latencyMs = 0;
+    for (const request of requests) {
+      const headers: Record<string, string> = Object.fromEntries(n.config.headers);
+      if (n.config.secret) Object.assign(headers, signatureHeaders(scheme, n.config.secret, n.webhookId, request.body));
+      result = await sendRequest(request, headers, n.config.timeoutMs, options.allowPrivateNetworks, abandon);
+      latencyMs += result.latencyMs;
+      if (result.status === undefined || result.status < 200 || result.status >= 300) break;
+    }
+    return { ...result, latencyMs };
   }
 
   /**
@@ -203,9 +232,9 @@ export async function startDeliveryWorker(options: WorkerOptions): Promise<Deliv
     return { next: 'dead', error };
   }
 
-  async function loadEvent(n: ClaimedNotification): Promise<NotificationEvent> {
-    // Only full-resource payloads carry the resource; the others need no read.
-    const needsContent = n.config.content === 'full-resource' && n.interaction !== 'delete';
+  async function loadEvent(n: ClaimedNotification, needsResource: boolean): Promise<NotificationEvent> {
+    // Only payloads that carry or render from the resource need the read.
+    const needsContent = needsResource && n.interaction !== 'delete';
     const content = needsContent ? await versionContent(db, n.tenantId, n.resourceType!, n.resourceId!, n.versionId!) : undefined;
     return {
       eventNumber: n.eventNumber!,

@@ -196,6 +196,37 @@ describe('signatures', () => {
     expect(r.headers['x-sender-signature']).toBe(createHmac('sha256', secret).update(timestamp + r.body).digest('hex'));
     expect(r.headers['webhook-signature']).toBeUndefined();
   });
+
+  it('x-curacel-signature is the hex HMAC-SHA256 of the exact body bytes sent', async () => {
+    const secret = 'curacel-style-secret';
+    await subscribe(
+      classicSubscription(`Claim?identifier=${CLAIM_ID_SYSTEM}|sig-3`, receiver.url, {
+        extension: [
+          { url: `${OWN_SD}/subscription-secret`, valueString: secret },
+          { url: `${OWN_SD}/subscription-signature-scheme`, valueCode: 'x-curacel-signature' },
+        ],
+        channel: { type: 'rest-hook', endpoint: receiver.url, payload: 'application/fhir+json' },
+      }),
+    );
+    await newClaim('sig-3');
+    const [r] = await receiver.waitFor(1);
+    expect(r.headers['x-curacel-signature']).toBe(createHmac('sha256', secret).update(r.body).digest('hex'));
+    expect(r.headers['webhook-signature']).toBeUndefined();
+  });
+
+  it('refuses an unknown payload format or signature scheme when the Subscription is written', async () => {
+    for (const [url, valueCode, problem] of [
+      ['subscription-payload-format', 'carrier-pigeon', /Unknown payload format 'carrier-pigeon': one of fhir/],
+      ['subscription-signature-scheme', 'rot13', /Unknown signature scheme 'rot13'/],
+    ] as const) {
+      const res = await request(t.app)
+        .post('/fhir/Subscription')
+        .set('Authorization', `Bearer ${token}`)
+        .send(classicSubscription(`Claim?identifier=${CLAIM_ID_SYSTEM}|fmt`, receiver.url, { extension: [{ url: `${OWN_SD}/${url}`, valueCode }] }));
+      expect(res.status).toBe(400);
+      expect(JSON.stringify(res.body.issue)).toMatch(problem);
+    }
+  });
 });
 
 describe('retries, dead letters and recovery', () => {
