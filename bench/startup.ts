@@ -26,10 +26,10 @@ const config = {
   loadClients: num('BENCH_LOAD_CLIENTS', 32),
 };
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
-/** The node flags `npm start` runs the server with (package.json), so the figures are npm start's. */
-const START_FLAGS = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { scripts: { start: string } }).scripts.start
-  .split(/\s+/)
-  .filter((arg) => arg.startsWith('--'));
+/** The node flags and environment `npm start` runs the server with (package.json), so the figures are npm start's. */
+const START_WORDS = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { scripts: { start: string } }).scripts.start.split(/\s+/);
+const START_FLAGS = START_WORDS.filter((word) => word.startsWith('--'));
+const START_ENV = Object.fromEntries(START_WORDS.filter((word) => /^[A-Z_]+=/.test(word)).map((word) => word.split('=', 2)));
 const credentials = { clientId: 'bench', clientSecret: randomBytes(24).toString('hex') };
 
 interface Figures {
@@ -56,7 +56,7 @@ async function measure(label: string, databaseUrl: string | undefined, env: Reco
     schema,
     nodeArgs: START_FLAGS,
     logFile: `${RESULTS_DIR}startup-server.log`,
-    env: { ...env, BOOTSTRAP_CLIENT_ID: credentials.clientId, BOOTSTRAP_CLIENT_SECRET: credentials.clientSecret },
+    env: { ...START_ENV, ...env, BOOTSTRAP_CLIENT_ID: credentials.clientId, BOOTSTRAP_CLIENT_SECRET: credentials.clientSecret },
     startTimeoutMs: 180_000,
   });
   try {
@@ -103,7 +103,7 @@ async function measure(label: string, databaseUrl: string | undefined, env: Reco
 
 async function main(): Promise<void> {
   mkdirSync(RESULTS_DIR, { recursive: true });
-  log(`# startup and memory (node ${START_FLAGS.join(' ') || '(no flags)'} src/main.ts; ${os.cpus().length} cores, load average ${os.loadavg()[0].toFixed(1)})`);
+  log(`# startup and memory (${Object.entries(START_ENV).map(([k, v]) => `${k}=${v} `).join('')}node ${START_FLAGS.join(' ') || '(no flags)'} src/main.ts; ${os.cpus().length} cores, load average ${os.loadavg()[0].toFixed(1)})`);
   const dataDir = mkdtempSync(join(os.tmpdir(), 'fhir-billing-bench-'));
   const results: Figures[] = [];
   try {

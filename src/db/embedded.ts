@@ -2,11 +2,12 @@ import { mkdirSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { beginStatements } from './database.ts';
 import type { Database, Queryable, Row, TransactionOptions } from './database.ts';
-import type { Reply, Request, SerializedError } from './embedded-worker.ts';
+import type { Reply, Request, SerializedError, ThreadData } from './embedded-protocol.ts';
+import { copyTemplateInto, embeddedTemplate, hasCluster } from './embedded-template.ts';
 import { lockDataDirectory } from './lock.ts';
 
 /**
- * Embedded PostgreSQL (PGlite), run in a worker thread (embedded-worker.ts) so that a slow
+ * Embedded PostgreSQL (PGlite), run in a worker thread (embedded-worker.js) so that a slow
  * statement never stalls this thread's HTTP server and delivery worker. PGlite has one connection:
  * every statement and every transaction here takes one lock, so a statement from another request
  * can never land inside someone else's open transaction; transactions run one at a time and never
@@ -18,6 +19,7 @@ export async function createEmbeddedDatabase(dataDir: string): Promise<Database>
   const lock = onDisk ? await lockDataDirectory(dataDir) : undefined;
   let thread: DatabaseThread;
   try {
+    if (onDisk && !hasCluster(dataDir)) copyTemplateInto(dataDir);
     thread = await startThread(dataDir);
   } catch (err) {
     lock?.release();
@@ -98,11 +100,12 @@ interface DatabaseThread {
   terminate(): Promise<void>;
 }
 
-const WORKER_URL = new URL('./embedded-worker.ts', import.meta.url);
+const WORKER_URL = new URL('./embedded-worker.js', import.meta.url);
 
 /** Starts the thread and waits until PGlite has opened `dataDir` (or failed to). */
 function startThread(dataDir: string): Promise<DatabaseThread> {
-  const worker = new Worker(WORKER_URL, { workerData: { dataDir } });
+  const workerData: ThreadData = { dataDir, templatePath: dataDir.includes('://') ? embeddedTemplate()?.tarball : undefined };
+  const worker = new Worker(WORKER_URL, { workerData });
   const pending = new Map<number, { resolve: (rows: unknown[] | undefined) => void; reject: (err: Error) => void }>();
   let nextId = 1;
   let stopped: Error | undefined;

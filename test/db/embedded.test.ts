@@ -1,8 +1,12 @@
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { Decimal } from 'decimal.js';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEmbeddedDatabase } from '../../src/db/embedded.ts';
+import { embeddedTemplate, hasCluster } from '../../src/db/embedded-template.ts';
 import type { Database } from '../../src/db/index.ts';
 import { startTestApp } from '../support/app.ts';
 import type { TestApp } from '../support/app.ts';
@@ -123,4 +127,43 @@ describe('the database thread', () => {
     await closing.close();
     expect((await expectRejection(closing.query('SELECT 1'))).message).toMatch(/closed/);
    }, 120_000);
+});
+
+describe('the template a new embedded database starts from (made by npm ci)', () => {
+  // initdb gives every cluster a random system identifier; a copy of the template keeps the template's.
+  const systemIdentifier = async (dataDir: string): Promise<string> => {
+    const opened = await createEmbeddedDatabase(dataDir);
+    try {
+      const [row] = await opened.query<{ id: string }>('SELECT system_identifier::text AS id FROM pg_control_system()');
+      return row.id;
+    } finally {
+      await opened.close();
+    }
+  };
+
+  it('is what npm ci left beside the packages', () => {
+    const template = embeddedTemplate();
+    expect(template && hasCluster(template.dir)).toBe(true);
+    expect(template && existsSync(template.tarball)).toBe(true);
+  });
+
+  it('a new data directory, a directory whose copy was cut short, and memory:// are all the template, not a fresh initdb', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'fb-template-'));
+    try {
+      const fresh = await systemIdentifier(join(root, 'new'));
+      // A copy cut short: files but no PG_VERSION (the marker goes last), so it is copied again.
+      mkdirSync(join(root, 'cut-short', 'base'), { recursive: true });
+      writeFileSync(join(root, 'cut-short', 'base', 'junk'), 'x');
+      const cutShort = await systemIdentifier(join(root, 'cut-short'));
+      const inMemory = await systemIdentifier('memory://');
+      expect(new Set([fresh, cutShort, inMemory]).size).toBe(1);
+      // And it is a database that works, twice: the copy is a cluster PGlite opens again.
+      const again = await createEmbeddedDatabase(join(root, 'new'));
+      await again.query('CREATE TABLE kept (id int)');
+      await again.close();
+      expect(await systemIdentifier(join(root, 'new'))).toBe(fresh);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
 });
