@@ -50,6 +50,14 @@ describe.skipIf(!databaseUrl)('database connection loss under load', () => {
     const billIds = Array.from({ length: 8 }, (_, i) => `dbloss-${fault.schema}-${i}`);
     const claimIds = await Promise.all(billIds.map((b) => api.payableClaim(b)));
 
+    const registered = await fetch(`${api.base}/admin/webhook-sources`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${api.token}` },
+      body: JSON.stringify({ tenant: 'default', kind: 'instamed', name: 'InstaMed (outage probe)' }),
+    });
+    const instamed = (await registered.json()) as { url: string; credentials: { username: string; password: string } };
+    const instamedBasic = `Basic ${Buffer.from(`${instamed.credentials.username}:${instamed.credentials.password}`).toString('base64')}`;
+
     const load = startPayments(api, billIds, fault.schema);
     await waitUntil('payments under way', () => load.answers.filter((a) => a.status === 200).length >= 40, 60_000);
 
@@ -60,6 +68,11 @@ describe.skipIf(!databaseUrl)('database connection loss under load', () => {
     await new Promise((r) => setTimeout(r, 300));
     const fhirProbe = await fetch(`${api.base}/fhir/Claim?_count=1`, { headers: { Authorization: `Bearer ${api.token}` } });
     const tokenProbe = await fetch(`${api.base}/api/token`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(credentials) });
+    const instamedProbe = await fetch(`${api.base}${instamed.url}`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: instamedBasic },
+      body: JSON.stringify({ TransactionId: 'outage-1', TransactionStatus: 'C', TransactionType: 'Sale', Amount: '1.00', AdditionalCode1: billIds[0] }),
+    });
     await new Promise((r) => setTimeout(r, Math.max(0, OUTAGE_MS - (Date.now() - outageStart))));
     terminated += await terminate(); // any session that was half open when connections were refused
     await admin.query(`ALTER DATABASE ${pg.escapeIdentifier(database)} ALLOW_CONNECTIONS true`);
@@ -77,6 +90,10 @@ describe.skipIf(!databaseUrl)('database connection loss under load', () => {
     expect(await fhirProbe.json()).toMatchObject({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'transient' }] });
     expect(tokenProbe.status).toBe(503);
     expect(await tokenProbe.json()).toEqual({ error: 'Failed to issue token' });
+    // InstaMed's one line of text, and a status the sender retries on.
+    expect(instamedProbe.status).toBe(503);
+    expect(instamedProbe.headers.get('retry-after')).toMatch(/^\d+$/);
+    expect(await instamedProbe.text()).toMatch(/database is unavailable/);
     const failures = load.answers.filter((a) => a.status !== 200);
     expect(failures.filter((a) => a.status !== 503)).toEqual([]);
     expect(failures.length).toBeGreaterThan(0);

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import express from 'express';
 import type { NextFunction, Request, Response, Router } from 'express';
+import { databaseUnavailable } from '../../db/unavailable.ts';
 import { FULL_ACCESS } from '../../fhir/access.ts';
 import { PostgresRepository } from '../../fhir/repository.ts';
 import { decodeUtf8, parseFields } from '../body.ts';
@@ -26,7 +27,8 @@ const MAX_BODY = 1024 * 1024;
  * transaction the message is journalled and its billing command runs. Every message, refused ones
  * included, is journalled raw (card numbers masked). Answers are one line of text: 200 stored, 400
  * the problem (also the HTTP reason phrase: the sender shows it), 401 / 403 authentication and
- * address, 413 too large, 500 only when we failed (the sender will retry; nothing was kept).
+ * address, 413 too large, 503 with Retry-After when the database is unreachable, 500 only when we
+ * failed otherwise (either way the sender retries, and nothing was kept).
  */
 export function instamedRoutes(deps: InboundDeps): Router {
   const routes = express.Router();
@@ -89,6 +91,7 @@ export function instamedRoutes(deps: InboundDeps): Router {
       });
       reply(res, answer.status, String(answer.body));
     } catch (err) {
+      if (databaseUnavailable(err)) return unavailable(res, err);
       req.log?.error({ err, sourceId: source.id, transactionId: m.transactionId }, 'instamed message failed; rolled back');
       const message = `Not stored: processing failed (request id ${String(req.id)}); please retry`;
       await journalAlone(deps, event, 'failed', { status: 500, body: message }, req, (err as Error)?.message ?? String(err));
@@ -108,12 +111,21 @@ export function instamedRoutes(deps: InboundDeps): Router {
       reply(res, 413, message);
     } else if (err.status !== undefined && err.status >= 400 && err.status < 500) {
       reply(res, 400, err.message ?? 'Unreadable request body');
+    } else if (databaseUnavailable(err)) {
+      unavailable(res, err);
     } else {
       req.log?.error({ err }, 'instamed webhook failed');
       reply(res, 500, `Not stored: processing failed (request id ${String(req.id)}); please retry`);
     }
   });
   return routes;
+}
+
+/** The database is away (nothing was kept, not even in the journal): 503 and when to retry. */
+function unavailable(res: Response, err: unknown): void {
+  const down = databaseUnavailable(err)!;
+  res.set('Retry-After', String(down.retryAfterSeconds));
+  reply(res, 503, down.message);
 }
 
 /** One line of text, also as the reason phrase of refusals (printable ASCII only, as HTTP/1.1 wants). */
