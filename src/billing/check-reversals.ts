@@ -15,7 +15,8 @@ type Differ = (what: string, actual: Amount | undefined, expected: Amount) => vo
  *   PaymentReconciliation's status, outcome and settlement date say the same as the row;
  * - each applied reversal: its movements = the split it recorded (credit balance, claim,
  *   allocations); a refund's, return's or chargeback's PaymentReconciliation has −amount in
- *   paymentAmount and its details; a waiting or refused reversal moved nothing;
+ *   paymentAmount and its details, and is cancelled exactly when its payment was voided; a
+ *   waiting or refused reversal moved nothing;
  * - each unmatched payment: waiting or discarded ones moved nothing (no payment with their
  *   identity); an applied one names the payment it became.
  */
@@ -63,6 +64,8 @@ export async function checkReversalsAndHolds(repo: PostgresRepository, differ: D
     const pr = await repo.readResource<PaymentReconciliation>('PaymentReconciliation', r.paymentReconciliationId ?? '');
     differ(`paymentAmount of PaymentReconciliation/${pr.id}`, amount(pr.paymentAmount.value ?? NaN), r.amount.negated());
     differ(`details of PaymentReconciliation/${pr.id}`, sum((pr.detail ?? []).map((d) => amount(d.amount?.value ?? NaN))), r.amount.negated());
+    const expected = payment.status === 'cancelled' ? 'cancelled' : 'active';
+    if (pr.status !== expected) problems.push(`PaymentReconciliation/${pr.id} of ${r.kind} ${r.id} is ${pr.status}; its payment is ${payment.status}`);
   }
 
   const keys = new Map(payments.map((p) => [p.paymentKey, p]));

@@ -10,7 +10,7 @@ import { refuse } from './result.ts';
 import type { BillingResult, Refusal } from './result.ts';
 import { findPayment, lockAccount, lockPaymentKey, savePayment } from './store.ts';
 import type { PaymentIdentifier, PaymentRow } from './store.ts';
-import { findReversal, saveReversal, waitingReversals } from './suspense-store.ts';
+import { appliedReversalsOf, findReversal, saveReversal, waitingReversals } from './suspense-store.ts';
 import type { ReversalKind, ReversalRow } from './suspense-store.ts';
 
 /**
@@ -19,6 +19,12 @@ import type { ReversalKind, ReversalRow } from './suspense-store.ts';
  * of it. Money comes back through books.giveBackPayment; one payment is never reversed beyond its
  * amount. A reversal whose original is not recorded yet waits (payment_reversal, status waiting)
  * and applyPatientPayment applies it, in the same transaction, when the original arrives.
+ *
+ * A void is the last word on its payment, even after a refund of part of it (a processor refunds
+ * only settled payments and voids only unsettled ones, so the two arrive together only out of
+ * order, or in error): the payment nets to zero. The void gives back what the refunds left, and
+ * the refunds' PaymentReconciliations are cancelled with the original's, so the live ones still
+ * add up to what the claims and credits hold.
  */
 
 export interface ReversalInput {
@@ -142,7 +148,8 @@ async function applyReversal(repo: PostgresRepository, r: ReversalRow, payment: 
   if (payment.patientCreditId && given.fromBalance.plus(given.fromAllocations).gt(ZERO)) await saveCredit(repo, payment.patientCreditId);
 
   const applied: ReversalRow = { ...r, status: 'applied', amount: value, ...given, paymentId: payment.id, paymentReconciliationId: payment.paymentReconciliationId };
-  if (r.kind !== 'void') {
+  if (r.kind === 'void') await cancelEarlierReversals(repo, payment.id);
+  else {
     applied.paymentReconciliationId = randomUUID();
     await repo.createResource<PaymentReconciliation>(
       reversalReconciliation({
@@ -166,6 +173,15 @@ async function applyReversal(repo: PostgresRepository, r: ReversalRow, payment: 
   }
   await saveReversal(repo.conn, tenantId, applied);
   return { ok: true, value: { ...appliedOutcome('created', applied), claimId: payment.claimId, claimLifecycleId: payment.lifecycleId, remaining: remaining.minus(value) } };
+}
+
+/** A void's partner: the refunds, returns and chargebacks of its payment are cancelled with it. */
+async function cancelEarlierReversals(repo: PostgresRepository, paymentId: string): Promise<void> {
+  for (const earlier of await appliedReversalsOf(repo.conn, repo.context.tenantId, paymentId)) {
+    if (earlier.kind === 'void' || !earlier.paymentReconciliationId) continue;
+    const pr = await repo.readResource<PaymentReconciliation>('PaymentReconciliation', earlier.paymentReconciliationId);
+    if (pr.status !== 'cancelled') await repo.updateResource<PaymentReconciliation>({ ...pr, status: 'cancelled' });
+  }
 }
 
 function checkAmount(r: ReversalRow, payment: PaymentRow, remaining: Amount): Refusal | undefined {

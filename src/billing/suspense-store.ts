@@ -71,6 +71,15 @@ export async function waitingReversals(conn: Queryable, tenantId: string, origin
   return rows.map(toReversal);
 }
 
+/** The reversals applied to one payment, in the order they arrived. */
+export async function appliedReversalsOf(conn: Queryable, tenantId: string, paymentId: string): Promise<ReversalRow[]> {
+  const rows = await conn.query<RawReversal>(
+    `SELECT ${REVERSAL_COLUMNS} FROM payment_reversal WHERE tenant_id = $1 AND payment_id = $2 AND status = 'applied' ORDER BY created_at, id`,
+    [tenantId, paymentId],
+  );
+  return rows.map(toReversal);
+}
+
 /** Every reversal of the tenant (check.ts), in the order they arrived. */
 export async function listReversals(conn: Queryable, tenantId: string): Promise<ReversalRow[]> {
   const rows = await conn.query<RawReversal>(`SELECT ${REVERSAL_COLUMNS} FROM payment_reversal WHERE tenant_id = $1 ORDER BY created_at, id`, [tenantId]);

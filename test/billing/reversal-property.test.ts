@@ -132,7 +132,7 @@ describe('reversals, property-based', () => {
         const rows = await t.db.query<{ paid: string }>('SELECT patient_paid_amount::text AS paid FROM billing_lifecycle WHERE tenant_id = $1 AND lifecycle_id = $2', [tenant, claims[0].id]);
         expect(new Money2(rows[0]?.paid ?? 0).isNegative()).toBe(false);
       }),
-      { numRuns: RUNS },
+      { numRuns: RUNS, ...(process.env.FC_SEED && { seed: Number(process.env.FC_SEED) }) },
     );
   }, 300_000);
 });

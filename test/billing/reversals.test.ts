@@ -92,6 +92,19 @@ describe('void', () => {
     expect(changed).toMatchObject({ ok: false, code: 'conflict' });
     expect(await c.paidOn(claim.id)).toBe(0);
   });
+
+  it('a void after a partial refund nets the payment to zero: the refund is cancelled with the original', async () => {
+    const { claim } = await owing(100);
+    const p = await pay(claim.billId, 50);
+    const refundId = trace();
+    const refund = await reverse({ kind: 'refund', originalTraceId: p.traceId, reversalTraceId: refundId, value: 0.01 });
+    expect(refund).toMatchObject({ ok: true, value: { status: 'created' } });
+    const voided = await reverse({ kind: 'void', originalTraceId: p.traceId });
+    expect(voided.ok && voided.value.amount.toFixed(2)).toBe('49.99');
+    expect((await prByTrace(p.traceId)).status).toBe('cancelled');
+    expect((await prByTrace(refundId)).status).toBe('cancelled');
+    expect(await c.paidOn(claim.id)).toBe(0);
+  });
 });
 
 describe('refund, return, chargeback', () => {
