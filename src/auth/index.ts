@@ -6,6 +6,7 @@ export { createSigningKey, listSigningKeys, publicJwks, rotateSigningKeys } from
 export { adminAuth, bearerAuth, fhirAuth, webhookAuth } from './middleware.ts';
 export type { AuthDeps, AuthLocals } from './middleware.ts';
 export { createFailureLimiter } from './rate-limit.ts';
+export type { FailureLimiter } from './rate-limit.ts';
 export { ADMIN_SCOPE, ALL_FHIR_SCOPE, ScopeSet, WEBHOOK_SCOPE, parseScopes } from './scopes.ts';
 export { DEFAULT_ISSUER, authSettings } from './settings.ts';
 export type { AuthSettings } from './settings.ts';

@@ -1,5 +1,5 @@
 import { RateLimiterPostgres, RateLimiterRes } from 'rate-limiter-flexible';
-import type { Database } from '../db/index.ts';
+import type { Queryable } from '../db/index.ts';
 import type { AuthSettings } from './settings.ts';
 
 /**
@@ -19,7 +19,7 @@ export interface FailureLimiter {
 }
 
 /** The library's Postgres store speaks to a `pg`-like client; this one runs on our Database. */
-function storeClientFor(db: Database): object {
+function storeClientFor(db: Queryable): object {
   return {
     query: async (q: { text: string; values?: unknown[] }) => {
       const rows = await db.query(q.text, q.values ?? []);
@@ -28,7 +28,11 @@ function storeClientFor(db: Database): object {
   };
 }
 
-export function createFailureLimiter(db: Database, settings: AuthSettings): FailureLimiter {
+/**
+ * `subject` names what is counted: `token` (a client id at the token endpoint) or `source` (a
+ * webhook source's Basic credentials, where each attempt costs an scrypt verification).
+ */
+export function createFailureLimiter(db: Queryable, settings: AuthSettings, subject: 'token' | 'source' = 'token'): FailureLimiter {
   const common = {
     storeClient: storeClientFor(db),
     storeType: 'client',
@@ -37,8 +41,8 @@ export function createFailureLimiter(db: Database, settings: AuthSettings): Fail
     clearExpiredByTimeout: true,
     duration: settings.failureWindowSeconds,
   };
-  const perClient = new RateLimiterPostgres({ ...common, keyPrefix: 'token-client', points: settings.failuresPerClient });
-  const perAddress = new RateLimiterPostgres({ ...common, keyPrefix: 'token-address', points: settings.failuresPerAddress });
+  const perClient = new RateLimiterPostgres({ ...common, keyPrefix: `${subject}-client`, points: settings.failuresPerClient });
+  const perAddress = new RateLimiterPostgres({ ...common, keyPrefix: `${subject}-address`, points: settings.failuresPerAddress });
   const limits = (clientId: string | undefined, address: string): [RateLimiterPostgres, string][] =>
     clientId ? [[perClient, clientId], [perAddress, address]] : [[perAddress, address]];
 

@@ -131,6 +131,29 @@ describe('authentication of a source', () => {
     expect(JSON.stringify(journal)).not.toContain(source.credentials!.password);
   });
 
+  it('Basic failures are limited per source and address: 429 with Retry-After, also for the right password, not for other callers', async () => {
+    const limited = await startTestApp({ auth: { failuresPerClient: 3 }, trustedProxies: ['127.0.0.0/8', '::1/128'] });
+    try {
+      const limitedAdmin = await limited.token('admin');
+      const source = await registerSource(limited, limitedAdmin);
+      const c = client(limited, await limited.token());
+      const claim = await c.claim(await c.patient());
+      const from = (address: string, creds: { username: string; password: string }) =>
+        request(limited.app).post(source.url).set('X-Forwarded-For', address).auth(creds.username, creds.password).type('json').send(JSON.stringify(sale('limit-1', claim.billId, '5.00')));
+      const wrong = { ...source.credentials!, password: 'wrong' };
+      for (let i = 0; i < 3; i++) expect((await from('203.0.113.9', wrong)).status).toBe(401);
+      const locked = await from('203.0.113.9', source.credentials!);
+      expect(locked.status).toBe(429);
+      expect(locked.headers['retry-after']).toMatch(/^\d+$/);
+      // The real sender, elsewhere, is not locked out by someone else's failures.
+      const sender = await from('216.177.67.4', source.credentials!);
+      expect(sender.status).toBe(200);
+      expect(sender.text).toMatch(/^Stored: payment limit-1/);
+    } finally {
+      await limited.close();
+    }
+  });
+
   it('OAuth: a token of a client of the same tenant with the webhook scope; another tenant\'s token is 401; no scope 403', async () => {
     const c = client(t, await t.token());
     const claim = await c.claim(await c.patient());

@@ -52,6 +52,7 @@ export function instamedRoutes(deps: InboundDeps): Router {
     const denied = await authenticateSource(req, source, deps.auth);
     if (denied) {
       if (denied.challenge) res.set('WWW-Authenticate', denied.challenge);
+      if (denied.retryAfter !== undefined) res.set('Retry-After', String(denied.retryAfter));
       await refuse(denied.status, denied.message, 'instamed.unauthenticated');
       return;
     }

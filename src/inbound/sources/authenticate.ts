@@ -1,7 +1,8 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { Request } from 'express';
-import { WEBHOOK_SCOPE, verifyAccessToken } from '../../auth/index.ts';
-import type { AuthDeps } from '../../auth/index.ts';
+import { WEBHOOK_SCOPE, createFailureLimiter, verifyAccessToken } from '../../auth/index.ts';
+import type { AuthDeps, FailureLimiter } from '../../auth/index.ts';
+import type { Queryable } from '../../db/index.ts';
 import { verifySecret } from '../../auth/secrets.ts';
 import { addressIn, parseCidrs } from '../../net/addresses.ts';
 import type { SourceRow } from './store.ts';
@@ -15,12 +16,15 @@ import type { SourceRow } from './store.ts';
  *    from a trusted proxy, which is the one that set it: 401 otherwise;
  * 3. HTTP Basic with the source's username and password, or an OAuth bearer token of a client of
  *    the source's tenant with the `webhook` scope, as the source says (never either): 401 (403 for
- *    a token without the scope).
+ *    a token without the scope). Failed Basic attempts are limited per source and address, and per
+ *    address, as the token endpoint's are (each costs an scrypt verification): 429 with Retry-After
+ *    past it. Never per source alone: anyone could then lock the real sender out.
  */
 export interface SourceAuthRefusal {
-  status: 401 | 403;
+  status: 401 | 403 | 429;
   message: string;
   challenge?: string;
+  retryAfter?: number;
 }
 
 type SourceAuth = { auth?: unknown; basicUsername?: unknown; requiredHeader?: { name: string; value: string } | null };
@@ -37,7 +41,14 @@ export async function authenticateSource(req: Request, source: SourceRow, deps: 
     if (!fromProxy || !same(req.get(name) ?? '', value)) return { status: 401, message: 'A verified client certificate is required' };
   }
   if (options.auth === 'oauth') return bearer(req, source, deps);
-  return basic(req, source, options);
+  return basic(req, source, options, limiterFor(deps));
+}
+
+const limiters = new WeakMap<Queryable, FailureLimiter>();
+function limiterFor(deps: AuthDeps): FailureLimiter {
+  let limiter = limiters.get(deps.db);
+  if (!limiter) limiters.set(deps.db, (limiter = createFailureLimiter(deps.db, deps.settings, 'source')));
+  return limiter;
 }
 
 /** Express's compiled `trust proxy` (from TRUSTED_PROXIES) asked about the connection's own peer. */
@@ -55,11 +66,21 @@ function same(given: string, expected: string): boolean {
 
 const BASIC_CHALLENGE = 'Basic realm="fhir-billing webhooks", charset="UTF-8"';
 
-async function basic(req: Request, source: SourceRow, options: SourceAuth): Promise<SourceAuthRefusal | undefined> {
+async function basic(req: Request, source: SourceRow, options: SourceAuth, limiter: FailureLimiter): Promise<SourceAuthRefusal | undefined> {
   const m = /^Basic +([A-Za-z0-9+/]+=*) *$/i.exec(req.headers.authorization ?? '');
   const refusal = { status: 401 as const, message: 'Invalid username or password', challenge: BASIC_CHALLENGE };
   if (!m) return { ...refusal, message: 'HTTP Basic credentials are required' };
-  const decoded = Buffer.from(m[1], 'base64').toString('utf8');
+  const address = req.ip ?? 'unknown';
+  const caller = `${source.id}|${address}`;
+  const taken = await limiter.take(caller, address);
+  if (!taken.ok) return { status: 429, message: 'Too many failed attempts; retry later', retryAfter: taken.retryAfter };
+  const failed = await checkBasic(m[1], source, options, refusal);
+  if (!failed) await limiter.giveBack(caller, address);
+  return failed;
+}
+
+async function checkBasic(encoded: string, source: SourceRow, options: SourceAuth, refusal: SourceAuthRefusal): Promise<SourceAuthRefusal | undefined> {
+  const decoded = Buffer.from(encoded, 'base64').toString('utf8');
   const colon = decoded.indexOf(':');
   if (colon < 0) return refusal;
   const username = decoded.slice(0, colon);
