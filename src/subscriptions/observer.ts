@@ -6,7 +6,7 @@ import type { ChangeObserver, ResourceChange } from '../fhir/change-observer.ts'
 import { parseSubscription } from './definition.ts';
 import { restoreSecret } from './secrets.ts';
 import type { SubscriptionConfig } from './definition.ts';
-import { activeSubscriptionsFor, deleteRegistry, queueEvents, queueSignal, upsertRegistry } from './store.ts';
+import { subscriptionsCollectingFor, deleteRegistry, queueEvents, queueSignal, upsertRegistry } from './store.ts';
 import type { RegistryStatus } from './store.ts';
 import { OutboundUrlError, assertPublicEndpoint } from '../net/url-guard.ts';
 
@@ -40,7 +40,7 @@ export function subscriptionObserver(options: ObserverOptions): ChangeObserver {
     async plan(conn: Queryable, change: ResourceChange) {
       const { resource, tenantId } = change;
       if (resource.resourceType === 'Subscription') return planSubscriptionWrite(change);
-      const candidates = await activeSubscriptionsFor(conn, tenantId, resource.resourceType);
+      const candidates = await subscriptionsCollectingFor(conn, tenantId, resource.resourceType);
       const matching = candidates.filter((s) => matches(s.config, change)).map((s) => s.id);
       if (matching.length === 0) return undefined;
       return (tx: Queryable) =>

@@ -31,10 +31,15 @@ export async function deleteRegistry(tx: Queryable, tenantId: string, id: string
   await tx.query('DELETE FROM subscription_registry WHERE tenant_id = $1 AND id = $2', [tenantId, id]);
 }
 
-/** Active subscriptions of a tenant that watch a type: the one lookup every write makes. */
-export async function activeSubscriptionsFor(conn: Queryable, tenantId: string, resourceType: string): Promise<RegistryRow[]> {
+/**
+ * The subscriptions of a tenant that collect events of a type: the one lookup every write makes.
+ * Active ones, and those in error: a dead letter stops a subscription's sending, not its
+ * collecting, so what happens while it is in error waits behind the dead letter and goes out, in
+ * order, once $resend or the client brings it back. Nothing is lost to an outage of the receiver.
+ */
+export async function subscriptionsCollectingFor(conn: Queryable, tenantId: string, resourceType: string): Promise<RegistryRow[]> {
   return conn.query<RegistryRow>(
-    `SELECT ${REGISTRY_COLUMNS} FROM subscription_registry WHERE tenant_id = $1 AND resource_type = $2 AND status = 'active'`,
+    `SELECT ${REGISTRY_COLUMNS} FROM subscription_registry WHERE tenant_id = $1 AND resource_type = $2 AND status IN ('active', 'error')`,
     [tenantId, resourceType],
     { prepare: true }, // asked on every write
   );

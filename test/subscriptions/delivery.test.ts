@@ -243,16 +243,21 @@ describe('retries, dead letters and recovery', () => {
     expect(attempts.map((a) => a.http_status)).toEqual([503, 429, 200]);
   });
 
-  it('dead-letters when attempts run out, sets the subscription to error, and $resend recovers it', async () => {
+  it('dead-letters when attempts run out, sets the subscription to error, and $resend recovers it and what came meanwhile', async () => {
     receiver.respond([], 500);
     const sub = await subscribe(
       classicSubscription(`Claim?identifier=${CLAIM_ID_SYSTEM}|dead-1`, receiver.url, {
         extension: [{ url: `${OWN_SD}/subscription-max-attempts`, valueInteger: 2 }],
+        channel: { type: 'rest-hook', endpoint: receiver.url, payload: 'application/fhir+json' },
       }),
     );
-    await newClaim('dead-1');
+    const first = (await newClaim('dead-1')).body;
     const errored = await waitForStatus(sub.id, 'error');
     expect(errored.error).toContain('HTTP 500');
+    expect(receiver.received).toHaveLength(2);
+    // Written while the subscription is in error: kept behind the dead letter, not lost, not sent yet.
+    const second = (await newClaim('dead-1')).body;
+    await new Promise((r) => setTimeout(r, 300));
     expect(receiver.received).toHaveLength(2);
 
     receiver.respond([], 200);
@@ -260,7 +265,8 @@ describe('retries, dead letters and recovery', () => {
     expect(resend.status).toBe(200);
     expect(resend.body.parameter[0].valueInteger).toBe(1);
     await waitForStatus(sub.id, 'active');
-    await receiver.waitFor(3);
+    const received = await receiver.waitFor(4);
+    expect(received.slice(2).map((r) => JSON.parse(r.body).id)).toEqual([first.id, second.id]);
   });
 
   it('a 4xx other than 408/429 is final at once', async () => {
