@@ -4,6 +4,7 @@ import {
   allOk,
   badRequest,
   conflict,
+  created,
   getStatus,
   gone,
   isResource,
@@ -19,7 +20,7 @@ import type {
   TransactionOptions,
   UpdateResourceOptions,
 } from '@medplum/fhir-router';
-import type { Bundle, OperationOutcome, Parameters, Reference, Resource } from '@medplum/fhirtypes';
+import type { Bundle, OperationOutcome, Parameters, Reference, Resource, ResourceType } from '@medplum/fhirtypes';
 import type { Database, Queryable } from '../db/index.ts';
 import { SUPPORTED_RESOURCE_TYPES, validateResource } from '../profiles/index.ts';
 import { extractSearchIndex } from './search/index-values.ts';
@@ -30,6 +31,7 @@ import type { AccessPolicy, ScopeInteraction } from './access.ts';
 import { historyBundle } from './history.ts';
 import type { HistoryRequest } from './history.ts';
 import { notFoundError } from './outcomes.ts';
+import { localReference, resolveConditionalReferences } from './references.ts';
 import { applyPatchOrRefuse, assertWellFormedPatch } from './patch.ts';
 import { selectCurrent, selectCurrentMany, selectVersion, writeVersion } from './storage.ts';
 import type { Interaction, ResourceKey, StoredVersion } from './storage.ts';
@@ -41,6 +43,11 @@ export interface RequestContext {
   access: AccessPolicy;
   /** Absolute base of the FHIR API (e.g. https://host/fhir), for fullUrl and paging links. */
   baseUrl: string;
+  /**
+   * Every absolute base under which a reference is to this server (PUBLIC_BASE_URL's and the
+   * request's /fhir); absent: baseUrl alone. References under them are local (references.ts).
+   */
+  localBases?: string[];
 }
 
 const ID_PATTERN = /^[A-Za-z0-9\-.]{1,64}$/;
@@ -63,6 +70,19 @@ export class PostgresRepository extends FhirRepository {
     this.context = context;
     this.#observer = options.observer;
     this.#tx = options.tx;
+  }
+
+  /** This server's FHIR bases, for telling local absolute references from foreign ones. */
+  get localBases(): string[] {
+    return this.context.localBases ?? (this.context.baseUrl ? [this.context.baseUrl] : []);
+  }
+
+  /**
+   * Whether this write created the resource: version 1, or the first version after a delete
+   * (a PUT that re-creates a deleted resource answers 201, as a create does).
+   */
+  static created(resource: Resource): boolean {
+    return createdResources.has(resource);
   }
 
   /** The connection to read with: the open transaction, if any. */
@@ -165,7 +185,7 @@ export class PostgresRepository extends FhirRepository {
   }
 
   async readReference<T extends Resource>(reference: Reference<T>): Promise<WithId<T>> {
-    const [resourceType, id] = (reference.reference ?? '').split('/');
+    const [resourceType, id] = localReference(reference.reference ?? '', this.localBases).split('/');
     if (!resourceType || !id) throw new OperationOutcomeError(badRequest(`Invalid reference: ${reference.reference}`));
     return this.readResource<T>(resourceType, id);
   }
@@ -173,8 +193,9 @@ export class PostgresRepository extends FhirRepository {
   async readReferences<T extends Resource>(references: readonly Reference<T>[]): Promise<(T | Error)[]> {
     // One query per type rather than one per reference: _include reads many at once.
     const byType = new Map<string, string[]>();
-    for (const ref of references) {
-      const [type, id] = (ref.reference ?? '').split('/');
+    const local = references.map((ref) => localReference(ref.reference ?? '', this.localBases));
+    for (const reference of local) {
+      const [type, id] = reference.split('/');
       if (type && id && supportedTypes.has(type)) byType.set(type, [...(byType.get(type) ?? []), id]);
     }
     // _include of a type the caller may not read is refused as a whole (403), not silently trimmed.
@@ -185,8 +206,8 @@ export class PostgresRepository extends FhirRepository {
         if (!row.deleted) found.set(`${type}/${row.id}`, row);
       }
     }
-    return references.map((ref) => {
-      const row = found.get(ref.reference ?? '');
+    return local.map((reference) => {
+      const row = found.get(reference);
       return row ? (JSON.parse(row.content) as T) : new OperationOutcomeError(notFound);
     });
   }
@@ -246,13 +267,29 @@ export class PostgresRepository extends FhirRepository {
     return super.conditionalPatch(search, patch, options);
   }
 
-  override conditionalUpdate<T extends Resource>(
+  /**
+   * No match and an id in the body: an update of that id, which creates it (R4 conditional update;
+   * updateCreate). FhirRepository refuses a client id there.
+   */
+  override async conditionalUpdate<T extends Resource>(
     resource: T,
     search: SearchRequest,
     options?: CreateResourceOptions & UpdateResourceOptions,
   ): Promise<{ resource: WithId<T>; outcome: OperationOutcome }> {
     assertHasCriteria(search);
-    return super.conditionalUpdate(resource, search, options);
+    if (!resource.id || options?.assignedId) return super.conditionalUpdate(resource, search, options);
+    if (search.resourceType !== resource.resourceType) {
+      throw new OperationOutcomeError(badRequest('Search type must match resource type for conditional update'));
+    }
+    return this.withTransaction(async (repo) => {
+      const matches = await repo.searchResources({ ...search, count: 2, offset: 0, sortRules: undefined });
+      if (matches.length > 1) throw new OperationOutcomeError(preconditionFailed);
+      if (matches.length === 1 && matches[0].id !== resource.id) {
+        throw new OperationOutcomeError(badRequest('Resource ID did not match resolved ID', `${resource.resourceType}.id`));
+      }
+      const written = await repo.updateResource(resource, options);
+      return { resource: written, outcome: PostgresRepository.created(written) ? created : allOk };
+    }, { serializable: true, resourceTypes: [resource.resourceType as ResourceType] });
   }
 
   /** A match is a read: without `r` the answer is 200 with an OperationOutcome naming no id (R4 allows it). */
@@ -288,6 +325,8 @@ export class PostgresRepository extends FhirRepository {
       ...elements,
     } as WithId<T>;
     if (this.#observer) stored = (await this.#observer.prepare(stored, { conn: this.conn, tenantId: this.context.tenantId })) as WithId<T>;
+    // Never stored as text: each `Type?criteria` becomes the Type/id of its one match, or a 4xx.
+    await resolveConditionalReferences(stored, (request) => this.searchResources(request));
     validateResource(stored);
     const change = { tenantId: this.context.tenantId, access: this.context.access, interaction, resource: stored, versionId };
     const work = await this.#observer?.plan(this.conn, change);
@@ -299,7 +338,7 @@ export class PostgresRepository extends FhirRepository {
         deleted: false,
         content: JSON.stringify(stored),
         interaction,
-        index: extractSearchIndex(stored),
+        index: extractSearchIndex(stored, this.localBases),
       });
       await work?.(conn);
     };
@@ -311,9 +350,13 @@ export class PostgresRepository extends FhirRepository {
       }
       throw err;
     }
+    if (interaction === 'create') createdResources.add(stored);
     return stored;
   }
 }
+
+/** The resources the writes of this process created, for the 201 of a PUT (weak: no leak). */
+const createdResources = new WeakSet<Resource>();
 
 function assertSupportedType(resourceType: string): void {
   if (!supportedTypes.has(resourceType)) {

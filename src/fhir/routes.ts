@@ -9,7 +9,9 @@ import { databaseUnavailable } from '../db/unavailable.ts';
 import type { AccessPolicy } from './access.ts';
 import { buildCapabilityStatement } from './capability.ts';
 import type { ChangeObserver } from './change-observer.ts';
+import { replaceBatchRoute } from './bundle.ts';
 import { addOperations } from './operations.ts';
+import { replaceSearchRoutes } from './search-routes.ts';
 import { internalErrorOutcome, notFoundError, outcome } from './outcomes.ts';
 import { PostgresRepository } from './repository.ts';
 import { malformedQuery } from './search/limits.ts';
@@ -58,10 +60,14 @@ export interface FhirRoutesOptions {
  */
 export function fhirRoutes(options: FhirRoutesOptions): Router {
   const fhirRouter = new FhirRouter();
+  replaceBatchRoute(fhirRouter);
+  replaceSearchRoutes(fhirRouter);
   addOperations(fhirRouter);
   options.extend?.(fhirRouter);
   const routes = express.Router();
   const fhirBase = (req: Request): string => `${options.baseUrl ?? `${req.protocol}://${req.get('host')}`}/fhir`;
+  // References under either are this server's (references.ts): the public base and the request's.
+  const localBases = (req: Request): string[] => [...new Set([fhirBase(req), `${req.protocol}://${req.get('host')}/fhir`])];
 
   routes.get('/metadata', (req, res) => {
     const base = fhirBase(req);
@@ -99,7 +105,7 @@ export function fhirRoutes(options: FhirRoutesOptions): Router {
     }
     const { tenantId, access } = res.locals as { tenantId?: string; access?: AccessPolicy };
     if (!tenantId || !access) throw new Error('FHIR request without an authenticated tenant and access policy');
-    const repo = new PostgresRepository(options.db, { tenantId, access, baseUrl: fhirBase(req) }, { observer: options.observer });
+    const repo = new PostgresRepository(options.db, { tenantId, access, baseUrl: fhirBase(req), localBases: localBases(req) }, { observer: options.observer });
     const fhirRequest: FhirRequest = {
       method: req.method as HttpMethod,
       url: req.url, // path and query relative to /fhir
@@ -111,7 +117,8 @@ export function fhirRoutes(options: FhirRoutesOptions): Router {
       config: { transactions: true },
     };
     const [result, resource] = await dispatch(fhirRouter, fhirRequest, repo);
-    sendFhirResponse(req, res, result, resource && options.conceal ? options.conceal(resource, req.body) : resource, repo.context.baseUrl);
+    const created = resource !== undefined && PostgresRepository.created(resource);
+    sendFhirResponse(req, res, result, resource && options.conceal ? options.conceal(resource, req.body) : resource, repo.context.baseUrl, created);
   });
 
   routes.use(fhirErrorHandler);
@@ -137,7 +144,7 @@ async function dispatch(router: FhirRouter, req: FhirRequest, repo: PostgresRepo
   }
 }
 
-function sendFhirResponse(req: Request, res: Response, result: OperationOutcome, resource: Resource | undefined, base: string): void {
+function sendFhirResponse(req: Request, res: Response, result: OperationOutcome, resource: Resource | undefined, base: string, created: boolean): void {
   let status = getStatus(result);
   if (status >= 500) {
     req.log?.error({ outcome: result }, 'FHIR request failed');
@@ -152,8 +159,8 @@ function sendFhirResponse(req: Request, res: Response, result: OperationOutcome,
   if (versionId && resource.resourceType !== 'Bundle' && !isOperationOutcome(resource)) {
     res.set('ETag', `W/"${versionId}"`);
     if (lastUpdated) res.set('Last-Modified', new Date(lastUpdated).toUTCString());
-    // An update that produced version 1 created the resource (updateCreate): 201, as for create.
-    if (req.method === 'PUT' && status === 200 && versionId === '1') status = 201;
+    // An update that created the resource (updateCreate, or re-creating a deleted one): 201, as for create.
+    if (req.method === 'PUT' && status === 200 && created) status = 201;
     if (status === 201) res.set('Location', `${base}/${resource.resourceType}/${resource.id}/_history/${versionId}`);
   }
   res.status(status).type(FHIR_JSON).json(resource);

@@ -30,7 +30,7 @@ const TEST_HASH_COST = 12;
  * A real app on a real database: PostgreSQL in a schema of its own when DATABASE_URL is set (as
  * .ci/run does), otherwise a fresh in-memory embedded PostgreSQL. Never a mock.
  */
-export async function startTestApp(options: { allowPrivateNetworks?: boolean; auth?: Partial<AuthSettings>; trustedProxies?: string[] } = {}): Promise<TestApp> {
+export async function startTestApp(options: { baseUrl?: string; allowPrivateNetworks?: boolean; auth?: Partial<AuthSettings>; trustedProxies?: string[] } = {}): Promise<TestApp> {
   const databaseUrl = process.env.DATABASE_URL;
   const db = await openDatabase({
     databaseUrl,

@@ -1,7 +1,10 @@
 import { OperationOutcomeError, badRequest } from '@medplum/core';
+import { Decimal } from 'decimal.js';
+import { parseReference } from '../references.ts';
 import { fhirDateRange } from './dates.ts';
-import { normalizeString, parseReference } from './index-values.ts';
+import { normalizeString } from './index-values.ts';
 import type { IndexedParameter } from './parameters.ts';
+import { phoneticKeys } from './phonetic.ts';
 
 /**
  * One search value as a condition on the rows of its index table (alias `i`), parameterised
@@ -85,6 +88,12 @@ function tokenCondition(param: IndexedParameter, operator: string, value: string
 
 function stringCondition(param: IndexedParameter, operator: string, value: string, bind: Bind): string {
   const text = unescape(value);
+  if (param.phonetic) {
+    if (operator !== 'eq') throw unsupportedModifier(param.code, operator);
+    const keys = phoneticKeys(text);
+    if (keys.length === 0) throw invalid(`phonetic needs a name with letters, not '${text}'`);
+    return `i.normalized = ANY(${bind(keys)}::text[])`;
+  }
   if (operator === 'exact') return `i.value = ${bind(text)}`;
   const pattern = escapeLike(normalizeString(text));
   if (operator === 'eq' || operator === 'sw') return `i.normalized LIKE ${bind(pattern + '%')}`;
@@ -128,21 +137,31 @@ export function dateCondition(low: string, high: string, operator: string, value
   );
 }
 
-const NUMBER_COMPARISONS: Record<string, string> = { eq: '=', ne: '<>', gt: '>', lt: '<', ge: '>=', le: '<=', sa: '>', eb: '<' };
+const NUMBER_COMPARISONS: Record<string, string> = { gt: '>', lt: '<', ge: '>=', le: '<=', sa: '>', eb: '<' };
+const NUMBER = /^-?\d+(?:\.(\d+))?(?:[eE]([-+]?\d{1,3}))?$/;
 
+/**
+ * number and quantity (`number|system|code`). Equality honours the searched value's implicit
+ * precision (R4 search, number): `45` is [44.5, 45.5), `45.0` is [44.95, 45.05), `4.5e1` is
+ * [44.5, 45.5) (significant figures). Other prefixes compare with the value as written; `ap` is ±10%.
+ * With a system, the unit is compared with Quantity.code; without one (`5||mg`), with code or unit.
+ */
 function numberCondition(param: IndexedParameter, operator: string, value: string, bind: Bind): string {
-  // quantity: number|system|code
   const [number, system, unit] = value.split('|');
   // Bounded exponent: PostgreSQL's numeric refuses (with an error, not a false) what overflows it.
-  if (!/^-?\d+(\.\d+)?([eE][-+]?\d{1,3})?$/.test(number)) throw invalid(`Invalid number in search: '${value}'`);
-  const n = `${bind(number)}::numeric`;
-  const parts =
-    operator === 'ap'
-      ? [`i.value BETWEEN ${n} * 0.9 AND ${n} * 1.1`]
-      : NUMBER_COMPARISONS[operator]
-        ? [`i.value ${NUMBER_COMPARISONS[operator]} ${n}`]
-        : [];
-  if (parts.length === 0) throw unsupportedModifier(param.code, operator);
+  const m = NUMBER.exec(number);
+  if (!m) throw invalid(`Invalid number in search: '${value}'`);
+  const exact = new Decimal(number);
+  const half = new Decimal(5).times(Decimal.pow(10, Number(m[2] ?? 0) - (m[1]?.length ?? 0) - 1));
+  const num = (d: Decimal): string => `${bind(d.toFixed())}::numeric`;
+  let parts: string[];
+  if (operator === 'eq') parts = [`i.value >= ${num(exact.minus(half))}`, `i.value < ${num(exact.plus(half))}`];
+  else if (operator === 'ne') parts = [`(i.value < ${num(exact.minus(half))} OR i.value >= ${num(exact.plus(half))})`];
+  else if (operator === 'ap') {
+    const margin = exact.abs().times('0.1');
+    parts = [`i.value BETWEEN ${num(exact.minus(margin))} AND ${num(exact.plus(margin))}`];
+  } else if (NUMBER_COMPARISONS[operator]) parts = [`i.value ${NUMBER_COMPARISONS[operator]} ${num(exact)}`];
+  else throw unsupportedModifier(param.code, operator);
   if (system) parts.push(`i.system = ${bind(system)}`);
   if (unit) parts.push(`i.unit = ${bind(unit)}`);
   return parts.join(' AND ');

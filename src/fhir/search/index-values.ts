@@ -1,8 +1,11 @@
 import { evalFhirPathTyped, toTypedValue } from '@medplum/core';
 import type { TypedValue } from '@medplum/core';
 import type { Resource } from '@medplum/fhirtypes';
+import { parseReference, withLocalReferences } from '../references.ts';
 import { fhirDateRange } from './dates.ts';
 import { COLUMN_PARAMETERS, searchableParameters } from './parameters.ts';
+import type { IndexedParameter } from './parameters.ts';
+import { phoneticKeys } from './phonetic.ts';
 
 /** The rows a resource contributes to the search index tables (see migrations/001). */
 export interface SearchIndexRows {
@@ -13,14 +16,17 @@ export interface SearchIndexRows {
   number: { code: string; value: string; system: string | null; unit: string | null }[];
 }
 
-/** Evaluates every searchable parameter of the resource's type on it. */
-export function extractSearchIndex(resource: Resource): SearchIndexRows {
+/**
+ * Evaluates every searchable parameter of the resource's type on it. `localBases` are this
+ * server's FHIR bases: references under them are indexed as the local `Type/id` they are.
+ */
+export function extractSearchIndex(resource: Resource, localBases: readonly string[] = []): SearchIndexRows {
   const rows: SearchIndexRows = { token: [], string: [], reference: [], date: [], number: [] };
-  const input = [toTypedValue(resource)];
+  const input = [toTypedValue(withLocalReferences(resource, localBases))];
   for (const param of searchableParameters(resource.resourceType).values()) {
     if (COLUMN_PARAMETERS.has(param.code)) continue;
     for (const typed of evalFhirPathTyped(param.expression, input)) {
-      addValue(rows, param.kind, param.code, typed);
+      addValue(rows, param, typed);
     }
   }
   return dedupe(rows);
@@ -28,13 +34,19 @@ export function extractSearchIndex(resource: Resource): SearchIndexRows {
 
 type Obj = Record<string, any>;
 
-function addValue(rows: SearchIndexRows, kind: string, code: string, { type, value }: TypedValue): void {
+function addValue(rows: SearchIndexRows, param: IndexedParameter, { type, value }: TypedValue): void {
   if (value === undefined || value === null) return;
+  const { kind, code } = param;
   switch (kind) {
     case 'token':
-      for (const t of tokens(type, value)) rows.token.push({ code, ...t });
+      // A `code` bound to one code system has that system implicitly (R4 search, token).
+      for (const t of tokens(type, value)) rows.token.push({ code, ...t, system: t.system ?? (type === 'code' ? (param.implicitSystem ?? null) : null) });
       return;
     case 'string':
+      if (param.phonetic) {
+        for (const s of strings(type, value)) for (const key of phoneticKeys(s)) rows.string.push({ code, value: s, normalized: key });
+        return;
+      }
       for (const s of strings(type, value)) rows.string.push({ code, value: s, normalized: normalizeString(s) });
       return;
     case 'reference': {
@@ -50,13 +62,15 @@ function addValue(rows: SearchIndexRows, kind: string, code: string, { type, val
     case 'number': {
       const n = typeof value === 'object' ? (value as Obj).value : value;
       if (typeof n !== 'number') return;
+      if (typeof value !== 'object') {
+        rows.number.push({ code, value: String(n), system: null, unit: null });
+        return;
+      }
+      // Quantity: `system|code` matches system and code; `||x` matches code or unit (R4 search, quantity).
       const obj = value as Obj;
-      rows.number.push({
-        code,
-        value: String(n),
-        system: typeof value === 'object' ? (obj.system ?? (obj.currency ? 'urn:iso:std:iso:4217' : null)) : null,
-        unit: typeof value === 'object' ? (obj.code ?? obj.currency ?? obj.unit ?? null) : null,
-      });
+      const unitCode = obj.code ?? obj.currency ?? null;
+      rows.number.push({ code, value: String(n), system: obj.system ?? (obj.currency ? 'urn:iso:std:iso:4217' : null), unit: unitCode });
+      if (typeof obj.unit === 'string' && obj.unit !== unitCode) rows.number.push({ code, value: String(n), system: null, unit: obj.unit });
     }
   }
 }
@@ -103,12 +117,6 @@ function dateRange(type: string, value: unknown): { low: string; high: string } 
     return { low: low ?? '-infinity', high: high ?? 'infinity' };
   }
   return undefined;
-}
-
-/** 'Patient/123' (or '.../Patient/123/_history/2') → its reference and target id; URNs and other URLs as written. */
-export function parseReference(reference: string): { reference: string; targetId: string | null } {
-  const m = /(?:^|\/)([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/[^/]+)?$/.exec(reference);
-  return m ? { reference: `${m[1]}/${m[2]}`, targetId: m[2] } : { reference, targetId: null };
 }
 
 /** What the default string search compares: lower case, accents removed. */

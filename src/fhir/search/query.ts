@@ -1,4 +1,6 @@
 import type { Filter, SearchRequest, SortRule } from '@medplum/core';
+import { SUPPORTED_RESOURCE_TYPES } from '../../profiles/index.ts';
+import { localReference } from '../references.ts';
 import { anyOf, dateCondition, invalid, keyedValues, splitValues, unsupportedModifier, valueCondition } from './conditions.ts';
 import type { Bind } from './conditions.ts';
 import { assertSearchInput } from './limits.ts';
@@ -28,17 +30,25 @@ export interface CompiledSearch {
  * kept as a per-row subplan (OFFSET 0 stops it becoming a join). Cost follows the matches of the
  * driving condition, with or without ANALYZE. A search with no positive condition scans the type.
  */
-export function compileSearch(tenantId: string, request: SearchRequest, options = { sort: true }): CompiledSearch {
+export interface CompileOptions {
+  sort?: boolean;
+  /** This server's FHIR bases: a searched reference under one of them is the local `Type/id`. */
+  localBases?: readonly string[];
+}
+
+export function compileSearch(tenantId: string, request: SearchRequest, options: CompileOptions = {}): CompiledSearch {
   assertSearchInput(request);
   const params: unknown[] = [tenantId, request.resourceType];
   const bind: Bind = (value) => `$${params.push(value)}`;
-  const conditions = (request.filters ?? []).map((filter) => compileFilter(request.resourceType, filter, bind));
+  const conditions = (request.filters ?? []).map((filter) => compileFilter(request.resourceType, filter, bind, options.localBases ?? []));
+  const keyset = keysetCursor(request);
+  if (keyset !== undefined) conditions.push({ where: () => `r.id > ${bind(keyset)}` });
   const driver = conditions.reduce<CompiledFilter | undefined>(
     (best, c) => (c.drive !== undefined && (best?.drive === undefined || c.drive.rank < best.drive.rank) ? c : best),
     undefined,
   );
   const residual = conditions.filter((c) => c !== driver).map((c) => c.where());
-  const orderBy = options.sort ? compileSort(request, bind) : '';
+  const orderBy = options.sort === false ? '' : compileSort(request, bind);
   if (!driver?.drive) {
     return { from: 'resource r', where: ['r.tenant_id = $1', 'r.resource_type = $2', 'NOT r.deleted', ...residual].join(' AND '), orderBy, params };
   }
@@ -73,7 +83,60 @@ interface CompiledFilter {
  */
 const RANK = { ids: 0, exact: 1, value: 2, range: 3, system: 4, scan: 5 };
 
-function compileFilter(resourceType: string, filter: Filter, bind: Bind): CompiledFilter {
+/**
+ * Paging by keyset: a search in the default order (by id) pages with `_cursor` = the last id
+ * returned, so a resource updated or created between pages is neither skipped nor repeated. An
+ * explicit `_sort` (other than _id) pages by offset: a sort value may change between pages.
+ */
+export function usesKeyset(request: SearchRequest): boolean {
+  const rules = request.sortRules ?? [];
+  return rules.length === 0 || (rules.length === 1 && rules[0].code === '_id' && !rules[0].descending);
+}
+
+function keysetCursor(request: SearchRequest): string | undefined {
+  if (request.cursor === undefined) return undefined;
+  if (!usesKeyset(request)) throw invalid('_cursor pages the default order only; with _sort, page with _offset');
+  if (!/^[A-Za-z0-9\-.]{1,64}$/.test(request.cursor)) throw invalid('_cursor must be a resource id from a next link');
+  return request.cursor;
+}
+
+const resourceTypes = new Set<string>(SUPPORTED_RESOURCE_TYPES);
+
+/**
+ * A filter's operator and values, each OR value with its own prefix (`ge2024-01-01,le2023-01-01`:
+ * core reads only the first), reference values in local form and with the `:Type` modifier applied.
+ */
+function filterValues(param: IndexedParameter | undefined, filter: Filter, localBases: readonly string[]): { operator: string; values: { operator: string; value: string }[] } {
+  const raw = splitValues(filter.value);
+  let operator = filter.operator as string;
+  if (param?.kind === 'reference') {
+    let type: string | undefined;
+    if (/^[A-Z]/.test(operator)) {
+      type = operator;
+      if (!resourceTypes.has(type) || (param.targets && !param.targets.includes(type))) {
+        throw invalid(`:${type} is not a type that ${filter.code} may refer to${param.targets ? ` (${param.targets.join(', ')})` : ''}`);
+      }
+      operator = 'eq';
+    }
+    return {
+      operator,
+      values: raw.map((v) => {
+        const local = localReference(v, localBases);
+        return { operator, value: type && /^[A-Za-z0-9\-.]{1,64}$/.test(local) ? `${type}/${local}` : local };
+      }),
+    };
+  }
+  const prefixed = param?.kind === 'date' || param?.kind === 'number';
+  return {
+    operator,
+    values: raw.map((value, i) => {
+      const m = i > 0 && prefixed ? /^(eq|ne|gt|lt|ge|le|sa|eb|ap)(?=[-\d])/.exec(value) : null;
+      return m ? { operator: m[1], value: value.slice(2) } : { operator: i > 0 && prefixed ? 'eq' : operator, value };
+    }),
+  };
+}
+
+function compileFilter(resourceType: string, filter: Filter, bind: Bind, localBases: readonly string[]): CompiledFilter {
   const { code, operator } = filter;
   if (code.includes('.') || code.includes(':')) {
     throw invalid(`Chained and typed search parameters are not supported: ${code}`);
@@ -91,15 +154,16 @@ function compileFilter(resourceType: string, filter: Filter, bind: Bind): Compil
     return { where: () => anyOf(values.map((v) => dateCondition('r.last_updated', 'r.last_updated', operator, v, bind))) };
   }
   const param = searchableParameters(resourceType).get(code);
-  if (!param) throw invalid(`Unknown search parameter '${code}' for resource type ${resourceType}`);
+  if (!param) throw invalid(`Search parameter '${code}' is unknown or not supported for resource type ${resourceType}`);
 
   const table = `search_${param.kind}`;
   const codeParam = once(() => bind(code));
+  const filtered = filterValues(param, filter, localBases);
   const negated = operator === 'not' || (operator === 'ne' && param.kind === 'token');
-  const valueOperator = negated ? 'eq' : operator;
   const presence = operator === 'missing' || operator === 'present';
-  if (!presence) values.forEach((v) => valueCondition(param, valueOperator, v, () => '$0')); // refuses bad values now
-  const condition = once(() => (presence ? '' : anyOf(values.map((v) => valueCondition(param, valueOperator, v, bind)))));
+  const each = filtered.values.map((v) => ({ value: v.value, operator: negated ? 'eq' : v.operator }));
+  if (!presence) each.forEach((v) => valueCondition(param, v.operator, v.value, () => '$0')); // refuses bad values now
+  const condition = once(() => (presence ? '' : anyOf(each.map((v) => valueCondition(param, v.operator, v.value, bind)))));
   const matching = (): string => (condition() ? ` AND (${condition()})` : '');
   // Per row of r: a subplan probing the index by resource_id (OFFSET 0 keeps it one).
   const rowsOf = (): string =>
@@ -116,7 +180,7 @@ function compileFilter(resourceType: string, filter: Filter, bind: Bind): Compil
   // Several exact values: one index lookup per value (LATERAL, OFFSET 0: it stays one), not an OR
   // the planner may answer with a scan.
   const keyedLookup = (): string | undefined => {
-    const keyed = keyedValues(param, operator, values, bind);
+    const keyed = keyedValues(param, filtered.operator, each.map((v) => v.value), bind);
     return (
       keyed &&
       `SELECT DISTINCT d.resource_id FROM ${keyed.unnest} CROSS JOIN LATERAL (SELECT i.resource_id FROM ${table} i ` +
@@ -125,7 +189,7 @@ function compileFilter(resourceType: string, filter: Filter, bind: Bind): Compil
   };
   return {
     where: rowsOf,
-    drive: { ids: () => keyedLookup() ?? lookup(), rank: presence ? RANK.scan : rankOf(param, operator, values) },
+    drive: { ids: () => keyedLookup() ?? lookup(), rank: presence ? RANK.scan : rankOf(param, operator, each.map((v) => v.value)) },
   };
 }
 
@@ -173,8 +237,7 @@ function compileSort(request: SearchRequest, bind: Bind): string {
       `${direction} NULLS LAST`
     );
   });
-  // A total order, so that pages never overlap or skip.
-  if (!terms.some((t) => t.startsWith('r.last_updated'))) terms.push('r.last_updated ASC');
-  terms.push('r.id ASC');
+  // A total order, so that pages never overlap or skip; by id alone by default (keyset paging).
+  if (!terms.some((t) => t.startsWith('r.id'))) terms.push('r.id ASC');
   return terms.join(', ');
 }

@@ -3,7 +3,8 @@ import type { SearchRequest } from '@medplum/core';
 import { getExtraEntries } from '@medplum/fhir-router';
 import type { Bundle, BundleEntry, BundleLink, Resource } from '@medplum/fhirtypes';
 import type { PostgresRepository } from '../repository.ts';
-import { compileSearch, countStatement, pageStatement } from './query.ts';
+import { getDataType } from '@medplum/core';
+import { compileSearch, countStatement, pageStatement, usesKeyset } from './query.ts';
 
 /** Runs a search and assembles the `searchset` Bundle: matches, `_include`s, total and paging links. */
 export async function searchResources(repo: PostgresRepository, request: SearchRequest): Promise<Bundle> {
@@ -12,7 +13,8 @@ export async function searchResources(repo: PostgresRepository, request: SearchR
   if (!Number.isInteger(count) || !Number.isInteger(offset) || count < 0 || offset < 0) {
     throw new OperationOutcomeError(badRequest('_count and _offset must be non-negative integers'));
   }
-  const search = compileSearch(repo.context.tenantId, request);
+  const localBases = repo.localBases;
+  const search = compileSearch(repo.context.tenantId, request, { localBases });
   // _summary=count arrives as _count=0 with a total; data drops the narrative; true and text
   // (summary elements only) are refused rather than answered with whole resources.
   const summaryCount = request.summary === undefined && count === 0;
@@ -43,14 +45,20 @@ export async function searchResources(repo: PostgresRepository, request: SearchR
   }
 
   const link: BundleLink[] = [{ relation: 'self', url: pageUrl(repo, request, count, offset) }];
-  if (rows.length > count) link.push({ relation: 'next', url: pageUrl(repo, request, count, offset + count) });
-  if (offset > 0) link.push({ relation: 'previous', url: pageUrl(repo, request, count, Math.max(0, offset - count)) });
+  if (rows.length > count) {
+    // Keyset: the next page starts after the last id (query.ts), whatever changed in between.
+    const next = usesKeyset(request)
+      ? pageUrl(repo, { ...request, cursor: resources[resources.length - 1].id }, count, 0)
+      : pageUrl(repo, request, count, offset + count);
+    link.push({ relation: 'next', url: next });
+  }
+  if (offset > 0 && request.cursor === undefined) link.push({ relation: 'previous', url: pageUrl(repo, request, count, Math.max(0, offset - count)) });
 
   return { resourceType: 'Bundle', type: 'searchset', ...(total !== undefined && { total }), link, entry };
 }
 
 async function countMatches(repo: PostgresRepository, request: SearchRequest): Promise<number> {
-  const search = compileSearch(repo.context.tenantId, request, { sort: false });
+  const search = compileSearch(repo.context.tenantId, { ...request, cursor: undefined }, { sort: false, localBases: repo.localBases });
   const rows = await repo.conn.query<{ n: string }>(countStatement(search), search.params);
   return Number(rows[0].n);
 }
@@ -67,13 +75,29 @@ function withoutText(resource: Resource): Resource {
 
 const SUBSETTED = { system: 'http://terminology.hl7.org/CodeSystem/v3-ObservationValue', code: 'SUBSETTED' };
 
-/** `_elements`: the named top-level elements plus the mandatory ones, tagged SUBSETTED. */
+/** `_elements`: the named top-level elements plus the mandatory ones (min ≥ 1, R4 search), tagged SUBSETTED. */
 function selectElements(resource: Resource, fields: string[]): Resource {
-  const keep = new Set(['resourceType', 'id', 'meta', ...fields]);
+  const keep = new Set(['resourceType', 'id', 'meta', ...mandatoryElements(resource.resourceType), ...fields]);
   const subset = Object.fromEntries(Object.entries(resource).filter(([k]) => keep.has(k))) as Resource;
   subset.meta = {
     ...resource.meta,
     tag: [...(resource.meta?.tag ?? []), SUBSETTED],
   };
   return subset;
+}
+
+const mandatory = new Map<string, string[]>();
+
+/** Top-level elements with min ≥ 1, by their JSON names (`value[x]` as each of its choices). */
+function mandatoryElements(resourceType: string): string[] {
+  let names = mandatory.get(resourceType);
+  if (names) return names;
+  const elements = getDataType(resourceType)?.elements ?? {};
+  names = Object.entries(elements)
+    .filter(([path, element]) => !path.includes('.') && element.min > 0)
+    .flatMap(([path, element]) =>
+      path.endsWith('[x]') ? element.type.map((t) => path.replace('[x]', t.code.charAt(0).toUpperCase() + t.code.slice(1))) : [path],
+    );
+  mandatory.set(resourceType, names);
+  return names;
 }
