@@ -62,7 +62,7 @@ export function buildCapabilityStatement(baseUrl: string, options: CapabilityOpt
     implementation: { description: 'fhir-billing FHIR R4 server', url: baseUrl },
     fhirVersion: '4.0.1',
     format: ['application/fhir+json', 'json'],
-    patchFormat: ['application/json-patch+json'],
+    patchFormat: ['application/json-patch+json', 'application/fhir+json'], // JSON Patch and FHIRPath Patch
     rest: [
       {
         mode: 'server',

@@ -1,6 +1,6 @@
-import { OperationOutcomeError, applyPatch, badRequest } from '@medplum/core';
+import { OperationOutcomeError, applyPatch, badRequest, fhirpathPatchTypedValue, isResource, parseFhirPathPatchParameters, toTypedValue } from '@medplum/core';
 import type { Operation } from '@medplum/core';
-import type { Resource } from '@medplum/fhirtypes';
+import type { Parameters, Resource } from '@medplum/fhirtypes';
 
 // JSON Patch (RFC 6902) as a client sends it: checked whole before the stored resource is read, so
 // a malformed operation is a 400 that names it, never an exception from core's pointer parser.
@@ -11,10 +11,27 @@ const POINTER = /^(?:\/(?:[^~/]|~[01])*)*$/;
 /** Segments that would reach an object's prototype instead of a FHIR element. */
 const PROTOTYPE_SEGMENTS = new Set(['__proto__', 'constructor', 'prototype']);
 
-/** Refuses, before anything is read, a patch that is not a list of RFC 6902 operations. */
-export function assertWellFormedPatch(patch: unknown): asserts patch is Operation[] {
+/** A FHIRPath Patch (R4 fhirpatch.html): a Parameters resource of `operation`s. */
+export function isFhirPathPatch(patch: unknown): patch is Parameters {
+  return isResource(patch, 'Parameters');
+}
+
+/**
+ * Refuses, before anything is read, a patch that is neither a list of RFC 6902 operations nor a
+ * FHIRPath Patch whose operations core can read.
+ */
+export function assertWellFormedPatch(patch: unknown): asserts patch is Operation[] | Parameters {
+  if (isFhirPathPatch(patch)) {
+    try {
+      if (!patch.parameter?.length) throw new Error('it has no operation');
+      parseFhirPathPatchParameters(patch);
+    } catch (err) {
+      throw new OperationOutcomeError(badRequest(`Invalid FHIRPath Patch: ${(err as Error).message}`));
+    }
+    return;
+  }
   if (!Array.isArray(patch)) {
-    throw new OperationOutcomeError(badRequest('Only JSON Patch (application/json-patch+json) is supported'));
+    throw new OperationOutcomeError(badRequest('A patch is JSON Patch (application/json-patch+json) or a FHIRPath Patch Parameters resource'));
   }
   const refuse = (i: number, text: string): never => {
     throw new OperationOutcomeError(badRequest(`Invalid JSON Patch: operation ${i} ${text}`));
@@ -33,11 +50,14 @@ export function assertWellFormedPatch(patch: unknown): asserts patch is Operatio
   });
 }
 
-/** core's applyPatch, in place; what it reports or throws on a well-formed patch is still about the patch (400). */
-export function applyPatchOrRefuse(resource: Resource, patch: Operation[]): void {
+/** core's applyPatch (or FHIRPath Patch), in place; what it reports or throws on a well-formed patch is still about the patch (400). */
+export function applyPatchOrRefuse(resource: Resource, patch: Operation[] | Parameters): void {
   let errors: Error[];
   try {
-    errors = applyPatch(resource, patch).filter((e) => e !== null) as Error[];
+    if (isFhirPathPatch(patch)) {
+      fhirpathPatchTypedValue(toTypedValue(resource), parseFhirPathPatchParameters(patch));
+      errors = [];
+    } else errors = applyPatch(resource, patch).filter((e) => e !== null) as Error[];
   } catch (err) {
     errors = [err instanceof Error ? err : new Error(String(err))];
   }

@@ -32,13 +32,18 @@ export function parseReference(reference: string): { reference: string; targetId
 
 type Obj = Record<string, unknown>;
 
+/** `https://elsewhere/fhir/Patient/1`: another server's resource, its type and id at the end. */
+const ABSOLUTE = /^[a-z][a-z0-9+.-]*:\/\/.+\/([A-Z][A-Za-z]{0,63})\/[A-Za-z0-9\-.]{1,64}(?:\/_history\/[A-Za-z0-9\-.]{1,64})?$/;
+const FOREIGN_MARK = '?_foreign=';
+
 /**
- * A copy of `resource` in which every `reference` under one of `bases` is relative, for indexing:
- * search then treats `https://this-server/fhir/Patient/1` as `Patient/1`, and FHIRPath's
- * `resolve() is Patient` sees the type. The stored content keeps what the client wrote.
+ * A copy of `resource` for indexing: every `reference` under one of `bases` is relative, so search
+ * treats `https://this-server/fhir/Patient/1` as `Patient/1`; another server's absolute URL is
+ * disguised as `Patient?_foreign=<url>`, so that core's FHIRPath `resolve() is Patient` (which reads
+ * the type before a `/` or `?`) sees its type too. `indexedReference` undoes the disguise. The
+ * stored content keeps what the client wrote.
  */
-export function withLocalReferences<T extends Resource>(resource: T, bases: readonly string[]): T {
-  if (bases.length === 0) return resource;
+export function forIndexing<T extends Resource>(resource: T, bases: readonly string[]): T {
   let changed = false;
   const visit = (value: unknown): unknown => {
     if (Array.isArray(value)) return value.map(visit);
@@ -46,15 +51,23 @@ export function withLocalReferences<T extends Resource>(resource: T, bases: read
     const out: Obj = {};
     for (const [k, v] of Object.entries(value as Obj)) {
       if (k === 'reference' && typeof v === 'string') {
-        const local = localReference(v, bases);
-        if (local !== v) changed = true;
-        out[k] = local;
+        let indexed = localReference(v, bases);
+        const foreign = indexed === v ? ABSOLUTE.exec(v) : null;
+        if (foreign) indexed = `${foreign[1]}${FOREIGN_MARK}${encodeURIComponent(v)}`;
+        if (indexed !== v) changed = true;
+        out[k] = indexed;
       } else out[k] = visit(v);
     }
     return out;
   };
   const copy = visit(resource) as T;
   return changed ? copy : resource;
+}
+
+/** A reference as `forIndexing` left it, back to what the client wrote (local ones stay relative). */
+export function indexedReference(reference: string): string {
+  const at = reference.indexOf(FOREIGN_MARK);
+  return at > 0 && /^[A-Z][A-Za-z]{0,63}$/.test(reference.slice(0, at)) ? decodeURIComponent(reference.slice(at + FOREIGN_MARK.length)) : reference;
 }
 
 /** Every `reference` string of the resource that is a conditional reference, with where it sits. */

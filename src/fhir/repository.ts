@@ -241,6 +241,11 @@ export class PostgresRepository extends FhirRepository {
     return searchResources(this, searchRequest) as Promise<Bundle<WithId<T>>>;
   }
 
+  /** A chain or `_has` reads another type's index: the caller needs search scope on that type too. */
+  allowSearchOf(resourceType: string): void {
+    this.#allow(resourceType, 's');
+  }
+
   async searchByReference<T extends Resource>(
     searchRequest: SearchRequest<T>,
     referenceField: string,

@@ -149,7 +149,9 @@ function refuseSearchParameters(params: Record<string, unknown>, where: string, 
     if (!searching) continue;
     const values = (Array.isArray(value) ? value : [value]).map(String);
     // `:Type` (a resource type) on a reference parameter: search/query.ts checks it names a target.
-    if (modifier !== undefined && !MODIFIERS.has(modifier) && !name.includes('.') && !/^[A-Z][A-Za-z]{0,63}$/.test(modifier)) {
+    // Chains (`patient:Patient.identifier`) and `_has:Type:...` are read link by link in search/chain.ts.
+    const linked = name.includes('.') || name === '_has' || (modifier !== undefined && modifier.includes('.'));
+    if (modifier !== undefined && !MODIFIERS.has(modifier) && !linked && !/^[A-Z][A-Za-z]{0,63}$/.test(modifier)) {
       return invalid(`The modifier :${modifier} of ${name} is not supported (supported: ${[...MODIFIERS].map((m) => `:${m}`).join(' ')})`);
     }
     if (modifier === 'iterate' && name !== '_include' && name !== '_revinclude') {

@@ -10,6 +10,7 @@ import type { AccessPolicy } from './access.ts';
 import { buildCapabilityStatement } from './capability.ts';
 import type { ChangeObserver } from './change-observer.ts';
 import { replaceBatchRoute } from './bundle.ts';
+import { notModified, preferredBody, returnPreference } from './conditional-read.ts';
 import { addOperations } from './operations.ts';
 import { replaceSearchRoutes } from './search-routes.ts';
 import { internalErrorOutcome, notFoundError, outcome } from './outcomes.ts';
@@ -107,7 +108,7 @@ export function fhirRoutes(options: FhirRoutesOptions): Router {
     if (!tenantId || !access) throw new Error('FHIR request without an authenticated tenant and access policy');
     const repo = new PostgresRepository(options.db, { tenantId, access, baseUrl: fhirBase(req), localBases: localBases(req) }, { observer: options.observer });
     const fhirRequest: FhirRequest = {
-      method: req.method as HttpMethod,
+      method: (req.method === 'HEAD' ? 'GET' : req.method) as HttpMethod, // HEAD: GET's headers, no body (Express)
       url: req.url, // path and query relative to /fhir
       pathname: '',
       body: req.body,
@@ -162,6 +163,19 @@ function sendFhirResponse(req: Request, res: Response, result: OperationOutcome,
     // An update that created the resource (updateCreate, or re-creating a deleted one): 201, as for create.
     if (req.method === 'PUT' && status === 200 && created) status = 201;
     if (status === 201) res.set('Location', `${base}/${resource.resourceType}/${resource.id}/_history/${versionId}`);
+    if ((req.method === 'GET' || req.method === 'HEAD') && status === 200 && notModified(req, resource)) {
+      res.status(304).end();
+      return;
+    }
+    if (req.method === 'POST' || req.method === 'PUT' || req.method === 'PATCH') {
+      const body = preferredBody(returnPreference(req), resource, result);
+      if (!body) {
+        res.status(status).end();
+        return;
+      }
+      res.status(status).type(FHIR_JSON).json(body);
+      return;
+    }
   }
   res.status(status).type(FHIR_JSON).json(resource);
 }

@@ -99,8 +99,11 @@ describe('absolute references', () => {
 
   it('parameters written as where(resolve() is Patient) find absolute local references', async () => {
     const local = (await post('/fhir/Encounter', encounter(`${BASE}/fhir/Patient/${p}`)).expect(201)).body.id;
-    await post('/fhir/Encounter', encounter(`https://other.example/fhir/Patient/${p}`)).expect(201);
+    const foreign = (await post('/fhir/Encounter', encounter(`https://other.example/fhir/Patient/${p}`)).expect(201)).body.id;
     expect(matchIds(await get(`/fhir/Encounter?patient=Patient/${p}`))).toEqual([local]);
+    // Another server's Patient is a Patient too: found by its own URL, never by the local Type/id.
+    expect(matchIds(await get(`/fhir/Encounter?patient=${encodeURIComponent(`https://other.example/fhir/Patient/${p}`)}`))).toEqual([foreign]);
+    expect((await get(`/fhir/Encounter/${foreign}`)).body.subject.reference).toBe(`https://other.example/fhir/Patient/${p}`);
   });
 
   it('the :Type modifier is honoured, and refused for a type the parameter cannot point to', async () => {

@@ -76,6 +76,9 @@ describe(`with ${CLAIMS} Claims and no statistics`, () => {
     ['several identifiers (OR)', 'Claim?identifier=bill-5,bill-6,bill-7', 'search_token_value_idx', 3],
     ['several references (OR) and a status, as billing asks', 'ClaimResponse?request=Claim/a,Claim/b&status=active', 'search_reference_target_idx', 0],
     ['reference, sorted by a date', 'Claim?patient=Patient/p7&_sort=-created', 'search_reference_target_idx', CLAIMS / 50],
+    ['chained (patient._id), then the reference by target id', 'Claim?patient._id=p7', undefined, CLAIMS / 50],
+    ['chained and a status', 'Claim?status=active&patient._id=p9', undefined, CLAIMS / 50],
+    ['_has: a Claim by identifier, then its references by resource id', 'Patient?_has:Claim:patient:identifier=bill-5', 'search_token_value_idx', 1],
   ])('plan of %s', (_what, query, drivingIndex, matches) => {
     it('reads through the value index and the primary key only, rows in proportion to the matches', async () => {
       const plan = await explain(query);

@@ -116,8 +116,10 @@ const DATE_COMPARISONS: Record<string, (low: string, high: string, qLow: () => s
   ne: (low, high, qLow, qHigh) => `(${low} < ${qLow()} OR ${high} > ${qHigh()})`,
   gt: (_low, high, _qLow, qHigh) => `${high} > ${qHigh()}`,
   lt: (low, _high, qLow) => `${low} < ${qLow()}`,
-  ge: (_low, high, qLow) => `${high} >= ${qLow()}`,
-  le: (low, _high, _qLow, qHigh) => `${low} <= ${qHigh()}`,
+  // R4: the range above (below) the searched one overlaps the target's, or the searched range
+  // contains it. The first conjunct is implied, and lets the date index drive.
+  ge: (low, high, qLow, qHigh) => `${high} >= ${qLow()} AND (${high} > ${qHigh()} OR ${low} >= ${qLow()})`,
+  le: (low, high, qLow, qHigh) => `${low} <= ${qHigh()} AND (${low} < ${qLow()} OR ${high} <= ${qHigh()})`,
   sa: (low, _high, _qLow, qHigh) => `${low} > ${qHigh()}`,
   eb: (_low, high, qLow) => `${high} < ${qLow()}`,
   ap: (low, high, qLow, qHigh) => `${low} <= ${qHigh()} AND ${high} >= ${qLow()}`,

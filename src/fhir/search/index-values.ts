@@ -1,7 +1,7 @@
 import { evalFhirPathTyped, toTypedValue } from '@medplum/core';
 import type { TypedValue } from '@medplum/core';
 import type { Resource } from '@medplum/fhirtypes';
-import { parseReference, withLocalReferences } from '../references.ts';
+import { forIndexing, indexedReference, parseReference } from '../references.ts';
 import { fhirDateRange } from './dates.ts';
 import { COLUMN_PARAMETERS, searchableParameters } from './parameters.ts';
 import type { IndexedParameter } from './parameters.ts';
@@ -22,7 +22,7 @@ export interface SearchIndexRows {
  */
 export function extractSearchIndex(resource: Resource, localBases: readonly string[] = []): SearchIndexRows {
   const rows: SearchIndexRows = { token: [], string: [], reference: [], date: [], number: [] };
-  const input = [toTypedValue(withLocalReferences(resource, localBases))];
+  const input = [toTypedValue(forIndexing(resource, localBases))];
   for (const param of searchableParameters(resource.resourceType).values()) {
     if (COLUMN_PARAMETERS.has(param.code)) continue;
     for (const typed of evalFhirPathTyped(param.expression, input)) {
@@ -51,7 +51,7 @@ function addValue(rows: SearchIndexRows, param: IndexedParameter, { type, value 
       return;
     case 'reference': {
       const ref = typeof value === 'string' ? value : (value as Obj).reference;
-      if (typeof ref === 'string' && ref) rows.reference.push({ code, ...parseReference(ref) });
+      if (typeof ref === 'string' && ref) rows.reference.push({ code, ...parseReference(indexedReference(ref)) });
       return;
     }
     case 'date': {

@@ -11,6 +11,7 @@ type Query = Record<string, string | string[] | undefined>;
  * - date, number and quantity values separated by commas (OR, each with its own prefix): core
  *   refuses them as one malformed value;
  * - `:Type` on a reference parameter: core drops the modifier and searches every type;
+ * - chained parameters and `_has` (core keeps them, but its own parse of their modifiers is not ours);
  * - parameters of types we do not index (`Location?near`, composites): core throws a plain Error (a 500).
  */
 export function parseFhirSearch(resourceType: string, query: Query): SearchRequest {
@@ -19,6 +20,11 @@ export function parseFhirSearch(resourceType: string, query: Query): SearchReque
   const passed: Query = {};
   const own: Filter[] = [];
   for (const [key, value] of Object.entries(query)) {
+    // Chains and _has: the whole key is the code; search/chain.ts reads its links and modifiers.
+    if (key.startsWith('_has:') || key.split(':')[0].includes('.') || /^[^.:]+:[A-Z][A-Za-z]*\./.test(key)) {
+      for (const v of [value ?? []].flat()) own.push({ code: key, operator: 'eq' as Filter['operator'], value: v });
+      continue;
+    }
     const [code, modifier] = key.split(':', 2);
     const param = indexed.get(code);
     const ours =

@@ -1,6 +1,7 @@
 import type { Filter, SearchRequest, SortRule } from '@medplum/core';
 import { SUPPORTED_RESOURCE_TYPES } from '../../profiles/index.ts';
 import { localReference } from '../references.ts';
+import { compileChain, compileHas } from './chain.ts';
 import { anyOf, dateCondition, invalid, keyedValues, splitValues, unsupportedModifier, valueCondition } from './conditions.ts';
 import type { Bind } from './conditions.ts';
 import { assertSearchInput } from './limits.ts';
@@ -16,6 +17,8 @@ export interface CompiledSearch {
   where: string;
   orderBy: string;
   params: unknown[];
+  /** The types a chain or `_has` reads besides the searched one: the caller needs search scope on them too. */
+  otherTypes: Set<string>;
 }
 
 /**
@@ -40,7 +43,8 @@ export function compileSearch(tenantId: string, request: SearchRequest, options:
   assertSearchInput(request);
   const params: unknown[] = [tenantId, request.resourceType];
   const bind: Bind = (value) => `$${params.push(value)}`;
-  const conditions = (request.filters ?? []).map((filter) => compileFilter(request.resourceType, filter, bind, options.localBases ?? []));
+  const ctx: FilterContext = { bind, localBases: options.localBases ?? [], otherTypes: new Set(), depth: 0 };
+  const conditions = (request.filters ?? []).map((filter) => compileFilter(request.resourceType, filter, ctx));
   const keyset = keysetCursor(request);
   if (keyset !== undefined) conditions.push({ where: () => `r.id > ${bind(keyset)}` });
   const driver = conditions.reduce<CompiledFilter | undefined>(
@@ -50,12 +54,12 @@ export function compileSearch(tenantId: string, request: SearchRequest, options:
   const residual = conditions.filter((c) => c !== driver).map((c) => c.where());
   const orderBy = options.sort === false ? '' : compileSort(request, bind);
   if (!driver?.drive) {
-    return { from: 'resource r', where: ['r.tenant_id = $1', 'r.resource_type = $2', 'NOT r.deleted', ...residual].join(' AND '), orderBy, params };
+    return { from: 'resource r', where: ['r.tenant_id = $1', 'r.resource_type = $2', 'NOT r.deleted', ...residual].join(' AND '), orderBy, params, otherTypes: ctx.otherTypes };
   }
   const from =
     `(${driver.drive.ids()} OFFSET 0) m CROSS JOIN LATERAL ` +
     '(SELECT * FROM resource r WHERE r.tenant_id = $1 AND r.resource_type = $2 AND r.id = m.resource_id OFFSET 0) r';
-  return { from, where: ['NOT r.deleted', ...residual].join(' AND '), orderBy, params };
+  return { from, where: ['NOT r.deleted', ...residual].join(' AND '), orderBy, params, otherTypes: ctx.otherTypes };
 }
 
 /** The statement search.ts runs for one page: `limit` rows from `offset`, bound after the search's own parameters. */
@@ -69,7 +73,7 @@ export function countStatement(search: CompiledSearch): string {
 }
 
 /** Built lazily, so that only what the statement uses is bound (PostgreSQL refuses an unused, untyped parameter). */
-interface CompiledFilter {
+export interface CompiledFilter {
   /** The condition on `r`, for when another filter drives. */
   where: () => string;
   /** When the filter can drive: a SELECT of its matching `resource_id`s, and how selective it tends to be (lower first). */
@@ -81,7 +85,7 @@ interface CompiledFilter {
  * exact strings, then other codes (a status matches many) and prefixes, ranges, a bare system,
  * and whole-parameter scans last. Ties go to the filter written first.
  */
-const RANK = { ids: 0, exact: 1, value: 2, range: 3, system: 4, scan: 5 };
+export const RANK = { ids: 0, exact: 1, value: 2, range: 3, system: 4, scan: 5 };
 
 /**
  * Paging by keyset: a search in the default order (by id) pages with `_cursor` = the last id
@@ -136,11 +140,27 @@ function filterValues(param: IndexedParameter | undefined, filter: Filter, local
   };
 }
 
-function compileFilter(resourceType: string, filter: Filter, bind: Bind, localBases: readonly string[]): CompiledFilter {
+export interface FilterContext {
+  bind: Bind;
+  localBases: readonly string[];
+  otherTypes: Set<string>;
+  /** Links of chains and `_has` above this filter. */
+  depth: number;
+  /** SQL of the searched type's name: `$2` at the top, a bound name inside a chain or `_has` (bound when used). */
+  typeParam?: () => string;
+}
+
+/**
+ * One filter as a condition on `r` and, when it can, an index lookup of its matching ids. `ctx.typeParam`
+ * names the type the lookup reads (chain.ts compiles a chain's target type with its own).
+ */
+export function compileFilter(resourceType: string, filter: Filter, ctx: FilterContext): CompiledFilter {
   const { code, operator } = filter;
-  if (code.includes('.') || code.includes(':')) {
-    throw invalid(`Chained and typed search parameters are not supported: ${code}`);
-  }
+  const { bind, localBases } = ctx;
+  const typeParam = ctx.typeParam ?? (() => '$2');
+  if (code.startsWith('_has:')) return compileHas(resourceType, filter, ctx, compileFilter);
+  if (code.includes('.')) return compileChain(resourceType, filter, ctx, compileFilter);
+  if (code.includes(':')) throw invalid(`Search parameter '${code}' is not supported`);
   const values = splitValues(filter.value);
   if (code === '_id') {
     if (operator !== 'eq' && operator !== 'ne' && operator !== 'not') throw unsupportedModifier(code, operator);
@@ -176,7 +196,7 @@ function compileFilter(resourceType: string, filter: Filter, bind: Bind, localBa
   // DISTINCT outside the lookup: inside, it would favour an index sorted by resource_id.
   const lookup = (): string =>
     `SELECT DISTINCT d.resource_id FROM (SELECT i.resource_id FROM ${table} i WHERE i.tenant_id = $1 ` +
-    `AND i.resource_type = $2 AND i.code = ${codeParam()}${matching()} OFFSET 0) d`;
+    `AND i.resource_type = ${typeParam()} AND i.code = ${codeParam()}${matching()} OFFSET 0) d`;
   // Several exact values: one index lookup per value (LATERAL, OFFSET 0: it stays one), not an OR
   // the planner may answer with a scan.
   const keyedLookup = (): string | undefined => {
@@ -184,7 +204,7 @@ function compileFilter(resourceType: string, filter: Filter, bind: Bind, localBa
     return (
       keyed &&
       `SELECT DISTINCT d.resource_id FROM ${keyed.unnest} CROSS JOIN LATERAL (SELECT i.resource_id FROM ${table} i ` +
-        `WHERE i.tenant_id = $1 AND i.resource_type = $2 AND i.code = ${codeParam()} AND ${keyed.match} OFFSET 0) d`
+        `WHERE i.tenant_id = $1 AND i.resource_type = ${typeParam()} AND i.code = ${codeParam()} AND ${keyed.match} OFFSET 0) d`
     );
   };
   return {

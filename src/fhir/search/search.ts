@@ -15,12 +15,10 @@ export async function searchResources(repo: PostgresRepository, request: SearchR
   }
   const localBases = repo.localBases;
   const search = compileSearch(repo.context.tenantId, request, { localBases });
-  // _summary=count arrives as _count=0 with a total; data drops the narrative; true and text
-  // (summary elements only) are refused rather than answered with whole resources.
+  for (const type of search.otherTypes) repo.allowSearchOf(type);
+  // _summary=count arrives as _count=0 with a total; data drops the narrative; true keeps the
+  // summary elements, text the narrative (with the mandatory elements, as R4 says, both SUBSETTED).
   const summaryCount = request.summary === undefined && count === 0;
-  if (request.summary === 'true' || request.summary === 'text') {
-    throw new OperationOutcomeError(badRequest(`_summary=${request.summary} is not supported; use _elements, data or count`));
-  }
 
   const totalWanted = request.total === 'accurate' || request.total === 'estimate' || summaryCount;
   const total = totalWanted ? await countMatches(repo, request) : undefined;
@@ -35,7 +33,7 @@ export async function searchResources(repo: PostgresRepository, request: SearchR
   const fullUrl = (type: string, id: string): string => `${repo.context.baseUrl}/${type}/${id}`;
   const entry: BundleEntry[] = resources.map((resource) => ({
     fullUrl: fullUrl(resource.resourceType, resource.id!),
-    resource: request.fields ? selectElements(resource, request.fields) : request.summary === 'data' ? withoutText(resource) : resource,
+    resource: shaped(resource, request),
     search: { mode: 'match' },
   }));
   if (request.include?.length || request.revInclude?.length) {
@@ -75,29 +73,21 @@ function withoutText(resource: Resource): Resource {
 
 const SUBSETTED = { system: 'http://terminology.hl7.org/CodeSystem/v3-ObservationValue', code: 'SUBSETTED' };
 
-/** `_elements`: the named top-level elements plus the mandatory ones (min ≥ 1, R4 search), tagged SUBSETTED. */
-function selectElements(resource: Resource, fields: string[]): Resource {
-  const keep = new Set(['resourceType', 'id', 'meta', ...mandatoryElements(resource.resourceType), ...fields]);
-  const subset = Object.fromEntries(Object.entries(resource).filter(([k]) => keep.has(k))) as Resource;
-  subset.meta = {
-    ...resource.meta,
-    tag: [...(resource.meta?.tag ?? []), SUBSETTED],
-  };
-  return subset;
+/** The resource as `_elements` or `_summary` shape it. */
+function shaped(resource: Resource, request: SearchRequest): Resource {
+  if (request.fields) return subset(resource, request.fields);
+  if (request.summary === 'data') return withoutText(resource);
+  if (request.summary === 'true') return subset(resource, [...(getDataType(resource.resourceType)?.summaryProperties ?? [])]);
+  if (request.summary === 'text') return subset(resource, ['text']);
+  return resource;
 }
 
-const mandatory = new Map<string, string[]>();
-
-/** Top-level elements with min ≥ 1, by their JSON names (`value[x]` as each of its choices). */
-function mandatoryElements(resourceType: string): string[] {
-  let names = mandatory.get(resourceType);
-  if (names) return names;
-  const elements = getDataType(resourceType)?.elements ?? {};
-  names = Object.entries(elements)
-    .filter(([path, element]) => !path.includes('.') && element.min > 0)
-    .flatMap(([path, element]) =>
-      path.endsWith('[x]') ? element.type.map((t) => path.replace('[x]', t.code.charAt(0).toUpperCase() + t.code.slice(1))) : [path],
-    );
-  mandatory.set(resourceType, names);
-  return names;
+/** `_elements` and `_summary`: the named top-level elements plus the mandatory ones (min ≥ 1, R4 search), tagged SUBSETTED. */
+function subset(resource: Resource, names: string[]): Resource {
+  const keep = new Set(['resourceType', 'id', 'meta', ...(getDataType(resource.resourceType)?.mandatoryProperties ?? []), ...names]);
+  // A choice element (`value[x]`) is named without its suffix: valueQuantity is `value`.
+  const kept = (key: string): boolean => keep.has(key) || [...keep].some((b) => key.startsWith(b) && /^[A-Z]/.test(key.slice(b.length)));
+  const out = Object.fromEntries(Object.entries(resource).filter(([k]) => kept(k))) as Resource;
+  out.meta = { ...resource.meta, tag: [...(resource.meta?.tag ?? []), SUBSETTED] };
+  return out;
 }
