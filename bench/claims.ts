@@ -5,8 +5,8 @@ import { claim } from '../test/support/fixtures.ts';
 
 export { CLAIM_ID_SYSTEM };
 
-/** Seeded claims point at this many distinct (unseeded) patients. */
-const PATIENTS = 10_000;
+/** Seeded claims point at this many distinct patients (created through the API by the transaction phase). */
+export const PATIENTS = 10_000;
 const DAY_MS = 86_400_000;
 const YEAR_START = Date.UTC(2024, 0, 1);
 
@@ -30,6 +30,11 @@ export function seededClaim(salt: string, n: number): { id: string; billId: stri
   return {
     id: uuidFor(salt, 'claim', n),
     billId: uuidFor(salt, 'bill', n),
-    patientRef: `Patient/${uuidFor(salt, 'patient', n % PATIENTS)}`,
+    patientRef: `Patient/${seededPatientId(salt, n % PATIENTS)}`,
   };
+}
+
+/** The id of seeded patient k (0 ≤ k < PATIENTS). */
+export function seededPatientId(salt: string, k: number): string {
+  return uuidFor(salt, 'patient', k);
 }

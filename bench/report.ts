@@ -10,7 +10,7 @@ const TARGET = { create32: 2 * MEDPLUM.create32, searchP50Ms: MEDPLUM.searchP50M
 
 export const log = (line = ''): void => void process.stdout.write(line + '\n');
 export const fmt = (n: number, digits = 0): string => n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
-const ms = (n: number): string => `${n.toFixed(2)} ms`;
+export const ms = (n: number): string => `${n.toFixed(2)} ms`;
 
 /** One measured phase, with who used the CPU meanwhile. */
 export type Measured = LoadResult & { label: string; cpu?: CpuShare };
@@ -29,6 +29,10 @@ export interface Results {
   read32Large?: Measured;
   seeding: { claims: number; seconds: number; settleSeconds: number; settledBy: string }[];
   explain?: { text: string; summary: string };
+  /** Transactions of 1,000 conditional updates (the seeded patients). */
+  transactions?: { runs: number; p50Ms: number; maxMs: number };
+  chainSmall?: Measured & { stored: number };
+  chainLarge?: Measured & { stored: number };
   totalSeconds?: number;
 }
 
@@ -71,6 +75,8 @@ export function resultsMarkdown(r: Results, settings: { seconds: number; warmupS
     [`Identifier search p50 @ ${fmt(large.stored)}`, ms(large.p50Ms), `${ms(MEDPLUM.searchP50Ms)} @ 100k`, `≤ ${ms(TARGET.searchP50Ms)}`, check(large.p50Ms <= TARGET.searchP50Ms)],
     [`Identifier search p99 @ ${fmt(large.stored)}`, ms(large.p99Ms), '', '', ''],
     [`Search p50 ratio ${fmt(large.stored)} / ${fmt(small.stored)}`, `${ratio.toFixed(2)}×`, '', `≤ ${TARGET.searchRatio}×`, check(ratio <= TARGET.searchRatio)],
+    ...(r.transactions ? [[`Transaction of 1,000 conditional updates (${r.transactions.runs} runs)`, `p50 ${ms(r.transactions.p50Ms)}, max ${ms(r.transactions.maxMs)}`, '', '', '']] : []),
+    ...[r.chainSmall, r.chainLarge].filter((c) => c).map((c) => [`Chained search (patient.identifier) @ ${fmt(c!.stored)}`, `p50 ${ms(c!.p50Ms)}, p99 ${ms(c!.p99Ms)}`, '', '', '']),
     [`Create Claim, 32 clients @ ~${fmt(large.stored)}`, rate(r.create32Large), '', '', ''],
     [`Read Claim by id, 32 clients @ ~${fmt(large.stored)}`, rate(r.read32Large), '', '', ''],
   ];
@@ -79,7 +85,7 @@ export function resultsMarkdown(r: Results, settings: { seconds: number; warmupS
     '| --- | --- | --- | --- | --- |',
     ...rows.map((row) => `| ${row.join(' | ')} |`),
   ];
-  const phases = [r.searchUnanalysed, r.searchUnanalysedMiss, r.searchSmall, r.create8, r.create32, r.read32, r.searchLarge, r.create32Large, r.read32Large].filter((p) => p?.cpu);
+  const phases = [r.searchUnanalysed, r.searchUnanalysedMiss, r.searchSmall, r.create8, r.create32, r.read32, r.chainSmall, r.searchLarge, r.chainLarge, r.create32Large, r.read32Large].filter((p) => p?.cpu);
   const cpuTable = phases.length
     ? [
         `CPU use during each phase, in % of one core (the machine has ${os.cpus().length * 100}%). PostgreSQL: the server's and the bench's ` +

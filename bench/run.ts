@@ -26,11 +26,11 @@ import { DEFAULT_SEARCH_COUNT, parseSearchRequest } from '@medplum/core';
 import pg from 'pg';
 import { compileSearch, pageStatement } from '../src/fhir/search/query.ts';
 import { loadProfiles } from '../src/profiles/index.ts';
-import { CLAIM_ID_SYSTEM, claimResource, seededClaim } from './claims.ts';
+import { CLAIM_ID_SYSTEM, PATIENTS, claimResource, seededClaim, seededPatientId } from './claims.ts';
 import { HttpClient, runLoad, runSequential } from './load.ts';
 import type { LoadResult, Target, Work } from './load.ts';
 import { sample, share } from './cpu.ts';
-import { fmt, log, report, resultsMarkdown } from './report.ts';
+import { fmt, log, ms, report, resultsMarkdown } from './report.ts';
 import type { Measured, Results } from './report.ts';
 import { ProgressBar, seedClaims } from './seed.ts';
 import { startServer } from './server.ts';
@@ -194,9 +194,16 @@ async function main(): Promise<void> {
       runLoad(base, 32, config.seconds, warmupSeconds, readWork(() => created[(Math.random() * created.length) | 0])),
     );
 
+    // 2b. The patients the seeded Claims point at, through the API: transactions of 1,000
+    // conditional updates each (PUT Patient?identifier=..., no match, so each creates with its id).
+    results.transactions = await transactionPhase(base);
+    log(`transaction of ${fmt(TRANSACTION_ENTRIES)} conditional updates: ${results.transactions.runs} runs, p50 ${ms(results.transactions.p50Ms)}, max ${ms(results.transactions.maxMs)}`);
+    results.chainSmall = { ...(await phase(`chained search (patient.identifier) @ ${fmt(small)}`, () => chainPhase(base, seeded))), stored: small };
+
     // 3. Identifier search at the large size; the plan of its SQL; creates and reads at that size.
     const large = await seedTo(config.largeClaims);
     results.searchLarge = { ...(await phase(`identifier search @ ${fmt(large)}`, () => searchPhase(base, seeded))), stored: large };
+    results.chainLarge = { ...(await phase(`chained search (patient.identifier) @ ${fmt(large)}`, () => chainPhase(base, seeded))), stored: large };
     results.explain = await explainSearch(pool, seededClaim(salt, (Math.random() * seeded) | 0).billId);
     log(`EXPLAIN of the identifier search @ ${fmt(large)}: ${results.explain.summary} (full plan in the results)`);
     results.create32Large = await phase(`create, 32 clients @ ~${fmt(large)}`, () => createPhase(base, 32, patientRef, []));
@@ -321,6 +328,47 @@ function searchMissPhase(base: Target): Promise<LoadResult> {
     if (res.status !== 200) return `search: ${res.status}`;
     const bundle = JSON.parse(res.body!) as { entry?: unknown[] };
     return (bundle.entry ?? []).length === 0 || 'a search for a missing bill found something';
+  };
+  return runSequential(base, config.searches, warmupSeconds, work);
+}
+
+const TRANSACTION_ENTRIES = 1000;
+const MRN = 'urn:bench-mrn';
+
+/** PUTs every seeded patient (PATIENTS of them) in transactions of 1,000 conditional updates, each timed. */
+async function transactionPhase(base: Target): Promise<{ runs: number; p50Ms: number; maxMs: number }> {
+  const client = new HttpClient(base, 1);
+  const times: number[] = [];
+  try {
+    for (let from = 0; from < PATIENTS; from += TRANSACTION_ENTRIES) {
+      const entry = Array.from({ length: Math.min(TRANSACTION_ENTRIES, PATIENTS - from) }, (_, i) => {
+        const id = seededPatientId(salt, from + i);
+        return {
+          resource: { resourceType: 'Patient', id, identifier: [{ system: MRN, value: String(from + i) }], name: [{ family: 'Bench' }] },
+          request: { method: 'PUT', url: `Patient?identifier=${encodeURIComponent(`${MRN}|${from + i}`)}` },
+        };
+      });
+      const t0 = performance.now();
+      const res = await client.request('POST', '/fhir', JSON.stringify({ resourceType: 'Bundle', type: 'transaction', entry }), true);
+      times.push(performance.now() - t0);
+      if (res.status !== 200) throw new Error(`transaction of ${entry.length}: ${res.status} ${res.body?.slice(0, 300)}`);
+    }
+  } finally {
+    client.close();
+  }
+  times.sort((a, b) => a - b);
+  return { runs: times.length, p50Ms: times[Math.floor(times.length / 2)], maxMs: times[times.length - 1] };
+}
+
+/** Sequential chained searches, Claim?patient.identifier=<a seeded patient's MRN>: each must find that patient's Claims. */
+function chainPhase(base: Target, seeded: number): Promise<LoadResult> {
+  const work: Work = async (client) => {
+    const n = (Math.random() * Math.min(seeded, PATIENTS)) | 0; // claim n points at patient n % PATIENTS
+    const res = await client.request('GET', `/fhir/Claim?patient.identifier=${encodeURIComponent(`${MRN}|${n}`)}`, undefined, true);
+    if (res.status !== 200) return `chained search: ${res.status}`;
+    const bundle = JSON.parse(res.body!) as { entry?: { resource: { patient: { reference: string } } }[] };
+    const want = `Patient/${seededPatientId(salt, n)}`;
+    return (!!bundle.entry?.length && bundle.entry.every((e) => e.resource.patient.reference === want)) || `chained search for patient ${n} found ${bundle.entry?.length ?? 0} claims, or others'`;
   };
   return runSequential(base, config.searches, warmupSeconds, work);
 }

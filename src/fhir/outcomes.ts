@@ -13,7 +13,7 @@ export const internalErrorOutcome: OperationOutcome = {
   issue: [{ severity: 'error', code: 'exception', details: { text: 'Internal server error' } }],
 };
 
-export function outcome(severity: 'error' | 'information', code: string, text: string, expression?: string): OperationOutcome {
+export function outcome(severity: 'error' | 'warning' | 'information', code: string, text: string, expression?: string): OperationOutcome {
   return {
     resourceType: 'OperationOutcome',
     issue: [{ severity, code: code as 'invalid', details: { text }, ...(expression && { expression: [expression] }) }],

@@ -11,6 +11,7 @@ import { buildCapabilityStatement } from './capability.ts';
 import type { ChangeObserver } from './change-observer.ts';
 import { replaceBatchRoute } from './bundle.ts';
 import { notModified, preferredBody, returnPreference } from './conditional-read.ts';
+import { addCompartmentRoutes } from './compartment.ts';
 import { addOperations } from './operations.ts';
 import { replaceSearchRoutes } from './search-routes.ts';
 import { internalErrorOutcome, notFoundError, outcome } from './outcomes.ts';
@@ -63,6 +64,7 @@ export function fhirRoutes(options: FhirRoutesOptions): Router {
   const fhirRouter = new FhirRouter();
   replaceBatchRoute(fhirRouter);
   replaceSearchRoutes(fhirRouter);
+  addCompartmentRoutes(fhirRouter);
   addOperations(fhirRouter);
   options.extend?.(fhirRouter);
   const routes = express.Router();

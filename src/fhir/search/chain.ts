@@ -129,3 +129,28 @@ function once(make: () => string): () => string {
   let made: string | undefined;
   return () => (made ??= make());
 }
+
+/**
+ * `_compartment=Patient/{id}` (compartment.ts: `Patient/{id}/Claim`): the resources whose
+ * compartment parameters refer to the patient, one lookup of the reference target index; for
+ * Patient itself, the patient and those that `link` to it.
+ */
+export function compileCompartment(resourceType: string, filter: Filter, ctx: FilterContext, params: Record<string, string[]>): CompiledFilter {
+  const m = /^Patient\/([A-Za-z0-9\-.]{1,64})$/.exec(filter.value);
+  if (filter.operator !== 'eq' || !m) throw invalid('_compartment takes Patient/{id}');
+  const codes = params[resourceType];
+  if (!codes) throw invalid(`${resourceType} is not in the Patient compartment`);
+  const { bind } = ctx;
+  const typeParam = ctx.typeParam ?? (() => '$2');
+  const lookup = once(() => {
+    const id = bind(m[1]);
+    const refs =
+      `SELECT i.resource_id FROM search_reference i WHERE i.tenant_id = $1 AND i.resource_type = ${typeParam()} ` +
+      `AND i.code = ANY(${bind(codes)}::text[]) AND i.target_id = ${id} AND i.reference = ${bind(filter.value)}`;
+    return resourceType === 'Patient' ? `${refs} UNION SELECT ${id}::text` : refs;
+  });
+  return {
+    where: () => `r.id IN (SELECT z.resource_id FROM (${lookup()}) z)`,
+    drive: { ids: () => `SELECT DISTINCT c.resource_id FROM (${lookup()}) c`, rank: RANK.exact },
+  };
+}

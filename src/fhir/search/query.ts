@@ -1,7 +1,8 @@
 import type { Filter, SearchRequest, SortRule } from '@medplum/core';
 import { SUPPORTED_RESOURCE_TYPES } from '../../profiles/index.ts';
 import { localReference } from '../references.ts';
-import { compileChain, compileHas } from './chain.ts';
+import { PATIENT_COMPARTMENT } from '../compartment.ts';
+import { compileChain, compileCompartment, compileHas } from './chain.ts';
 import { anyOf, dateCondition, invalid, keyedValues, splitValues, unsupportedModifier, valueCondition } from './conditions.ts';
 import type { Bind } from './conditions.ts';
 import { assertSearchInput } from './limits.ts';
@@ -159,6 +160,7 @@ export function compileFilter(resourceType: string, filter: Filter, ctx: FilterC
   const { bind, localBases } = ctx;
   const typeParam = ctx.typeParam ?? (() => '$2');
   if (code.startsWith('_has:')) return compileHas(resourceType, filter, ctx, compileFilter);
+  if (code === '_compartment') return compileCompartment(resourceType, filter, ctx, PATIENT_COMPARTMENT);
   if (code.includes('.')) return compileChain(resourceType, filter, ctx, compileFilter);
   if (code.includes(':')) throw invalid(`Search parameter '${code}' is not supported`);
   const values = splitValues(filter.value);
