@@ -6,7 +6,8 @@ import { assertPaging } from './search/limits.ts';
 import { countHistory, selectHistory } from './storage.ts';
 
 export interface HistoryRequest {
-  resourceType: string;
+  /** Several: system history (`GET /fhir/_history`) over those types. */
+  resourceType: string | string[];
   /** Absent: type-level history. */
   id?: string;
   since?: string;
@@ -37,9 +38,10 @@ export async function historyBundle(repo: PostgresRepository, req: HistoryReques
   ]);
   if (req.id && total === 0) throw new OperationOutcomeError(notFound);
 
-  const base = `${repo.context.baseUrl}/${req.resourceType}${req.id ? `/${req.id}` : ''}/_history`;
+  const system = Array.isArray(req.resourceType);
+  const base = system ? `${repo.context.baseUrl}/_history` : `${repo.context.baseUrl}/${req.resourceType}${req.id ? `/${req.id}` : ''}/_history`;
   const entry: BundleEntry[] = rows.slice(0, count).map((row) => {
-    const url = `${req.resourceType}/${row.id}`;
+    const url = `${row.resourceType}/${row.id}`;
     const fullUrl = `${repo.context.baseUrl}/${url}`;
     const response = { lastModified: row.lastUpdated.toISOString(), etag: `W/"${row.versionId}"` };
     if (row.deleted) {
@@ -50,7 +52,7 @@ export async function historyBundle(repo: PostgresRepository, req: HistoryReques
     return {
       fullUrl,
       resource,
-      request: { method, url: method === 'POST' ? req.resourceType : url },
+      request: { method, url: method === 'POST' ? row.resourceType : url },
       response: { ...response, status: method === 'POST' ? '201' : '200' },
     };
   });

@@ -8,6 +8,7 @@ import { outcome } from './outcomes.ts';
 /** Adds what @medplum/fhir-router's FhirRouter lacks: type-level history and $validate. */
 export function addOperations(router: FhirRouter): void {
   router.add('GET', ':resourceType/_history', typeHistory, 'history-type');
+  router.add('GET', '_history', typeHistory, 'history-system');
   router.add('POST', ':resourceType/$validate', validate, 'operation');
   router.add('POST', ':resourceType/:id/$validate', validate, 'operation');
 }
@@ -19,12 +20,9 @@ async function typeHistory(req: FhirRequest, repo: FhirRepository): Promise<Fhir
     return Array.isArray(v) ? v.at(-1) : v;
   };
   const integer = (name: string): number | undefined => (one(name) === undefined ? undefined : Number(one(name)));
-  const bundle = await pg.readTypeHistory(req.params.resourceType, {
-    since: one('_since'),
-    at: one('_at'),
-    count: integer('_count'),
-    offset: integer('_offset'),
-  });
+  const options = { since: one('_since'), at: one('_at'), count: integer('_count'), offset: integer('_offset') };
+  // No :resourceType: system history (GET /fhir/_history).
+  const bundle = req.params.resourceType ? await pg.readTypeHistory(req.params.resourceType, options) : await pg.readSystemHistory(options);
   return [allOk, bundle];
 }
 

@@ -25,6 +25,7 @@ import type { Database, Queryable } from '../db/index.ts';
 import { SUPPORTED_RESOURCE_TYPES, validateResource } from '../profiles/index.ts';
 import { extractSearchIndex } from './search/index-values.ts';
 import { searchResources } from './search/search.ts';
+import { searchSystem } from './search/system.ts';
 import type { ChangeObserver } from './change-observer.ts';
 import { assertAllowed } from './access.ts';
 import type { AccessPolicy, ScopeInteraction } from './access.ts';
@@ -227,6 +228,13 @@ export class PostgresRepository extends FhirRepository {
     return historyBundle(this, { resourceType, id, offset: options?.offset, count: options?.limit }) as Promise<Bundle<WithId<T>>>;
   }
 
+  /** System history (`GET /fhir/_history`): every type the caller may search, newest first. */
+  async readSystemHistory(options: Omit<HistoryRequest, 'resourceType' | 'id'>): Promise<Bundle> {
+    const types = SUPPORTED_RESOURCE_TYPES.filter((type) => this.context.access.allows(type, 's'));
+    if (types.length === 0) assertAllowed(this.context.access, 'Patient', 's'); // the 403 says what is missing
+    return historyBundle(this, { ...options, resourceType: types });
+  }
+
   /** Type-level history (`GET /fhir/Claim/_history`), which FhirRepository does not declare. */
   async readTypeHistory(resourceType: string, options: Omit<HistoryRequest, 'resourceType' | 'id'>): Promise<Bundle> {
     this.#allow(resourceType, 's');
@@ -235,7 +243,8 @@ export class PostgresRepository extends FhirRepository {
 
   async search<T extends Resource>(searchRequest: SearchRequest<T>): Promise<Bundle<WithId<T>>> {
     if (searchRequest.types?.length) {
-      throw new OperationOutcomeError(badRequest('Searching several types at once is not supported'));
+      for (const type of searchRequest.types) this.#allow(type, 's');
+      return searchSystem(this, searchRequest) as Promise<Bundle<WithId<T>>>;
     }
     this.#allow(searchRequest.resourceType, 's');
     return searchResources(this, searchRequest) as Promise<Bundle<WithId<T>>>;

@@ -51,7 +51,8 @@ export async function selectVersion(db: Queryable, key: ResourceKey, versionId: 
 
 export interface HistoryQuery {
   tenantId: string;
-  resourceType: string;
+  /** One type (instance and type history) or several (system history: the types the caller may search). */
+  resourceType: string | string[];
   /** Absent: the history of every resource of the type. */
   id?: string;
   since?: string;
@@ -63,19 +64,19 @@ export interface HistoryQuery {
 export async function selectHistory(db: Queryable, q: HistoryQuery): Promise<(StoredVersion & { resourceType: string })[]> {
   return db.query(
     `SELECT resource_type AS "resourceType", ${VERSION_COLUMNS} FROM resource_history
-      WHERE tenant_id = $1 AND resource_type = $2 AND ($3::text IS NULL OR id = $3)
+      WHERE tenant_id = $1 AND resource_type = ANY($2::text[]) AND ($3::text IS NULL OR id = $3)
         AND ($4::timestamptz IS NULL OR last_updated > $4)
-      ORDER BY last_updated DESC, id, version_id DESC LIMIT $5 OFFSET $6`,
-    [q.tenantId, q.resourceType, q.id ?? null, q.since ?? null, q.limit, q.offset],
+      ORDER BY last_updated DESC, resource_type, id, version_id DESC LIMIT $5 OFFSET $6`,
+    [q.tenantId, [q.resourceType].flat(), q.id ?? null, q.since ?? null, q.limit, q.offset],
   );
 }
 
 export async function countHistory(db: Queryable, q: Omit<HistoryQuery, 'offset' | 'limit'>): Promise<number> {
   const rows = await db.query<{ n: string }>(
     `SELECT count(*)::text AS n FROM resource_history
-      WHERE tenant_id = $1 AND resource_type = $2 AND ($3::text IS NULL OR id = $3)
+      WHERE tenant_id = $1 AND resource_type = ANY($2::text[]) AND ($3::text IS NULL OR id = $3)
         AND ($4::timestamptz IS NULL OR last_updated > $4)`,
-    [q.tenantId, q.resourceType, q.id ?? null, q.since ?? null],
+    [q.tenantId, [q.resourceType].flat(), q.id ?? null, q.since ?? null],
   );
   return Number(rows[0].n);
 }

@@ -99,3 +99,43 @@ describe('FHIRPath Patch', () => {
     expect((await request(t.app).get(`/fhir/Patient/${id}`).auth(token, auth)).body.meta.versionId).toBe('2');
   });
 });
+
+describe('system level', () => {
+  it('GET /fhir?_type=... searches several types, pages by keyset, and refuses a parameter a type lacks', async () => {
+    const tenant = await t.token('system/*.cruds', 'system-level');
+    const as = (url: string) => request(t.app).get(url).auth(tenant, auth);
+    const made: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const c = await request(t.app).post('/fhir/Claim').auth(tenant, auth).set('Content-Type', json).send(claim('Patient/sys', `sys-${i}`)).expect(201);
+      made.push(`Claim/${c.body.id}`);
+    }
+    const p = await request(t.app).post('/fhir/Patient').auth(tenant, auth).set('Content-Type', json).send(patient('System')).expect(201);
+    made.push(`Patient/${p.body.id}`);
+    const seen: string[] = [];
+    let url: string | undefined = '/fhir?_type=Patient,Claim&_count=2&_lastUpdated=ge2020-01-01';
+    while (url) {
+      const page: request.Response = await as(url);
+      expect(page.status, JSON.stringify(page.body)).toBe(200);
+      seen.push(...page.body.entry.map((e: any) => `${e.resource.resourceType}/${e.resource.id}`));
+      const next = page.body.link.find((l: any) => l.relation === 'next')?.url as string | undefined;
+      url = next?.slice(next.indexOf('/fhir'));
+    }
+    expect(seen.sort()).toEqual(made.sort());
+    expect((await as('/fhir?_type=Patient,Claim&_total=accurate&_count=1')).body.total).toBe(4);
+    expect((await as('/fhir?_type=Claim,Patient&created=2024')).status).toBe(400); // Patient has no created
+    expect((await as('/fhir?_type=Claim&_sort=-_lastUpdated')).status).toBe(400);
+  });
+
+  it('GET /fhir/_history lists every type the token may search, newest first', async () => {
+    const tenant = await t.token('system/*.cruds', 'system-history');
+    const c = await request(t.app).post('/fhir/Claim').auth(tenant, auth).set('Content-Type', json).send(claim('Patient/h', 'hist-1')).expect(201);
+    const p = await request(t.app).post('/fhir/Patient').auth(tenant, auth).set('Content-Type', json).send(patient('History')).expect(201);
+    const res = await request(t.app).get('/fhir/_history').auth(tenant, auth).expect(200);
+    expect(res.body.type).toBe('history');
+    expect(res.body.entry.map((e: any) => `${e.resource.resourceType}/${e.resource.id}`)).toEqual([`Patient/${p.body.id}`, `Claim/${c.body.id}`]);
+    expect(res.body.entry[1].request).toEqual({ method: 'POST', url: 'Claim' });
+    const claimsOnly = await t.token('system/Claim.s', 'system-history');
+    const limited = await request(t.app).get('/fhir/_history').auth(claimsOnly, auth).expect(200);
+    expect(limited.body.entry.map((e: any) => e.resource.resourceType)).toEqual(['Claim']);
+  });
+});
