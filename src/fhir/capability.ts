@@ -25,6 +25,7 @@ export function buildCapabilityStatement(baseUrl: string, options: CapabilityOpt
     versioning: 'versioned-update',
     readHistory: true,
     updateCreate: true,
+    conditionalRead: 'full-support', // If-None-Match and If-Modified-Since (304)
     conditionalCreate: true,
     conditionalUpdate: true,
     conditionalPatch: true,
@@ -39,6 +40,7 @@ export function buildCapabilityStatement(baseUrl: string, options: CapabilityOpt
     })),
     operation: [
       { name: 'validate', definition: 'http://hl7.org/fhir/OperationDefinition/Resource-validate' },
+      ...(type === 'Patient' ? [{ name: 'everything', definition: 'http://hl7.org/fhir/OperationDefinition/Patient-everything' }] : []),
       // billing/operations.ts
       ...(type === 'PatientCredit' ? [{ name: 'allocate', definition: 'https://fhir-billing.org/fhir/OperationDefinition/PatientCredit-allocate' }] : []),
     ],
@@ -79,7 +81,14 @@ export function buildCapabilityStatement(baseUrl: string, options: CapabilityOpt
           ],
         },
         resource,
-        interaction: [{ code: 'transaction' }, { code: 'batch' }],
+        interaction: [{ code: 'transaction' }, { code: 'batch' }, { code: 'search-system' }, { code: 'history-system' }],
+        // System search takes _type with the parameters every named type has (search/system.ts).
+        searchParam: [
+          { name: '_type', type: 'token', documentation: 'The types to search; every other parameter must be one each type has' },
+          { name: '_id', type: 'token' },
+          { name: '_lastUpdated', type: 'date' },
+        ],
+        compartment: ['http://hl7.org/fhir/CompartmentDefinition/patient'],
       },
     ],
   };

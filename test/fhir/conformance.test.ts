@@ -258,3 +258,22 @@ describe('search answers', () => {
     expect(seen.sort()).toEqual(made.sort());
   });
 });
+
+describe('CapabilityStatement', () => {
+  it('every search parameter it advertises is answered, and what it does not do is not advertised', async () => {
+    const cs = (await get('/fhir/metadata').expect(200)).body;
+    const rest = cs.rest[0];
+    expect(rest.interaction.map((i: any) => i.code)).toEqual(['transaction', 'batch', 'search-system', 'history-system']);
+    const location = rest.resource.find((r: any) => r.type === 'Location');
+    expect(location.searchParam.map((p: any) => p.name)).not.toContain('near');
+    expect(rest.resource.find((r: any) => r.type === 'Patient').operation.map((o: any) => o.name)).toContain('everything');
+    const tenant = await t.token('system/*.cruds', 'capability');
+    for (const resource of rest.resource) {
+      const entry = resource.searchParam.map((p: any) => ({ request: { method: 'GET', url: `${resource.type}?${p.name}:missing=true&_count=1` } }));
+      const res = await request(t.app).post('/fhir').auth(tenant, { type: 'bearer' }).set('Content-Type', 'application/fhir+json').send({ resourceType: 'Bundle', type: 'batch', entry });
+      expect(res.status).toBe(200);
+      const refused = res.body.entry.map((e: any, i: number) => [entry[i].request.url, e.response.status]).filter(([, status]: string[]) => status !== '200');
+      expect(refused).toEqual([]);
+    }
+  }, 60_000);
+});

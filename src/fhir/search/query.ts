@@ -164,6 +164,11 @@ export function compileFilter(resourceType: string, filter: Filter, ctx: FilterC
   if (code.includes('.')) return compileChain(resourceType, filter, ctx, compileFilter);
   if (code.includes(':')) throw invalid(`Search parameter '${code}' is not supported`);
   const values = splitValues(filter.value);
+  // Every resource has an id and a lastUpdated: :missing=true matches none, :missing=false all.
+  if ((code === '_id' || code === '_lastUpdated') && (operator === 'missing' || operator === 'present')) {
+    const none = (filter.value === 'true') === (operator === 'missing');
+    return { where: () => (none ? 'FALSE' : 'TRUE') };
+  }
   if (code === '_id') {
     if (operator !== 'eq' && operator !== 'ne' && operator !== 'not') throw unsupportedModifier(code, operator);
     const ids = once(() => bind(values));
