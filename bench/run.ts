@@ -5,7 +5,8 @@
  *   DATABASE_URL        default postgres://postgres@127.0.0.1:5432/test
  *   BENCH_SECONDS       measured seconds per throughput phase (default 10)
  *   BENCH_CLAIMS_SMALL  default 10000;  BENCH_CLAIMS_LARGE  default 1000000
- *   BENCH_SEARCHES      sequential identifier searches per size (default 2000)
+ *   BENCH_SEARCHES      sequential identifier (and chained) searches per size (default 2000)
+ *   BENCH_TRANSACTIONS  transactions of 1,000 conditional patient updates (default and most 10)
  *   BENCH_SEED_BATCH    claims per INSERT (default 2000); BENCH_SEED_CONNECTIONS (default 2)
  *   BENCH_SERVER_NODE_ARGS  extra node flags for the server, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
  *
@@ -50,6 +51,8 @@ const config = {
   smallClaims: env('BENCH_CLAIMS_SMALL', 10_000),
   largeClaims: env('BENCH_CLAIMS_LARGE', 1_000_000),
   searches: env('BENCH_SEARCHES', 2000),
+  /** Transactions of 1,000 patients each (10: every patient the seeded Claims point at). */
+  transactions: Math.min(env('BENCH_TRANSACTIONS', 10), 10),
   seedBatch: env('BENCH_SEED_BATCH', 2000),
   seedConnections: env('BENCH_SEED_CONNECTIONS', 2),
   serverNodeArgs: (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean),
@@ -340,7 +343,7 @@ async function transactionPhase(base: Target): Promise<{ runs: number; p50Ms: nu
   const client = new HttpClient(base, 1);
   const times: number[] = [];
   try {
-    for (let from = 0; from < PATIENTS; from += TRANSACTION_ENTRIES) {
+    for (let from = 0; from < Math.min(PATIENTS, config.transactions * TRANSACTION_ENTRIES); from += TRANSACTION_ENTRIES) {
       const entry = Array.from({ length: Math.min(TRANSACTION_ENTRIES, PATIENTS - from) }, (_, i) => {
         const id = seededPatientId(salt, from + i);
         return {
@@ -363,7 +366,8 @@ async function transactionPhase(base: Target): Promise<{ runs: number; p50Ms: nu
 /** Sequential chained searches, Claim?patient.identifier=<a seeded patient's MRN>: each must find that patient's Claims. */
 function chainPhase(base: Target, seeded: number): Promise<LoadResult> {
   const work: Work = async (client) => {
-    const n = (Math.random() * Math.min(seeded, PATIENTS)) | 0; // claim n points at patient n % PATIENTS
+    // Claim n points at patient n % PATIENTS; only the patients the transactions created have an MRN.
+    const n = (Math.random() * Math.min(seeded, PATIENTS, config.transactions * TRANSACTION_ENTRIES)) | 0;
     const res = await client.request('GET', `/fhir/Claim?patient.identifier=${encodeURIComponent(`${MRN}|${n}`)}`, undefined, true);
     if (res.status !== 200) return `chained search: ${res.status}`;
     const bundle = JSON.parse(res.body!) as { entry?: { resource: { patient: { reference: string } } }[] };
