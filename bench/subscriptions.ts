@@ -121,11 +121,13 @@ async function latencyPhase(schema: string, receiver: Receiver): Promise<string>
     await waitUntil(() => receiver.arrivals.length >= total, 60_000, 'all notifications');
     // One subscription delivers in commit order, so the k-th arrival is the k-th commit's.
     const commits = [...committedAt].sort((a, b) => a - b);
-    const inOrder = receiver.arrivals.slice(0, total).map((t, k) => t - commits[k]).slice(warmup);
+    const all = receiver.arrivals.slice(0, total).map((t, k) => t - commits[k]);
+    const inOrder = all.slice(warmup);
     if (process.env.BENCH_DEBUG) {
       const windows = [];
-      for (let k = 0; k < inOrder.length; k += 100) windows.push(Math.max(...inOrder.slice(k, k + 100)).toFixed(0));
-      log(`max latency per 100 events: ${windows.join(' ')}`);
+      for (let k = 0; k < all.length; k += 100) windows.push(Math.max(...all.slice(k, k + 100)).toFixed(0));
+      log(`max latency per 100 events (warm-up included): ${windows.join(' ')}`);
+      log(`first 20: ${all.slice(0, 20).map((x) => x.toFixed(0)).join(' ')}`);
     }
     const latencies = [...inOrder].sort((a, b) => a - b);
     const at = (p: number): string => percentile(latencies, p).toFixed(2);
