@@ -101,12 +101,14 @@ export async function claimRuns(tx: Queryable, limit: number, runSize: number, l
       `WITH candidate AS MATERIALIZED (
          SELECT s.tenant_id, s.id, h.seq, h.type FROM subscription_registry s
           CROSS JOIN LATERAL (
+            -- A requested subscription's head is its handshake, even with events left from before
+            -- (a $resend after a dead letter): they follow once the handshake has activated it.
             SELECT n.seq, n.type, n.next_attempt_at, n.lease_until FROM subscription_notification n
              WHERE n.tenant_id = s.tenant_id AND n.subscription_id = s.id AND n.status = 'pending'
+               AND (s.status = 'active' OR n.type = 'handshake')
              ORDER BY n.seq LIMIT 1) h
           WHERE s.status IN ('active', 'requested')
-            AND h.next_attempt_at <= now() AND (h.lease_until IS NULL OR h.lease_until < now())
-            AND (s.status = 'active' OR h.type = 'handshake')),
+            AND h.next_attempt_at <= now() AND (h.lease_until IS NULL OR h.lease_until < now())),
        head AS MATERIALIZED (
          SELECT *, gen_random_uuid() AS token FROM candidate WHERE pg_try_advisory_xact_lock(${SUBSCRIPTION_LOCK}) LIMIT $limit),
        run AS MATERIALIZED (${RUN_OF_HEAD})

@@ -1,16 +1,11 @@
-import type { Resource, Subscription } from '@medplum/fhirtypes';
+import type { Subscription } from '@medplum/fhirtypes';
 import type { Database } from '../db/index.ts';
 import type { PostgresRepository } from '../fhir/repository.ts';
 import type { Logger } from '../logger.ts';
-import { sendRequest } from './http.ts';
-import type { HttpResult } from './http.ts';
-import { PAYLOAD_FORMATS } from './formats/index.ts';
-import type { NotificationEvent, OutboundRequest } from './render.ts';
-import { isRetryable, parseRetryAfter, retryDelayMs } from './retry.ts';
-import { signatureHeaders } from './sign.ts';
-import { NOTIFY_CHANNEL, heartbeatsDue, notifiedStreams, queueSignal, versionContent } from './store.ts';
+import { NOTIFY_CHANNEL, heartbeatsDue, notifiedStreams, queueSignal } from './store.ts';
 import { claimRuns, finishRun, renewLeases } from './runs.ts';
-import type { AttemptOutcome, Attempted, ClaimedNotification, FinishResult, HeldLease, Run } from './runs.ts';
+import type { Attempted, ClaimedNotification, FinishResult, HeldLease, Run } from './runs.ts';
+import { createSender } from './send.ts';
 import { databaseUnavailable } from '../db/unavailable.ts';
 
 export interface WorkerOptions {
@@ -80,6 +75,7 @@ export async function startDeliveryWorker(options: WorkerOptions): Promise<Deliv
   let again = false;
   let stopped = false;
   const inFlightDone = new Set<Promise<void>>();
+  const sender = createSender(options);
 
   async function pump(): Promise<void> {
     if (stopped) return;
@@ -167,7 +163,7 @@ export async function startDeliveryWorker(options: WorkerOptions): Promise<Deliv
     let h = hold(first, asked);
     try {
       while (run) {
-        const attempted = await sendRun(run, h.abandon.signal);
+        const attempted = await sender.sendRun(run, h.abandon.signal, () => stopped);
         // Losing this mark in a crash means one more delivery of notifications receivers dedupe
         // by webhook-id (at-least-once), so the commit need not wait for the WAL flush.
         const { finished, asked: at } = await recordRun(run, h, attempted);
@@ -185,24 +181,6 @@ export async function startDeliveryWorker(options: WorkerOptions): Promise<Deliv
     }
   }
 
-  /** Sends a run's notifications one after another, up to the first that is not delivered. */
-  async function sendRun(run: Run, abandon: AbortSignal): Promise<Attempted[]> {
-    const attempted: Attempted[] = [];
-    for (const n of run) {
-      if (abandon.aborted || stopped) break;
-      const result = await send(n, abandon);
-      // Abandoned for want of a lease is our failure, not the receiver's: try again as soon as may be.
-      const outcome: AttemptOutcome = result.nothingToSend
-        ? { next: 'delivered' }
-        : abandon.aborted
-          ? { next: 'retry', delayMs: 0, error: describe(result) }
-          : decide(n, result);
-      attempted.push({ seq: n.seq, result: { httpStatus: result.status, latencyMs: result.latencyMs, error: result.error }, outcome });
-      if (outcome.next !== 'delivered') break;
-    }
-    return attempted;
-  }
-
   /** The Subscription resource follows what delivery found: active after a handshake, error after a dead letter. */
   async function afterRun(run: Run, attempted: Attempted[]): Promise<void> {
     for (const [i, a] of attempted.entries()) {
@@ -213,36 +191,6 @@ export async function startDeliveryWorker(options: WorkerOptions): Promise<Deliv
         await setSubscriptionStatus(n, 'error', `Delivery failed after ${n.attempts} attempt(s): ${a.outcome.error}`);
       }
     }
-  }
-
-  /**
-   * The notification in its subscription's payload format: each request it becomes, signed over
-   * the exact bytes sent, in order; the first failure is the attempt's result. A format that
-   * renders nothing (not an event it reports) is a success with nothing sent.
-   */
-  async function send(n: ClaimedNotification, abandon: AbortSignal | undefined): Promise<HttpResult & { nothingToSend?: true }> {
-    const format = PAYLOAD_FORMATS[n.config.payloadFormat] ?? PAYLOAD_FORMATS.fhir;
-    const ctx = { subscriptionUrl: `${options.fhirBaseUrl}/Subscription/${n.subscriptionId}`, status: n.status, config: n.config, eventsSinceStart: n.eventsCount };
-    let requests: OutboundRequest[];
-    try {
-      const event = n.type === 'event-notification' ? await loadEvent(n, format.needsResource(ctx)) : undefined;
-      requests = await format.render({ type: n.type, event }, { ...ctx, repository: options.repositoryFor(n.tenantId) });
-    } catch (err) {
-      logger.warn({ err, subscription: n.subscriptionId, seq: n.seq, format: format.code }, 'rendering a notification failed');
-      return { latencyMs: 0, error: `rendering the ${format.code} payload failed: ${(err as Error).message}` };
-    }
-    if (requests.length === 0) return { latencyMs: 0, nothingToSend: true };
-    const scheme = format.signatureScheme ?? n.config.signatureScheme;
-    let result: HttpResult = { latencyMs: 0 };
-    let latencyMs = 0;
-    for (const request of requests) {
-      const headers: Record<string, string> = Object.fromEntries(n.config.headers);
-      if (n.config.secret) Object.assign(headers, signatureHeaders(scheme, n.config.secret, n.webhookId, request.body));
-      result = await sendRequest(request, headers, n.config.timeoutMs, options.allowPrivateNetworks, abandon);
-      latencyMs += result.latencyMs;
-      if (result.status === undefined || result.status < 200 || result.status >= 300) break;
-    }
-    return { ...result, latencyMs };
   }
 
   /**
@@ -263,32 +211,6 @@ export async function startDeliveryWorker(options: WorkerOptions): Promise<Deliv
         await new Promise((r) => setTimeout(r, wait));
       }
     }
-  }
-
-  /** Delivered on 2xx; retried on network errors, timeouts, 408, 429 and 5xx while attempts remain; else dead. */
-  function decide(n: ClaimedNotification, result: HttpResult): AttemptOutcome {
-    if (result.status !== undefined && result.status >= 200 && result.status < 300) return { next: 'delivered' };
-    const error = describe(result);
-    const schedule = n.config.retrySchedule ?? options.retrySchedule;
-    const maxAttempts = n.config.maxAttempts ?? schedule.length + 1;
-    if (isRetryable(result.status) && n.attempts < maxAttempts) {
-      return { next: 'retry', delayMs: retryDelayMs(schedule, n.attempts, parseRetryAfter(result.retryAfter)), error };
-    }
-    return { next: 'dead', error };
-  }
-
-  async function loadEvent(n: ClaimedNotification, needsResource: boolean): Promise<NotificationEvent> {
-    // Only payloads that carry or render from the resource need the read.
-    const needsContent = needsResource && n.interaction !== 'delete';
-    const content = needsContent ? await versionContent(db, n.tenantId, n.resourceType!, n.resourceId!, n.versionId!) : undefined;
-    return {
-      eventNumber: n.eventNumber!,
-      occurredAt: n.occurredAt,
-      resourceType: n.resourceType!,
-      resourceId: n.resourceId!,
-      interaction: n.interaction!,
-      ...(content && n.interaction !== 'delete' && { resource: JSON.parse(content) as Resource }),
-    };
   }
 
   async function setSubscriptionStatus(n: ClaimedNotification, status: 'active' | 'error', error?: string): Promise<void> {
@@ -330,8 +252,4 @@ export async function startDeliveryWorker(options: WorkerOptions): Promise<Deliv
       clearInterval(leaseKeeper);
     },
   };
-}
-
-function describe(result: HttpResult): string {
-  return result.status !== undefined ? `HTTP ${result.status}` : (result.error ?? 'unknown error');
 }
