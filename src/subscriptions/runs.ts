@@ -99,18 +99,21 @@ export async function claimRuns(tx: Queryable, limit: number, runSize: number, l
   const rows = await tx.query<ClaimedNotification>(
     numbered(
       `WITH candidate AS MATERIALIZED (
-         SELECT s.tenant_id, s.id, h.seq, h.type FROM subscription_registry s
+         SELECT s.tenant_id, s.id, h.seq, h.type, h.occurred_at FROM subscription_registry s
           CROSS JOIN LATERAL (
             -- A requested subscription's head is its handshake, even with events left from before
             -- (a $resend after a dead letter): they follow once the handshake has activated it.
-            SELECT n.seq, n.type, n.next_attempt_at, n.lease_until FROM subscription_notification n
+            SELECT n.seq, n.type, n.next_attempt_at, n.lease_until, n.occurred_at FROM subscription_notification n
              WHERE n.tenant_id = s.tenant_id AND n.subscription_id = s.id AND n.status = 'pending'
                AND (s.status = 'active' OR n.type = 'handshake')
              ORDER BY n.seq LIMIT 1) h
           WHERE s.status IN ('active', 'requested')
             AND h.next_attempt_at <= now() AND (h.lease_until IS NULL OR h.lease_until < now())),
+       -- Longest waiting first, so that with more busy subscriptions than a worker's streams each
+       -- gets its turn; the lock is tried in that order, only until enough are taken.
        head AS MATERIALIZED (
-         SELECT *, gen_random_uuid() AS token FROM candidate WHERE pg_try_advisory_xact_lock(${SUBSCRIPTION_LOCK}) LIMIT $limit),
+         SELECT c.*, gen_random_uuid() AS token FROM (SELECT * FROM candidate ORDER BY occurred_at) c
+          WHERE pg_try_advisory_xact_lock(${SUBSCRIPTION_LOCK}) LIMIT $limit),
        run AS MATERIALIZED (${RUN_OF_HEAD})
        ${LEASE_RUN}`,
       ['limit', 'runSize', 'leaseSeconds'],
@@ -152,6 +155,7 @@ export type FinishResult = { fenced: true } | { fenced: false; next: Run | undef
  * the subscription's next run, so a busy queue goes on with no claim in between; otherwise it
  * wakes the workers (NOTIFY), since a notification may now be claimable. A worker whose lease ran
  * out and was taken over changes nothing (the new owner sends and records the notifications).
+ * `runSize` 0: lease nothing more (the worker is stopping, or yields the stream to others).
  */
 export async function finishRun(tx: Queryable, run: Run, attempted: Attempted[], runSize: number, leaseSeconds: number): Promise<FinishResult> {
   const { tenantId, subscriptionId, leaseToken } = run[0];
@@ -200,7 +204,7 @@ export async function finishRun(tx: Queryable, run: Run, attempted: Attempted[],
     ],
   );
   if (rows[0].mine === 0) return { fenced: true };
-  if (!allDelivered) {
+  if (!allDelivered || runSize === 0) {
     await tx.query(`SELECT pg_notify('${NOTIFY_CHANNEL}', '')`);
     return { fenced: false, next: undefined };
   }

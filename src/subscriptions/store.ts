@@ -80,16 +80,19 @@ export interface EventToQueue {
 }
 
 /**
- * Queues one event-notification for each subscription, numbering it. The UPDATE locks each
- * subscription's registry row until commit, so concurrent writers that match the same
- * subscription take their numbers, and their places in the queue, in commit order.
+ * Queues one event-notification for each subscription, numbering it. Locking each subscription's
+ * registry row until commit makes concurrent writers that match the same subscription take their
+ * numbers, and their places in the queue, in commit order; the rows are locked in id order, so
+ * writers matching many of the same subscriptions queue up instead of deadlocking.
  */
 export async function queueEvents(tx: Queryable, tenantId: string, subscriptionIds: string[], event: EventToQueue): Promise<void> {
   await tx.query(
-    `WITH numbered AS (
-       UPDATE subscription_registry SET events_count = events_count + 1, queue_seq = queue_seq + 1
-        WHERE tenant_id = $1 AND id = ANY($2::text[])
-        RETURNING id, events_count, queue_seq)
+    `WITH locked AS (
+       SELECT tenant_id, id FROM subscription_registry WHERE tenant_id = $1 AND id = ANY($2::text[]) ORDER BY id FOR UPDATE),
+     numbered AS (
+       UPDATE subscription_registry r SET events_count = r.events_count + 1, queue_seq = r.queue_seq + 1
+         FROM locked WHERE r.tenant_id = locked.tenant_id AND r.id = locked.id
+        RETURNING r.id, r.events_count, r.queue_seq)
      INSERT INTO subscription_notification
        (tenant_id, subscription_id, seq, event_number, type, resource_type, resource_id, version_id, interaction, webhook_id)
      SELECT $1, id, queue_seq, events_count, 'event-notification', $3, $4, $5, $6, 'msg_' || replace(gen_random_uuid()::text, '-', '')

@@ -202,8 +202,10 @@ export async function startDeliveryWorker(options: WorkerOptions): Promise<Deliv
     for (let wait = 100; ; wait = Math.min(wait * 2, 1000)) {
       const asked = performance.now();
       try {
-        // A stopping worker leases nothing more.
-        const next = stopped ? 0 : runSize;
+        // A stopping worker leases nothing more; one with all its streams busy ends this one after
+        // each run, so that other subscriptions waiting for a stream get their turn (claims take
+        // the longest-waiting first).
+        const next = stopped || streaming.size >= options.concurrency ? 0 : runSize;
         const finished = await db.transaction((tx) => finishRun(tx, run, attempted, next, leaseSeconds), { synchronousCommit: false });
         return { finished, asked };
       } catch (err) {

@@ -232,6 +232,24 @@ describe('delivery in runs', () => {
     }
   });
 
+  it('with more busy subscriptions than streams, each gets its turn (longest waiting first)', async () => {
+    for (const path of ['/fair-a', '/fair-b', '/fair-c']) {
+      await request(t.app).post('/fhir/Subscription').auth(token, auth).send(classicSubscription(`Claim?identifier=${path}|`, `${receiver.url}${path}`)).expect(201);
+    }
+    // Interleaved writes: a1 b1 c1 a2 b2 c2 ...
+    for (let i = 0; i < 6; i++) {
+      for (const path of ['/fair-a', '/fair-b', '/fair-c']) {
+        await request(t.app).post('/fhir/Claim').auth(token, auth).send({ ...claim(`Patient/${patientId}`), identifier: [{ system: path, value: `f${i}` }] }).expect(201);
+      }
+    }
+    await worker({ concurrency: 1, runSize: 2 });
+    const fair = () => receiver.received.filter((r) => r.url.startsWith('/fair-')).map((r) => r.url);
+    await waitFor('18 pings', () => fair().length >= 18);
+    // One stream at a time, two pings a run: every subscription is served within the first three runs.
+    expect(new Set(fair().slice(0, 6))).toEqual(new Set(['/fair-a', '/fair-b', '/fair-c']));
+    for (const path of ['/fair-a', '/fair-b', '/fair-c']) expect(fair().filter((u) => u === path)).toHaveLength(6);
+  });
+
   it('backport-max-count is refused on a classic subscription and outside 1..1000', async () => {
     const classic = classicSubscription('Claim?status=active', `${receiver.url}/x`);
     (classic.channel as any).extension = [{ url: `${BACKPORT_SD}/backport-max-count`, valuePositiveInt: 5 }];
