@@ -189,6 +189,7 @@ export async function startDeliveryWorker(options: WorkerOptions): Promise<Deliv
       if (a.outcome.next === 'dead') {
         logger.warn({ subscription: n.subscriptionId, seq: n.seq, attempts: n.attempts, problem: a.outcome.error }, 'notification dead-lettered');
         await setSubscriptionStatus(n, 'error', `Delivery failed after ${n.attempts} attempt(s): ${a.outcome.error}`);
+        return; // the rest of its bundle died with it
       }
     }
   }
