@@ -256,10 +256,16 @@ async function throughputPhase(schema: string, receiver: Receiver, subscriptions
     worker = await startWorker();
     await waitUntil(() => receiver.events() >= backlog, 600_000, 'the backlog to drain');
     const lastArrival = Math.max(...[...receiver.arrivals.values()].map((a) => a[a.length - 1]));
+    const firstArrival = Math.min(...[...receiver.arrivals.values()].map((a) => a[0]));
     const seconds = (lastArrival - started) / 1000;
-    log(`drained ${fmt(backlog)} notifications (${subscriptions} subscription(s)) in ${seconds.toFixed(1)} s, worker start included`);
+    // The worker process's start (seconds on a busy machine) is not delivery: the rate from its first delivery too.
+    const draining = (lastArrival - firstArrival) / 1000;
     const what = kind.kind === 'classic' ? 'notifications' : 'events';
-    return `| Deliveries/s from a backlog, ${subscriptions} subscription${subscriptions > 1 ? 's' : ''} (${describeKind(kind)}; ${fmt(backlog)} ${what}, worker start included) | ${fmt(backlog / seconds)} ${what}/s (${seconds.toFixed(1)} s) | |`;
+    log(`drained ${fmt(backlog)} ${what} (${subscriptions} subscription(s)) in ${seconds.toFixed(1)} s from the worker's spawn, ${draining.toFixed(1)} s from its first delivery`);
+    return (
+      `| Deliveries/s from a backlog, ${subscriptions} subscription${subscriptions > 1 ? 's' : ''} (${describeKind(kind)}; ${fmt(backlog)} ${what}) | ` +
+      `${fmt((backlog - 1) / draining)} ${what}/s from the first delivery (${draining.toFixed(1)} s); ${fmt(backlog / seconds)}/s with the worker's start | |`
+    );
   } finally {
     await worker?.stop();
     await api?.stop();
