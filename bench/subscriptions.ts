@@ -1,15 +1,17 @@
 /**
  * `npm run bench:subscriptions` (and the second half of `npm run bench`): notification delivery of
- * the real server on PostgreSQL.
+ * the real server on PostgreSQL, beside the machine's raw PostgreSQL rate (pgbench TPC-B, 8 clients).
  *
- * 1. Latency: one process running API and worker (as `npm start` does), one classic rest-hook
- *    Subscription, Claims created open-loop at BENCH_EVENTS_PER_SECOND (200) for BENCH_SECONDS
- *    after a warm-up (as in the other phases) that is not measured.
- *    Latency is from the moment the create's 201 reaches us (the commit happened just before the
- *    server answered) to the moment the receiver, in this process, has the notification.
- * 2. Throughput: an API-only process builds a backlog (with 1 subscription, and with 100
- *    subscriptions that all match), then a worker-only process drains it; deliveries/s is the
- *    backlog over the time to drain it.
+ * 1. Latency: one process running API and worker (as `npm start` does), Claims created open-loop at
+ *    BENCH_EVENTS_PER_SECOND (200) for BENCH_SECONDS (15) after a warm-up that is not measured,
+ *    matched by 1 and by 100 subscriptions (classic rest-hook pings; and 100 Backport id-only
+ *    subscriptions that take up to 100 events a bundle, backport-max-count). Latency is from the
+ *    moment the create's 201 reaches us (the commit happened just before the server answered) to
+ *    the moment the receiver, in this process, has the notification of that event; p50/p99 over the
+ *    whole run and over its first and last quarter (flat means the worker keeps up).
+ * 2. Throughput: an API-only process builds a backlog (transaction Bundles of 100 Claims; 1
+ *    subscription, and 100 that all match), then a worker-only process drains it; deliveries/s is
+ *    the backlog over the time to drain it.
  * The receiver answers 200 at once. Everything shares the machine's cores.
  */
 import { randomBytes } from 'node:crypto';
@@ -19,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { CLAIM_ID_SYSTEM, claimResource } from './claims.ts';
 import { HttpClient, percentile } from './load.ts';
+import { pgbenchTpcB } from './pgbench.ts';
 import { fmt, log } from './report.ts';
 import { startServer } from './server.ts';
 import type { RunningServer } from './server.ts';
@@ -26,26 +29,43 @@ import type { RunningServer } from './server.ts';
 const num = (name: string, fallback: number): number => Number(process.env[name] ?? fallback);
 const config = {
   databaseUrl: process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test',
-  seconds: num('BENCH_SECONDS', 10),
+  seconds: num('BENCH_SECONDS', 15),
   eventsPerSecond: num('BENCH_EVENTS_PER_SECOND', 200),
-  backlog: num('BENCH_BACKLOG', 4000),
+  backlog: num('BENCH_BACKLOG', 15_000),
 };
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
 const credentials = { clientId: 'bench', clientSecret: randomBytes(24).toString('hex') };
+const BACKPORT = 'http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition';
 
 interface Receiver {
   url: string;
-  /** Arrival time (performance.now) of each notification, in order. */
-  arrivals: number[];
+  /** Per path: the arrival time (performance.now) of each event, in order (a bundle of n events is n arrivals). */
+  arrivals: Map<string, number[]>;
+  /** Events received on all paths. */
+  events(): number;
+  reset(): void;
   close(): Promise<void>;
 }
 
+/** An empty body is a classic ping (one event); a Backport bundle carries its notification-events (a handshake none). */
+function eventsIn(body: string): number {
+  if (body.length === 0) return 1;
+  return body.split('"notification-event"').length - 1;
+}
+
 async function startReceiver(): Promise<Receiver> {
-  const arrivals: number[] = [];
+  const arrivals = new Map<string, number[]>();
+  let total = 0;
   const server = createServer((req, res) => {
-    req.resume();
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      arrivals.push(performance.now());
+      const at = performance.now();
+      const n = eventsIn(Buffer.concat(chunks).toString('utf8'));
+      let list = arrivals.get(req.url!);
+      if (!list) arrivals.set(req.url!, (list = []));
+      for (let i = 0; i < n; i++) list.push(at);
+      total += n;
       res.writeHead(200).end();
     });
   });
@@ -53,8 +73,13 @@ async function startReceiver(): Promise<Receiver> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as { port: number };
   return {
-    url: `http://127.0.0.1:${port}/hook`,
+    url: `http://127.0.0.1:${port}`,
     arrivals,
+    events: () => total,
+    reset() {
+      arrivals.clear();
+      total = 0;
+    },
     close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
   };
 }
@@ -80,9 +105,27 @@ async function post(client: HttpClient, path: string, body: object): Promise<str
   return JSON.parse(res.body!).id;
 }
 
-function subscription(endpoint: string, criteria = `Claim?identifier=${CLAIM_ID_SYSTEM}|`): object {
-  return { resourceType: 'Subscription', status: 'requested', reason: 'bench', criteria, channel: { type: 'rest-hook', endpoint } };
+type Kind = { kind: 'classic' } | { kind: 'backport'; maxCount: number };
+
+function subscription(endpoint: string, kind: Kind, criteria = `Claim?identifier=${CLAIM_ID_SYSTEM}|`): object {
+  if (kind.kind === 'classic') return { resourceType: 'Subscription', status: 'requested', reason: 'bench', criteria, channel: { type: 'rest-hook', endpoint } };
+  return {
+    resourceType: 'Subscription',
+    meta: { profile: [`${BACKPORT}/backport-subscription`] },
+    status: 'requested',
+    reason: 'bench',
+    criteria: 'https://fhir-billing.org/fhir/SubscriptionTopic/claim-changed',
+    channel: {
+      type: 'rest-hook',
+      endpoint,
+      payload: 'application/fhir+json',
+      _payload: { extension: [{ url: `${BACKPORT}/backport-payload-content`, valueCode: 'id-only' }] },
+      extension: [{ url: `${BACKPORT}/backport-max-count`, valuePositiveInt: kind.maxCount }],
+    },
+  };
 }
+
+const describeKind = (kind: Kind): string => (kind.kind === 'classic' ? 'rest-hook ping' : `Backport id-only, max-count ${kind.maxCount}`);
 
 async function waitUntil(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -92,16 +135,35 @@ async function waitUntil(predicate: () => boolean, timeoutMs: number, what: stri
   }
 }
 
-async function latencyPhase(schema: string, receiver: Receiver): Promise<string> {
+/** Subscribes `count` endpoints (/s0, /s1, ...) and waits until they are active (Backport: handshaken). */
+async function subscribe(client: HttpClient, receiver: Receiver, count: number, kind: Kind, criteria?: string): Promise<void> {
+  const ids: string[] = [];
+  for (let s = 0; s < count; s++) ids.push(await post(client, '/fhir/Subscription', subscription(`${receiver.url}/s${s}`, kind, criteria)));
+  for (const id of ids) {
+    for (let tries = 0; ; tries++) {
+      const res = await client.request('GET', `/fhir/Subscription/${id}`, undefined, true);
+      if (JSON.parse(res.body!).status === 'active') break;
+      if (tries > 1000) throw new Error(`Subscription ${id} did not become active`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+}
+
+const stats = (sorted: number[]): string => `p50 ${percentile(sorted, 0.5).toFixed(1)} / p99 ${percentile(sorted, 0.99).toFixed(1)} ms`;
+
+async function latencyPhase(schema: string, receiver: Receiver, subscriptions: number, kind: Kind): Promise<string> {
   const server = await startServer({ databaseUrl: config.databaseUrl, schema, logFile: `${RESULTS_DIR}server-subscriptions.log`, env: serverEnv() });
   try {
     const client = new HttpClient({ baseUrl: server.baseUrl, authorization: await authorization(server.baseUrl) }, 64);
     const patient = await post(client, '/fhir/Patient', { resourceType: 'Patient' });
-    await post(client, '/fhir/Subscription', subscription(receiver.url));
+    await subscribe(client, receiver, subscriptions, kind);
+    receiver.reset();
     // Like the other phases, a warm-up (JIT, pool connections, first plans) is sent but not measured.
-    const warmup = Math.round(Math.min(2, config.seconds / 5) * config.eventsPerSecond);
+    const warmup = Math.round(Math.min(3, config.seconds / 5) * config.eventsPerSecond);
     const total = warmup + Math.round(config.seconds * config.eventsPerSecond);
-    const committedAt: number[] = new Array(total);
+    // A write the server refused (a 503 when it cannot keep up) committed nothing and notifies nothing.
+    const committedAt: number[] = [];
+    let refused = 0;
     const intervalMs = 1000 / config.eventsPerSecond;
     const start = performance.now();
     const writes: Promise<void>[] = [];
@@ -111,66 +173,99 @@ async function latencyPhase(schema: string, receiver: Receiver): Promise<string>
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       writes.push(
         client.request('POST', '/fhir/Claim', JSON.stringify(claimResource(`Patient/${patient}`, `lat-${i}-${randomBytes(4).toString('hex')}`, i))).then((res) => {
-          if (res.status !== 201) throw new Error(`create: ${res.status}`);
-          committedAt[i] = performance.now();
+          if (res.status === 201) committedAt.push(performance.now());
+          else if (res.status === 503) refused++;
+          else throw new Error(`create: ${res.status}`);
         }),
       );
     }
     await Promise.all(writes);
     const sent = (performance.now() - start) / 1000;
-    await waitUntil(() => receiver.arrivals.length >= total, 60_000, 'all notifications');
-    // One subscription delivers in commit order, so the k-th arrival is the k-th commit's.
+    const committed = committedAt.length;
+    await waitUntil(() => receiver.events() >= committed * subscriptions, 600_000, 'all notifications');
+    // Each subscription delivers in commit order, so its k-th event is the k-th commit's.
     const commits = [...committedAt].sort((a, b) => a - b);
-    const inOrder = receiver.arrivals.slice(0, total).map((t, k) => t - commits[k]).slice(warmup);
-    if (process.env.BENCH_DEBUG) {
-      const windows = [];
-      for (let k = 0; k < inOrder.length; k += 100) windows.push(Math.max(...inOrder.slice(k, k + 100)).toFixed(0));
-      log(`max latency per 100 events: ${windows.join(' ')}`);
+    const measured = committed - warmup;
+    const quarter = Math.floor(measured / 4);
+    const all: number[] = [];
+    const first: number[] = [];
+    const last: number[] = [];
+    for (const arrivals of receiver.arrivals.values()) {
+      for (let k = warmup; k < committed; k++) {
+        const latency = arrivals[k] - commits[k];
+        all.push(latency);
+        if (k < warmup + quarter) first.push(latency);
+        if (k >= committed - quarter) last.push(latency);
+      }
     }
-    const latencies = [...inOrder].sort((a, b) => a - b);
-    const at = (p: number): string => percentile(latencies, p).toFixed(2);
-    log(`latency percentiles (ms): p50 ${at(0.5)} p90 ${at(0.9)} p95 ${at(0.95)} p99 ${at(0.99)} max ${at(1)}`);
+    for (const list of [all, first, last]) list.sort((a, b) => a - b);
+    const refusals = refused > 0 ? `, ${fmt(refused)} writes refused with 503` : '';
+    log(`latency, ${subscriptions} × ${describeKind(kind)}: ${stats(all)}; first quarter ${stats(first)}; last quarter ${stats(last)}; max ${percentile(all, 1).toFixed(1)} ms${refusals}`);
     return (
-      `| Commit-to-receiver latency at ${fmt(total / sent)} events/s (1 subscription, ${fmt(total - warmup)} events after ${fmt(warmup)} of warm-up) | ` +
-      `p50 ${at(0.5)} ms, p99 ${at(0.99)} ms | 1.5 ms p50, 3.7 ms p99 (in-process queue, lost on crash) |`
+      `| Commit-to-receiver latency at ${fmt(total / sent)} writes/s, ${subscriptions} subscription${subscriptions > 1 ? 's' : ''} (${describeKind(kind)}; ${fmt(measured)} writes after ${fmt(warmup)} of warm-up${refusals}) | ` +
+      `${stats(all)}; first quarter ${stats(first)}, last quarter ${stats(last)} |` +
+      (subscriptions === 1 && kind.kind === 'classic' ? ' 1.5 ms p50, 3.7 ms p99 (in-process queue, lost on crash) |' : ' |')
     );
   } finally {
     await server.stop();
   }
 }
 
-async function throughputPhase(schema: string, receiver: Receiver, subscriptions: number): Promise<string> {
+async function throughputPhase(schema: string, receiver: Receiver, subscriptions: number, kind: Kind): Promise<string> {
   let api: RunningServer | undefined;
   let worker: RunningServer | undefined;
-  try {
-    api = await startServer({ databaseUrl: config.databaseUrl, schema, logFile: `${RESULTS_DIR}server-subscriptions.log`, env: serverEnv(), args: ['--role=api'] });
-    const client = new HttpClient({ baseUrl: api.baseUrl, authorization: await authorization(api.baseUrl) }, 32);
-    const patient = await post(client, '/fhir/Patient', { resourceType: 'Patient' });
-    const marker = randomBytes(4).toString('hex');
-    for (let s = 0; s < subscriptions; s++) {
-      await post(client, '/fhir/Subscription', subscription(receiver.url, `Claim?identifier=${CLAIM_ID_SYSTEM}|&status=active`));
-    }
-    const claims = Math.ceil(config.backlog / subscriptions);
-    for (let i = 0; i < claims; i += 32) {
-      await Promise.all(
-        Array.from({ length: Math.min(32, claims - i) }, (_, k) =>
-          post(client, '/fhir/Claim', claimResource(`Patient/${patient}`, `tp-${marker}-${i + k}`, i + k)),
-        ),
-      );
-    }
-    const backlog = claims * subscriptions;
-    const before = receiver.arrivals.length;
-    const started = performance.now();
-    worker = await startServer({
+  const startWorker = (): Promise<RunningServer> =>
+    startServer({
       databaseUrl: config.databaseUrl,
       schema,
       logFile: `${RESULTS_DIR}server-subscriptions-worker.log`,
       env: { ...serverEnv(), LOG_LEVEL: 'info' },
       args: ['--role=worker'],
+      ...(process.env.BENCH_WORKER_PROFILE && { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${RESULTS_DIR}`] }),
     });
-    await waitUntil(() => receiver.arrivals.length - before >= backlog, 300_000, 'the backlog to drain');
-    const seconds = (receiver.arrivals[before + backlog - 1] - started) / 1000;
-    return `| Deliveries/s, ${subscriptions} subscription${subscriptions > 1 ? 's' : ''} (backlog of ${fmt(backlog)}, worker start included) | ${fmt(backlog / seconds)}/s | |`;
+  try {
+    api = await startServer({ databaseUrl: config.databaseUrl, schema, logFile: `${RESULTS_DIR}server-subscriptions.log`, env: serverEnv(), args: ['--role=api'] });
+    const client = new HttpClient({ baseUrl: api.baseUrl, authorization: await authorization(api.baseUrl) }, 8);
+    const patient = await post(client, '/fhir/Patient', { resourceType: 'Patient' });
+    const marker = randomBytes(4).toString('hex');
+    // A Backport subscription is active after its handshake: a worker runs just for that.
+    const handshaker = kind.kind === 'backport' ? await startWorker() : undefined;
+    await subscribe(client, receiver, subscriptions, kind, `Claim?identifier=${CLAIM_ID_SYSTEM}|&status=active`);
+    await handshaker?.stop();
+    // Transaction Bundles of 100 Claims, 4 at a time: the backlog is built quickly, and it is not what is measured.
+    const claims = Math.ceil(config.backlog / subscriptions);
+    const bundles: object[] = [];
+    for (let i = 0; i < claims; i += 100) {
+      const entry = Array.from({ length: Math.min(100, claims - i) }, (_, k) => ({
+        resource: claimResource(`Patient/${patient}`, `tp-${marker}-${i + k}`, i + k),
+        request: { method: 'POST', url: 'Claim' },
+      }));
+      bundles.push({ resourceType: 'Bundle', type: 'transaction', entry });
+    }
+    for (let i = 0; i < bundles.length; i += 4) {
+      await Promise.all(
+        bundles.slice(i, i + 4).map(async (bundle) => {
+          const res = await client.request('POST', '/fhir', JSON.stringify(bundle));
+          if (res.status !== 200) throw new Error(`transaction: ${res.status}`);
+        }),
+      );
+    }
+    const backlog = claims * subscriptions;
+    receiver.reset();
+    const started = performance.now();
+    worker = await startWorker();
+    await waitUntil(() => receiver.events() >= backlog, 600_000, 'the backlog to drain');
+    const lastArrival = Math.max(...[...receiver.arrivals.values()].map((a) => a[a.length - 1]));
+    const firstArrival = Math.min(...[...receiver.arrivals.values()].map((a) => a[0]));
+    const seconds = (lastArrival - started) / 1000;
+    // The worker process's start (seconds on a busy machine) is not delivery: the rate from its first delivery too.
+    const draining = (lastArrival - firstArrival) / 1000;
+    const what = kind.kind === 'classic' ? 'notifications' : 'events';
+    log(`drained ${fmt(backlog)} ${what} (${subscriptions} subscription(s)) in ${seconds.toFixed(1)} s from the worker's spawn, ${draining.toFixed(1)} s from its first delivery`);
+    return (
+      `| Deliveries/s from a backlog, ${subscriptions} subscription${subscriptions > 1 ? 's' : ''} (${describeKind(kind)}; ${fmt(backlog)} ${what}) | ` +
+      `${fmt((backlog - 1) / draining)} ${what}/s from the first delivery (${draining.toFixed(1)} s); ${fmt(backlog / seconds)}/s with the worker's start | |`
+    );
   } finally {
     await worker?.stop();
     await api?.stop();
@@ -187,17 +282,21 @@ async function main(): Promise<void> {
     schemas.push(schema);
     return schema;
   };
+  const phases = (process.env.BENCH_PHASES ?? 'pgbench,latency,bundles100,backlog,backlogBundles,backlog100').split(',');
   try {
-    const rows = [
-      '| Figure | fhir-billing | Medplum (same machine) |',
-      '| --- | --- | --- |',
-      await latencyPhase(fresh(), receiver),
-    ];
-    receiver.arrivals.length = 0;
-    rows.push(await throughputPhase(fresh(), receiver, 1));
-    receiver.arrivals.length = 0;
-    rows.push(await throughputPhase(fresh(), receiver, 100));
-    log('\nSubscriptions (PostgreSQL; server, worker, receiver and load generator share 2 cores):\n');
+    const rows = ['| Figure | fhir-billing | Medplum (same machine) |', '| --- | --- | --- |'];
+    if (phases.includes('pgbench')) {
+      const raw = await pgbenchTpcB(config.databaseUrl);
+      log(`pgbench TPC-B: ${fmt(raw.tps)} tps, ${raw.latencyMs} ms average (${raw.clients} clients, ${raw.seconds} s, scale ${raw.scale})`);
+      rows.push(`| PostgreSQL's own rate: pgbench TPC-B, ${raw.clients} clients, ${raw.seconds} s, scale ${raw.scale} | ${fmt(raw.tps)} tps (${raw.latencyMs} ms average) | |`);
+    }
+    if (phases.includes('latency')) rows.push(await latencyPhase(fresh(), receiver, 1, { kind: 'classic' }));
+    if (phases.includes('latency100')) rows.push(await latencyPhase(fresh(), receiver, 100, { kind: 'classic' }));
+    if (phases.includes('bundles100')) rows.push(await latencyPhase(fresh(), receiver, 100, { kind: 'backport', maxCount: 100 }));
+    if (phases.includes('backlog')) rows.push(await throughputPhase(fresh(), receiver, 1, { kind: 'classic' }));
+    if (phases.includes('backlogBundles')) rows.push(await throughputPhase(fresh(), receiver, 1, { kind: 'backport', maxCount: 100 }));
+    if (phases.includes('backlog100')) rows.push(await throughputPhase(fresh(), receiver, 100, { kind: 'classic' }));
+    log('\nSubscriptions (PostgreSQL; server, worker, receiver and load generator share the machine):\n');
     for (const row of rows) log(row);
   } finally {
     await receiver.close();

@@ -23,6 +23,10 @@ const EnvSchema = z.object({
   /** Default delays between delivery attempts; attempts = delays + 1 unless a Subscription says. */
   DELIVERY_RETRY_SCHEDULE: z.string().default('30s,2m,10m,30m,1h,3h,6h,12h'),
   DELIVERY_CONCURRENCY: z.coerce.number().int().min(1).default(16),
+  /** Most notifications of one subscription leased, sent in order and recorded together. */
+  DELIVERY_RUN_SIZE: z.coerce.number().int().min(1).max(1000).default(100),
+  /** PostgreSQL connections of the delivery worker's own pool when API and worker share a process. */
+  DELIVERY_POOL_SIZE: z.coerce.number().int().min(1).default(4),
   /** Fallback polling for due notifications and retries; commits wake workers at once (NOTIFY). */
   DELIVERY_POLL_INTERVAL_MS: z.coerce.number().int().min(10).default(1000),
   OUTBOUND_ALLOW_PRIVATE_NETWORKS: z.enum(['true', 'false']).default('false'),
@@ -65,6 +69,8 @@ export type Config = {
   delivery: {
     retrySchedule: number[];
     concurrency: number;
+    runSize: number;
+    poolSize: number;
     pollIntervalMs: number;
   };
   outboundAllowPrivateNetworks: boolean;
@@ -98,6 +104,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     delivery: {
       retrySchedule: parseSchedule(e.DELIVERY_RETRY_SCHEDULE),
       concurrency: e.DELIVERY_CONCURRENCY,
+      runSize: e.DELIVERY_RUN_SIZE,
+      poolSize: e.DELIVERY_POOL_SIZE,
       pollIntervalMs: e.DELIVERY_POLL_INTERVAL_MS,
     },
     outboundAllowPrivateNetworks: e.OUTBOUND_ALLOW_PRIVATE_NETWORKS === 'true',

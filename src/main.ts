@@ -73,7 +73,15 @@ async function main(): Promise<void> {
     onError: (err) => logger.warn({ err }, 'refreshing planner statistics failed'),
   });
   const server = role === 'worker' ? undefined : await startupStep('listen', () => startApi(config, db, logger));
-  const worker = role === 'api' ? undefined : await startupStep('worker', () => startWorker(config, db, logger));
+  // Sharing the API's pool, each delivery would wait behind every request queued for a connection
+  // (the stall at the start of a busy minute): on PostgreSQL the worker has a small pool of its own.
+  const workerDb =
+    role === 'all' && config.databaseUrl
+      ? await startupStep('database', () =>
+          openDatabase({ databaseUrl: config.databaseUrl, schema: config.databaseSchema, dataDir: config.dataDir, poolSize: config.delivery.poolSize }),
+        )
+      : db;
+  const worker = role === 'api' ? undefined : await startupStep('worker', () => startWorker(config, workerDb, logger));
 
   let stopping = false;
   const stop = async (signal: string): Promise<void> => {
@@ -97,6 +105,7 @@ async function main(): Promise<void> {
     ]);
     closeAgents();
     await statistics.stop();
+    if (workerDb !== db) await workerDb.close();
     await db.close();
     logger.info('stopped');
     process.exit(0);
@@ -159,6 +168,7 @@ async function startWorker(config: Config, db: Database, logger: Logger): Promis
     retrySchedule: config.delivery.retrySchedule,
     allowPrivateNetworks: config.outboundAllowPrivateNetworks,
     concurrency: config.delivery.concurrency,
+    runSize: config.delivery.runSize,
     pollIntervalMs: config.delivery.pollIntervalMs,
   });
 }

@@ -42,11 +42,15 @@ export interface SubscriptionConfig {
   retrySchedule?: number[];
   maxAttempts?: number;
   heartbeatSeconds?: number;
+  /** Backport: most events one notification bundle carries (backport-max-count); absent: 1. */
+  maxCount?: number;
   timeoutMs: number;
   payloadFormat: string;
 }
 
 const DEFAULT_TIMEOUT_MS = 20_000;
+/** A run is at most 1000 notifications (DELIVERY_RUN_SIZE), so no bundle could carry more. */
+const MAX_COUNT_LIMIT = 1000;
 
 function ext(extensions: Extension[] | undefined, urls: string[]): Extension | undefined {
   return extensions?.find((e) => urls.includes(e.url));
@@ -99,6 +103,13 @@ export function parseSubscription(sub: Subscription): SubscriptionConfig {
   if (maxAttempts !== undefined && maxAttempts < 1) throw invalid('subscription-max-attempts must be at least 1', 'Subscription.extension');
   const seconds = (url: string): number | undefined => ext(channel.extension, [`${BACKPORT}/${url}`])?.valueUnsignedInt;
   const timeoutSeconds = seconds('backport-timeout');
+  const maxCount = ext(channel.extension, [`${BACKPORT}/backport-max-count`])?.valuePositiveInt;
+  if (maxCount !== undefined) {
+    if (!backport) throw invalid('backport-max-count applies to Backport subscriptions (classic ones notify one change at a time)', 'Subscription.channel.extension');
+    if (!Number.isInteger(maxCount) || maxCount < 1 || maxCount > MAX_COUNT_LIMIT) {
+      throw invalid(`backport-max-count must be a whole number from 1 to ${MAX_COUNT_LIMIT}`, 'Subscription.channel.extension');
+    }
+  }
 
   return {
     kind: backport ? 'backport' : 'classic',
@@ -112,6 +123,7 @@ export function parseSubscription(sub: Subscription): SubscriptionConfig {
     ...(retrySchedule && { retrySchedule }),
     ...(maxAttempts !== undefined && { maxAttempts }),
     ...(seconds('backport-heartbeat-period') && { heartbeatSeconds: seconds('backport-heartbeat-period') }),
+    ...(maxCount !== undefined && maxCount > 1 && { maxCount }),
     timeoutMs: timeoutSeconds ? Math.min(timeoutSeconds * 1000, 60_000) : DEFAULT_TIMEOUT_MS,
     payloadFormat,
   };

@@ -1,15 +1,11 @@
-import type { Resource, Subscription } from '@medplum/fhirtypes';
+import type { Subscription } from '@medplum/fhirtypes';
 import type { Database } from '../db/index.ts';
 import type { PostgresRepository } from '../fhir/repository.ts';
 import type { Logger } from '../logger.ts';
-import { sendRequest } from './http.ts';
-import type { HttpResult } from './http.ts';
-import { PAYLOAD_FORMATS } from './formats/index.ts';
-import type { NotificationEvent, OutboundRequest } from './render.ts';
-import { isRetryable, parseRetryAfter, retryDelayMs } from './retry.ts';
-import { signatureHeaders } from './sign.ts';
-import { NOTIFY_CHANNEL, claimDue, finishAttempt, heartbeatsDue, queueSignal, renewLeases, versionContent } from './store.ts';
-import type { AttemptOutcome, AttemptResult, ClaimedNotification, FinishResult, HeldLease } from './store.ts';
+import { NOTIFY_CHANNEL, heartbeatsDue, notifiedStreams, queueSignal } from './store.ts';
+import { claimRuns, finishRun, renewLeases } from './runs.ts';
+import type { Attempted, ClaimedNotification, FinishResult, HeldLease, Run } from './runs.ts';
+import { createSender } from './send.ts';
 import { databaseUnavailable } from '../db/unavailable.ts';
 
 export interface WorkerOptions {
@@ -21,7 +17,10 @@ export interface WorkerOptions {
   fhirBaseUrl: string;
   retrySchedule: number[];
   allowPrivateNetworks: boolean;
+  /** How many subscriptions' streams one worker delivers at once. */
   concurrency: number;
+  /** Most notifications of one subscription leased, sent and finished together. */
+  runSize?: number;
   pollIntervalMs: number;
   /** How long a claim holds without renewal: how soon a crashed worker's notifications go out again. */
   leaseSeconds?: number;
@@ -32,8 +31,9 @@ export interface DeliveryWorker {
 }
 
 const DEFAULT_LEASE_SECONDS = 5;
+const DEFAULT_RUN_SIZE = 100;
 
-/** A claim this worker holds: renewed while its send is in flight, abandoned if it cannot be. */
+/** A run this worker holds: renewed while it is being sent, abandoned if it cannot be. */
 interface Held {
   lease: HeldLease;
   /** performance.now() before which the lease surely holds (measured from when the claim was asked). */
@@ -45,26 +45,37 @@ interface Held {
  * Delivers queued notifications. Woken by NOTIFY when a write commits, with polling as the
  * fallback (and for retries coming due). Any number of workers may run, in any processes.
  *
- * A claim is a short lease (5 s), renewed every third of it while the send is in flight, so a
- * worker that died (kill -9, a lost machine) holds its subscriptions for seconds, not for the
- * longest possible attempt. One send per subscription at a time holds even when renewals fail
- * (the database unreachable): a send whose lease is about to run out unrenewed is abandoned
- * first, and the lease token fences off the outcome of a worker whose lease was taken over.
+ * Each subscription is one ordered stream: a worker leases a run of its due notifications (the
+ * head of line and those right behind it), sends them one after another on a kept-alive
+ * connection, records them in one statement and leases the next run in the same transaction. A
+ * failed send ends the run there; the notifications behind it wait until it succeeds or is
+ * dead-lettered. A NOTIFY about streams this worker is already sending costs nothing: the run in
+ * flight picks those events up when it finishes.
+ *
+ * A lease is short (5 s), renewed every third of it while the run is in flight, so a worker that
+ * died (kill -9, a lost machine) holds its subscriptions for seconds. One send per subscription at
+ * a time holds even when renewals fail (the database unreachable): a run whose lease is about to
+ * run out unrenewed is abandoned first, and the lease token fences off the outcome of a worker
+ * whose lease was taken over.
  */
 export async function startDeliveryWorker(options: WorkerOptions): Promise<DeliveryWorker> {
   const { db, logger } = options;
   const leaseSeconds = options.leaseSeconds ?? DEFAULT_LEASE_SECONDS;
+  const runSize = options.runSize ?? DEFAULT_RUN_SIZE;
   const leaseMs = leaseSeconds * 1000;
   // Abandon a send this long before its lease could run out, leaving room for clock-rate drift.
   const marginMs = Math.min(1000, leaseMs / 5);
+  /** By lease token. */
   const held = new Map<string, Held>();
+  /** Subscriptions (tenant/id) whose stream this worker is sending now. */
+  const streaming = new Set<string>();
   let claimFailing = false;
   let renewing = false;
-  let inFlight = 0;
   let running = false;
   let again = false;
   let stopped = false;
   const inFlightDone = new Set<Promise<void>>();
+  const sender = createSender(options);
 
   async function pump(): Promise<void> {
     if (stopped) return;
@@ -76,26 +87,27 @@ export async function startDeliveryWorker(options: WorkerOptions): Promise<Deliv
     try {
       do {
         again = false;
-        const free = options.concurrency - inFlight;
+        const free = options.concurrency - streaming.size;
         if (free <= 0) break;
         // A lost lease only means a later claim: no need to wait for the WAL flush.
         const asked = performance.now();
-        const claimed = await db.transaction((tx) => claimDue(tx, free, leaseSeconds), { synchronousCommit: false });
+        const runs = await db.transaction((tx) => claimRuns(tx, free, runSize, leaseSeconds), { synchronousCommit: false });
         if (claimFailing) logger.info('claiming notifications works again');
         claimFailing = false;
-        for (const n of claimed) {
-          hold(n, asked);
-          inFlight++;
-          const p = deliver(n)
-            .catch((err) => logger.error({ err, subscription: n.subscriptionId, seq: n.seq }, 'delivery failed unexpectedly'))
+        for (const run of runs) {
+          const key = keyOf(run[0]);
+          streaming.add(key);
+          const p = stream(run, asked)
+            .catch((err) => logger.error({ err, subscription: run[0].subscriptionId, seq: run[0].seq }, 'delivery failed unexpectedly'))
             .finally(() => {
-              inFlight--;
+              streaming.delete(key);
               inFlightDone.delete(p);
+              // Also what catches an event whose NOTIFY came while this stream was busy.
               void pump();
             });
           inFlightDone.add(p);
         }
-        if (claimed.length === free) again = true;
+        if (runs.length === free) again = true;
       } while (again && !stopped);
     } catch (err) {
       // Once per outage, not once per poll; polling goes on and picks up when the database is back.
@@ -106,14 +118,24 @@ export async function startDeliveryWorker(options: WorkerOptions): Promise<Deliv
     }
   }
 
-  const keyOf = (n: { tenantId: string; subscriptionId: string }): string => `${n.tenantId}/${n.subscriptionId}`;
-
-  function hold(n: ClaimedNotification, asked: number): void {
-    const lease = { tenantId: n.tenantId, subscriptionId: n.subscriptionId, seq: n.seq, leaseToken: n.leaseToken };
-    held.set(keyOf(n), { lease, validUntil: asked + leaseMs, abandon: new AbortController() });
+  /** A NOTIFY: claim, unless it is only about streams this worker is sending already. */
+  function notified(payload: string): void {
+    const keys = notifiedStreams(payload);
+    if (keys.length > 0 && keys.every((k) => streaming.has(k))) return;
+    void pump();
   }
 
-  /** Renews the leases that have used a third of their time; abandons the sends whose lease is lost or about to lapse. */
+  const keyOf = (n: { tenantId: string; subscriptionId: string }): string => `${n.tenantId}/${n.subscriptionId}`;
+
+  function hold(run: Run, asked: number): Held {
+    const { tenantId, subscriptionId, leaseToken } = run[0];
+    const lease = { tenantId, subscriptionId, firstSeq: run[0].seq, lastSeq: run.at(-1)!.seq, leaseToken };
+    const h = { lease, validUntil: asked + leaseMs, abandon: new AbortController() };
+    held.set(leaseToken, h);
+    return h;
+  }
+
+  /** Renews the leases that have used a third of their time; abandons the runs whose lease is lost or about to lapse. */
   async function keepLeases(): Promise<void> {
     const now = performance.now();
     for (const h of held.values()) {
@@ -135,115 +157,63 @@ export async function startDeliveryWorker(options: WorkerOptions): Promise<Deliv
     }
   }
 
-  /** Delivers `first`, then whatever its subscription has next, one at a time, in order. */
-  async function deliver(first: ClaimedNotification): Promise<void> {
+  /** Delivers `first`, then the subscription's next runs as they are leased, in order. */
+  async function stream(first: Run, asked: number): Promise<void> {
+    let run: Run | undefined = first;
+    let h = hold(first, asked);
     try {
-      for (let n: ClaimedNotification | undefined = first; n && !stopped; ) n = await deliverOne(n);
+      while (run) {
+        const attempted = await sender.sendRun(run, h.abandon.signal, () => stopped);
+        // Losing this mark in a crash means one more delivery of notifications receivers dedupe
+        // by webhook-id (at-least-once), so the commit need not wait for the WAL flush.
+        const { finished, asked: at } = await recordRun(run, h, attempted);
+        held.delete(h.lease.leaseToken);
+        if (finished.fenced) {
+          logger.warn({ subscription: run[0].subscriptionId, seq: run[0].seq }, 'delivery lease was lost; the new owner sends these notifications');
+          return;
+        }
+        await afterRun(run, attempted);
+        run = finished.next;
+        if (run) h = hold(run, at);
+      }
     } finally {
-      held.delete(keyOf(first));
+      held.delete(h.lease.leaseToken);
     }
   }
 
-  async function deliverOne(n: ClaimedNotification): Promise<ClaimedNotification | undefined> {
-    const abandon = held.get(keyOf(n))?.abandon.signal;
-    const result = await send(n, abandon);
-    // Abandoned for want of a lease is our failure, not the receiver's: try again as soon as may be.
-    const outcome: AttemptOutcome = result.nothingToSend
-      ? { next: 'delivered' }
-      : abandon?.aborted
-        ? { next: 'retry', delayMs: 0, error: describe(result) }
-        : decide(n, result);
-    const attempt = { httpStatus: result.status, latencyMs: result.latencyMs, error: result.error };
-    // Losing this mark in a crash means one more delivery of a notification receivers dedupe by
-    // webhook-id (at-least-once), so the commit need not wait for the WAL flush.
-    const { finished, asked } = await recordOutcome(n, attempt, outcome);
-    if (finished.fenced) {
-      logger.warn({ subscription: n.subscriptionId, seq: n.seq }, 'delivery lease was lost; the new owner sends this notification');
-      return undefined;
-    }
-    const next = finished.next;
-    if (next) hold(next, asked);
-    if (outcome.next === 'delivered' && n.type === 'handshake') await setSubscriptionStatus(n, 'active');
-    if (outcome.next === 'dead') {
-      logger.warn({ subscription: n.subscriptionId, seq: n.seq, attempts: n.attempts, problem: outcome.error }, 'notification dead-lettered');
-      await setSubscriptionStatus(n, 'error', `Delivery failed after ${n.attempts} attempt(s): ${outcome.error}`);
-    }
-    return next;
-  }
-
-  /**
-   * The notification in its subscription's payload format: each request it becomes, signed over
-   * the exact bytes sent, in order; the first failure is the attempt's result. A format that
-   * renders nothing (not an event it reports) is a success with nothing sent.
-   */
-  async function send(n: ClaimedNotification, abandon: AbortSignal | undefined): Promise<HttpResult & { nothingToSend?: true }> {
-    const format = PAYLOAD_FORMATS[n.config.payloadFormat] ?? PAYLOAD_FORMATS.fhir;
-    const ctx = { subscriptionUrl: `${options.fhirBaseUrl}/Subscription/${n.subscriptionId}`, status: n.status, config: n.config, eventsSinceStart: n.eventsCount };
-    let requests: OutboundRequest[];
-    try {
-      const event = n.type === 'event-notification' ? await loadEvent(n, format.needsResource(ctx)) : undefined;
-      requests = await format.render({ type: n.type, event }, { ...ctx, repository: options.repositoryFor(n.tenantId) });
-    } catch (err) {
-      logger.warn({ err, subscription: n.subscriptionId, seq: n.seq, format: format.code }, 'rendering a notification failed');
-      return { latencyMs: 0, error: `rendering the ${format.code} payload failed: ${(err as Error).message}` };
-    }
-    if (requests.length === 0) return { latencyMs: 0, nothingToSend: true };
-    const scheme = format.signatureScheme ?? n.config.signatureScheme;
-    let result: HttpResult = { latencyMs: 0 };
-    let latencyMs = 0;
-    for (const request of requests) {
-      const headers: Record<string, string> = Object.fromEntries(n.config.headers);
-      if (n.config.secret) Object.assign(headers, signatureHeaders(scheme, n.config.secret, n.webhookId, request.body));
-      result = await sendRequest(request, headers, n.config.timeoutMs, options.allowPrivateNetworks, abandon);
-      latencyMs += result.latencyMs;
-      if (result.status === undefined || result.status < 200 || result.status >= 300) break;
-    }
-    return { ...result, latencyMs };
-  }
-
-  /**
-   * finishAttempt, tried again while the lease holds if the database is away: the outcome is known,
-   * so recording it once the database is back spares the receiver a resend and the subscription
-   * the wait for the lease to run out.
-   */
-  async function recordOutcome(n: ClaimedNotification, attempt: AttemptResult, outcome: AttemptOutcome): Promise<{ finished: FinishResult; asked: number }> {
-    for (let wait = 100; ; wait = Math.min(wait * 2, 1000)) {
-      const asked = performance.now();
-      try {
-        const finished = await db.transaction((tx) => finishAttempt(tx, n, attempt, outcome, leaseSeconds), { synchronousCommit: false });
-        return { finished, asked };
-      } catch (err) {
-        const h = held.get(keyOf(n));
-        if (!databaseUnavailable(err) || stopped || !h || performance.now() + wait >= h.validUntil - marginMs) throw err;
-        await new Promise((r) => setTimeout(r, wait));
+  /** The Subscription resource follows what delivery found: active after a handshake, error after a dead letter. */
+  async function afterRun(run: Run, attempted: Attempted[]): Promise<void> {
+    for (const [i, a] of attempted.entries()) {
+      const n = run[i];
+      if (a.outcome.next === 'delivered' && n.type === 'handshake') await setSubscriptionStatus(n, 'active');
+      if (a.outcome.next === 'dead') {
+        logger.warn({ subscription: n.subscriptionId, seq: n.seq, attempts: n.attempts, problem: a.outcome.error }, 'notification dead-lettered');
+        await setSubscriptionStatus(n, 'error', `Delivery failed after ${n.attempts} attempt(s): ${a.outcome.error}`);
+        return; // the rest of its bundle died with it
       }
     }
   }
 
-  /** Delivered on 2xx; retried on network errors, timeouts, 408, 429 and 5xx while attempts remain; else dead. */
-  function decide(n: ClaimedNotification, result: HttpResult): AttemptOutcome {
-    if (result.status !== undefined && result.status >= 200 && result.status < 300) return { next: 'delivered' };
-    const error = describe(result);
-    const schedule = n.config.retrySchedule ?? options.retrySchedule;
-    const maxAttempts = n.config.maxAttempts ?? schedule.length + 1;
-    if (isRetryable(result.status) && n.attempts < maxAttempts) {
-      return { next: 'retry', delayMs: retryDelayMs(schedule, n.attempts, parseRetryAfter(result.retryAfter)), error };
+  /**
+   * finishRun, tried again while the lease holds if the database is away: the outcomes are known,
+   * so recording them once the database is back spares the receiver a resend and the subscription
+   * the wait for the lease to run out.
+   */
+  async function recordRun(run: Run, h: Held, attempted: Attempted[]): Promise<{ finished: FinishResult; asked: number }> {
+    for (let wait = 100; ; wait = Math.min(wait * 2, 1000)) {
+      const asked = performance.now();
+      try {
+        // A stopping worker leases nothing more; one with all its streams busy ends this one after
+        // each run, so that other subscriptions waiting for a stream get their turn (claims take
+        // the longest-waiting first).
+        const next = stopped || streaming.size >= options.concurrency ? 0 : runSize;
+        const finished = await db.transaction((tx) => finishRun(tx, run, attempted, next, leaseSeconds), { synchronousCommit: false });
+        return { finished, asked };
+      } catch (err) {
+        if (!databaseUnavailable(err) || stopped || performance.now() + wait >= h.validUntil - marginMs) throw err;
+        await new Promise((r) => setTimeout(r, wait));
+      }
     }
-    return { next: 'dead', error };
-  }
-
-  async function loadEvent(n: ClaimedNotification, needsResource: boolean): Promise<NotificationEvent> {
-    // Only payloads that carry or render from the resource need the read.
-    const needsContent = needsResource && n.interaction !== 'delete';
-    const content = needsContent ? await versionContent(db, n.tenantId, n.resourceType!, n.resourceId!, n.versionId!) : undefined;
-    return {
-      eventNumber: n.eventNumber!,
-      occurredAt: n.occurredAt,
-      resourceType: n.resourceType!,
-      resourceId: n.resourceId!,
-      interaction: n.interaction!,
-      ...(content && n.interaction !== 'delete' && { resource: JSON.parse(content) as Resource }),
-    };
   }
 
   async function setSubscriptionStatus(n: ClaimedNotification, status: 'active' | 'error', error?: string): Promise<void> {
@@ -268,12 +238,12 @@ export async function startDeliveryWorker(options: WorkerOptions): Promise<Deliv
     }
   }
 
-  const unlisten = await db.listen(NOTIFY_CHANNEL, () => void pump());
+  const unlisten = await db.listen(NOTIFY_CHANNEL, notified);
   const poll = setInterval(() => void pump(), options.pollIntervalMs);
   const heartbeat = setInterval(() => void queueHeartbeats(), Math.max(options.pollIntervalMs, 1000));
   const leaseKeeper = setInterval(() => void keepLeases(), Math.min(leaseMs / 10, 500));
   void pump();
-  logger.info({ concurrency: options.concurrency }, 'delivery worker started');
+  logger.info({ concurrency: options.concurrency, runSize }, 'delivery worker started');
 
   return {
     async stop() {
@@ -285,8 +255,4 @@ export async function startDeliveryWorker(options: WorkerOptions): Promise<Deliv
       clearInterval(leaseKeeper);
     },
   };
-}
-
-function describe(result: HttpResult): string {
-  return result.status !== undefined ? `HTTP ${result.status}` : (result.error ?? 'unknown error');
 }

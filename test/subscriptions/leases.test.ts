@@ -2,7 +2,7 @@ import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { claimDue, finishAttempt } from '../../src/subscriptions/store.ts';
+import { claimRuns, finishRun } from '../../src/subscriptions/runs.ts';
 import type { DeliveryWorker } from '../../src/subscriptions/index.ts';
 import { startTestApp } from '../support/app.ts';
 import type { TestApp } from '../support/app.ts';
@@ -99,20 +99,21 @@ describe('delivery leases', () => {
     receiver.holdMs = 0;
     await subscribeAndWrite('lease-dead-1');
     // A worker claims (a 2 s lease) and dies before sending: nothing of it is left but its claim.
-    const [orphan] = await t.db.transaction((tx) => claimDue(tx, 10, 2));
+    const [orphan] = await t.db.transaction((tx) => claimRuns(tx, 10, 100, 2));
     expect(orphan).toBeDefined();
     workers.push(await startTestWorker(t.db));
     // Under the old 90 s lease this would wait a minute and a half.
     await waitFor('the orphaned notification delivered', () => receiver.received >= 1, 20_000);
 
     // The dead worker's outcome, should it ever arrive, is fenced off: its token is no longer the claim's.
-    const late = await t.db.transaction((tx) => finishAttempt(tx, orphan, { httpStatus: 500, latencyMs: 1 }, { next: 'retry', delayMs: 0, error: 'HTTP 500' }, 2));
+    const failed = { seq: orphan[0].seq, result: { httpStatus: 500, latencyMs: 1 }, outcome: { next: 'retry' as const, delayMs: 0, error: 'HTTP 500' } };
+    const late = await t.db.transaction((tx) => finishRun(tx, orphan, [failed], 100, 2));
     expect(late).toEqual({ fenced: true });
     for (let i = 0; i < 200 && (await delivery())[0]?.status !== 'delivered'; i++) await new Promise((r) => setTimeout(r, 50));
     expect(await delivery()).toEqual([{ status: 'delivered', attempts: 2 }]);
     const attempts = await t.db.query<{ http_status: number }>(
       'SELECT http_status FROM delivery_attempt WHERE subscription_id = $1 AND seq = $2',
-      [orphan.subscriptionId, orphan.seq],
+      [orphan[0].subscriptionId, orphan[0].seq],
     );
     expect(attempts).toEqual([{ http_status: 200 }]);
   });

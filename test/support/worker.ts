@@ -6,7 +6,7 @@ import type { DeliveryWorker } from '../../src/subscriptions/index.ts';
 import type { Database } from '../../src/db/index.ts';
 
 /** The real delivery worker on the test database, with short retry delays. */
-export function startTestWorker(db: Database, options: { retrySchedule?: number[]; pollIntervalMs?: number; leaseSeconds?: number } = {}): Promise<DeliveryWorker> {
+export function startTestWorker(db: Database, options: { retrySchedule?: number[]; pollIntervalMs?: number; leaseSeconds?: number; runSize?: number; concurrency?: number } = {}): Promise<DeliveryWorker> {
   const fhirBaseUrl = 'http://fhir-billing.test/fhir';
   const observer = subscriptionObserver({ allowPrivateNetworks: true });
   return startDeliveryWorker({
@@ -16,8 +16,9 @@ export function startTestWorker(db: Database, options: { retrySchedule?: number[
     fhirBaseUrl,
     retrySchedule: options.retrySchedule ?? [50, 50, 50],
     allowPrivateNetworks: true,
-    concurrency: 8,
+    concurrency: options.concurrency ?? 8,
     pollIntervalMs: options.pollIntervalMs ?? 50,
     ...(options.leaseSeconds !== undefined && { leaseSeconds: options.leaseSeconds }),
+    ...(options.runSize !== undefined && { runSize: options.runSize }),
   });
 }

@@ -1,6 +1,7 @@
 import type { PostgresRepository } from '../../fhir/repository.ts';
 import type { NotificationEvent, OutboundRequest, StatusContext } from '../render.ts';
 import type { SignatureScheme } from '../sign.ts';
+import type { SubscriptionConfig } from '../definition.ts';
 import type { NotificationType } from '../store.ts';
 
 /** One queued notification as a payload format sees it: its type, and the event it is about. */
@@ -33,4 +34,8 @@ export interface PayloadFormat {
   /** Whether `event.resource` is needed (loaded from the outbox's version). */
   needsResource(ctx: StatusContext): boolean;
   render(notification: FormatNotification, ctx: FormatContext): Promise<OutboundRequest[]>;
+  /** How many consecutive events one notification of this subscription may carry; absent: 1. */
+  maxEvents?(config: SubscriptionConfig): number;
+  /** Several events (in order) as one notification; required when maxEvents can exceed 1. */
+  renderEvents?(events: NotificationEvent[], ctx: FormatContext): Promise<OutboundRequest[]>;
 }
