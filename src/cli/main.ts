@@ -35,7 +35,12 @@ async function main(args: string[]): Promise<number> {
       sealingKey: config.auth.sealingKey,
       allowPrivateNetworks: config.outboundAllowPrivateNetworks,
     });
-    const output = await runCommand(db, settings, args);
+    // Progress of a long command (remittance import): one line rewritten on a terminal, else lines.
+    const progress = (line: string, final = false): void => {
+      if (process.stderr.isTTY) process.stderr.write(`\r${line}${final ? '\n' : ''}`);
+      else if (final || /\b\d*0% /.test(line)) process.stderr.write(`${line}\n`);
+    };
+    const output = await runCommand(db, settings, args, progress);
     process.stdout.write(output.stdout);
     process.stderr.write(output.stderr);
     return output.code;

@@ -56,9 +56,9 @@ class Envelope {
 
   openInterchange(s: Segment): void {
     if (this.#isa) throw new X12Error('ISA inside an interchange (its IEA is missing)', s);
-    if (this.#done) throw new X12Error('a second interchange; send one ISA ... IEA per file', s);
-    if (s.position !== 1) throw new X12Error('ISA must be the first segment', s);
+    // Several interchanges one after the other (as clearinghouses concatenate them) are taken.
     this.#isa = s;
+    this.#groups = 0;
   }
 
   closeInterchange(s: Segment): void {
