@@ -45,7 +45,16 @@ export interface PartyInput {
   identifier?: Identifier;
 }
 
-export type BeginOutcome = { status: 'new'; remittanceId: string; paymentReconciliationId: string } | { status: 'seen'; remittanceId: string; paymentReconciliationId: string; contentHash: string };
+/** What a claim payment needs of its remittance: its id, trace and payer (the ClaimResponse's insurer). */
+export interface RemittanceRef {
+  id: string;
+  traceKey: string;
+  payer: Reference<Organization>;
+}
+
+export type BeginOutcome =
+  | { status: 'new'; remittanceId: string; paymentReconciliationId: string; remittance: RemittanceRef }
+  | { status: 'seen'; remittanceId: string; paymentReconciliationId: string; contentHash: string };
 
 export const traceKey = (payerId: string, traceNumber: string): string => JSON.stringify([payerId, traceNumber]);
 
@@ -65,7 +74,7 @@ export async function beginRemittance(tx: PostgresRepository, input: RemittanceI
     id, traceKey: key, traceNumber: input.traceNumber, payerId: input.payerId, paymentAmount: input.paymentAmount, paymentDate: input.paymentDate,
     paymentReconciliationId, header: { reconciliation, payer, payee, adjustments: [] },
   });
-  return { status: 'new', remittanceId: id, paymentReconciliationId };
+  return { status: 'new', remittanceId: id, paymentReconciliationId, remittance: { id, traceKey: key, payer } };
 }
 
 /** One claim payment: the ClaimResponse to write (billing adds request and patient), or the reversal of one. */
@@ -90,15 +99,15 @@ export interface ClaimAdjudicationOutcome {
   claimResponseId?: string;
 }
 
-export async function recordClaimAdjudication(tx: PostgresRepository, remittanceId: string, seq: number, input: ClaimAdjudicationInput): Promise<ClaimAdjudicationOutcome> {
+export async function recordClaimAdjudication(tx: PostgresRepository, remittance: RemittanceRef, seq: number, input: ClaimAdjudicationInput): Promise<ClaimAdjudicationOutcome> {
   const tenantId = tx.context.tenantId;
   const row: RemittanceClaimRow = {
-    remittanceId, seq, billId: input.billId, claimIdSystem: input.claimIdSystem ?? (await claimIdSystem(tx.conn, tenantId)), payerClaimId: input.payerClaimId ?? null,
+    remittanceId: remittance.id, seq, billId: input.billId, claimIdSystem: input.claimIdSystem ?? (await claimIdSystem(tx.conn, tenantId)), payerClaimId: input.payerClaimId ?? null,
     statusCode: input.statusCode, paidAmount: input.paid, status: 'waiting', claimId: null, claimResponseId: null,
     adjudication: { reversal: input.reversal, response: input.response },
   };
   const found = await findClaimsByBillId(tx, row.claimIdSystem, input.billId);
-  if (found.length > 0) await applyToClaim(tx, row, found[0]);
+  if (found.length > 0) await applyToClaim(tx, remittance, row, found[0]);
   await saveRemittanceClaim(tx.conn, tenantId, row);
   return { status: row.status, ...(row.claimId && { claimId: row.claimId }), ...(row.claimResponseId && { claimResponseId: row.claimResponseId }) };
 }
@@ -123,7 +132,8 @@ export async function applyWaitingAdjudications(tx: PostgresRepository, billIds:
   for (const row of await lockWaitingClaims(tx.conn, tenantId, billIds)) {
     const found = await findClaimsByBillId(tx, row.claimIdSystem, row.billId);
     if (found.length === 0) continue; // the bill id is in another identifier system
-    await applyToClaim(tx, row, found[0]);
+    const r = await readRemittance(tx.conn, tenantId, row.remittanceId);
+    await applyToClaim(tx, { id: r.id, traceKey: r.traceKey, payer: (r.header as { payer: Reference<Organization> }).payer }, row, found[0]);
     await saveRemittanceClaim(tx.conn, tenantId, row);
     touched.add(row.remittanceId);
     applied++;
@@ -132,14 +142,13 @@ export async function applyWaitingAdjudications(tx: PostgresRepository, billIds:
   return applied;
 }
 
-async function applyToClaim(tx: PostgresRepository, row: RemittanceClaimRow, claim: Claim): Promise<void> {
+async function applyToClaim(tx: PostgresRepository, remittance: RemittanceRef, row: RemittanceClaimRow, claim: Claim): Promise<void> {
   const tenantId = tx.context.tenantId;
   const patientRef = patientRefOf(claim);
   await lockAccount(tx.conn, tenantId, patientRef);
   const lifecycleId = lifecycleIdOf(claim);
   const a = row.adjudication as { reversal: boolean; response: ClaimResponse };
-  const remittance = await readRemittance(tx.conn, tenantId, row.remittanceId);
-  const insurer = (remittance.header as { payer: Reference<Organization> }).payer;
+  const insurer = remittance.payer;
   row.claimId = claim.id!;
   row.status = 'applied';
   if (a.reversal) {

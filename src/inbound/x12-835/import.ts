@@ -64,7 +64,7 @@ export async function importRemittance(repo: PostgresRepository, source: Readabl
           summary!.claims++;
           options.onClaim?.(++claims);
           if (begun!.status !== 'new') continue;
-          const outcome = await recordClaimAdjudication(tx, begun!.remittanceId, seq, { ...adjudicationInput(part.claim, header!.paymentDate), ...(options.claimIdSystem && { claimIdSystem: options.claimIdSystem }) });
+          const outcome = await recordClaimAdjudication(tx, begun!.remittance, seq, { ...adjudicationInput(part.claim, header!.paymentDate), ...(options.claimIdSystem && { claimIdSystem: options.claimIdSystem }) });
           if (outcome.status === 'applied') summary!.applied++;
           else summary!.waiting++;
         } else {
