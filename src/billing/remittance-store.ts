@@ -140,3 +140,13 @@ export async function lifecyclePaymentKeys(conn: Queryable, tenantId: string, li
   );
   return rows.map((r) => r.key);
 }
+
+/** Every remittance of the tenant with its payment amount (check-remittances.ts). */
+export async function listRemittances(conn: Queryable, tenantId: string): Promise<{ id: string; paymentReconciliationId: string; paymentAmount: Amount }[]> {
+  const rows = await conn.query<{ id: string; paymentReconciliationId: string; paymentAmount: string }>(
+    `SELECT id, payment_reconciliation_id AS "paymentReconciliationId", payment_amount::text AS "paymentAmount"
+       FROM remittance WHERE tenant_id = $1 ORDER BY created_at, id`,
+    [tenantId],
+  );
+  return rows.map((r) => ({ ...r, paymentAmount: new Money2(r.paymentAmount) }));
+}

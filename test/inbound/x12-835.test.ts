@@ -4,7 +4,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Claim, ClaimResponse, Organization, PaymentReconciliation } from '@medplum/fhirtypes';
 import { startTestApp } from '../support/app.ts';
 import type { TestApp } from '../support/app.ts';
-import { C4BB, client, expectBooksBalanced } from '../support/billing.ts';
+import { checkBooks } from '../../src/billing/index.ts';
+import { C4BB, client, expectBooksBalanced, serverRepo } from '../support/billing.ts';
 import type { Client } from '../support/billing.ts';
 
 /** Payer remittances (X12 835) through POST /api/remittances, on a real database, one fixture each. */
@@ -24,7 +25,7 @@ const post = (body: string, auth = token) =>
   request(t.app).post('/api/remittances').auth(auth, { type: 'bearer' }).set('Content-Type', 'application/edi-x12').send(body);
 
 const PAYER_CLAIM = 'https://fhir-billing.org/fhir/identifier/payer-claim-control-number';
-const money = (v: number) => ({ value: v, currency: 'USD' });
+const money = (v: number) => ({ value: v, currency: 'USD' as const });
 const cat = (system: string, code: string) => ({ coding: [{ system, code }] });
 const ADJ = 'http://terminology.hl7.org/CodeSystem/adjudication';
 const GROUP = 'https://x12.org/codes/claim-adjustment-group-codes';
@@ -206,6 +207,24 @@ describe('POST /api/remittances', () => {
     const pr = await reconciliation('EFT-UNKNOWN-1');
     expect(pr.detail?.[0]).toMatchObject({ request: { reference: `Claim/${claim.id}` }, response: { reference: `ClaimResponse/${cr.id}` } });
     expect((await c.pay({ billId: 'PCN-LATER-1', paymentAmount: 50 })).body.data).toMatchObject({ amountSetOnClaim: 50 });
+  });
+});
+
+describe('checkBooks sees remittances', () => {
+  it('a PaymentReconciliation changed behind billing\'s back is reported', async () => {
+    const tenant = 'books-835';
+    const other = client(t, await t.token('system/*.cruds', tenant));
+    const patientRef = await other.patient();
+    await other.claim(patientRef, { billId: 'PCN-PLB-1' });
+    expect((await post(fixture('plb.835'), other.token)).status).toBe(201);
+    const repo = serverRepo(t, tenant);
+    expect(await checkBooks(repo)).toEqual([]);
+    const [pr] = await other.fhir.search<PaymentReconciliation>('PaymentReconciliation?identifier=EFT-PLB-1');
+    await repo.updateResource<PaymentReconciliation>({ ...pr, detail: pr.detail!.map((d, i) => (i === 0 ? { ...d, amount: money(299) } : d)) });
+    expect(await checkBooks(repo)).toEqual([
+      expect.stringMatching(/^sum of the details of PaymentReconciliation\/\S+ is 279.20, the ledger says 280.20$/),
+      expect.stringMatching(/^claim payment 1 \(PCN-PLB-1\) of remittance \S+ on PaymentReconciliation\/\S+ is 299.00, the ledger says 300.00$/),
+    ]);
   });
 });
 

@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import { BillingFailure, beginRemittance, finishRemittance, recordClaimAdjudication } from '../../billing/index.ts';
 import type { BeginOutcome } from '../../billing/index.ts';
 import type { PostgresRepository } from '../../fhir/repository.ts';
-import { adjudicationInput, adjustmentDetail, remittanceInput } from './map.ts';
+import { adjudicationInput, adjustmentDetail, remittanceInput, signedPayment } from './map.ts';
 import type { RemittanceHeader } from './model.ts';
 import { readRemittance } from './parse.ts';
 import { X12BalanceError, X12Error } from './segments.ts';
@@ -57,7 +57,7 @@ export async function importRemittance(repo: PostgresRepository, source: Readabl
           seq = 0;
           summary = {
             traceNumber: header.traceNumber, payerId: header.payerId, status: begun.status === 'new' ? 'created' : 'unchanged',
-            paymentAmount: header.paymentAmount.toFixed(2), paymentReconciliationId: begun.paymentReconciliationId, claims: 0, applied: 0, waiting: 0,
+            paymentAmount: signedPayment(header).toFixed(2), paymentReconciliationId: begun.paymentReconciliationId, claims: 0, applied: 0, waiting: 0,
           };
         } else if (part.type === 'claim') {
           seq++;

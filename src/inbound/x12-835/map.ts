@@ -30,16 +30,22 @@ const STATUS_WORDS: Record<string, string> = {
 };
 const METHOD_WORDS: Record<string, string> = { ACH: 'ACH', CHK: 'Check', FWT: 'Federal Reserve wire transfer', BOP: 'Financial institution option', NON: 'Non-payment data' };
 
+/** BPR02 as money to the provider: a debit (BPR03 D) is money taken back, negative. */
+export function signedPayment(h: Pick<RemittanceHeader, 'paymentAmount' | 'creditDebit'>): Amount {
+  return h.creditDebit === 'D' ? h.paymentAmount.negated() : h.paymentAmount;
+}
+
 export function isReversal(c: ClaimPayment): boolean {
   return c.status === '22';
 }
 
 export function remittanceInput(h: RemittanceHeader): RemittanceInput {
   const trace: Identifier = { system: PAYMENT_TRACE_ID_SYSTEM, value: h.traceNumber };
+  const signed = signedPayment(h);
   return {
     traceNumber: h.traceNumber,
     payerId: h.payerId,
-    paymentAmount: h.paymentAmount,
+    paymentAmount: signed,
     paymentDate: h.paymentDate,
     payer: party(h.payer, X12.payerId),
     payee: party(h.payee, X12.payerId),
@@ -51,7 +57,7 @@ export function remittanceInput(h: RemittanceHeader): RemittanceInput {
       outcome: 'complete',
       disposition: `Payer remittance ${h.traceNumber} (${METHOD_WORDS[h.method] ?? h.method}, BPR01 ${h.handling})`,
       paymentDate: h.paymentDate,
-      paymentAmount: fhirMoney(h.creditDebit === 'D' ? h.paymentAmount.negated() : h.paymentAmount),
+      paymentAmount: fhirMoney(signed),
       paymentIdentifier: trace,
     },
   };

@@ -174,9 +174,11 @@ class TransactionSet {
     for (const a of this.#adjustments) plb = plb.plus(a.amount);
     const expected = this.#paid.minus(plb);
     const h = this.#header as RemittanceHeader;
-    if (!h.paymentAmount.eq(expected)) {
+    // A debit (BPR03 D) takes money back: the claims and adjustments net to its negative.
+    const paid = h.creditDebit === 'D' ? h.paymentAmount.negated() : h.paymentAmount;
+    if (!paid.eq(expected)) {
       throw new X12BalanceError(
-        `the payment does not balance: BPR02 ${h.paymentAmount.toFixed(2)} but the claims paid ${this.#paid.toFixed(2)} less provider adjustments ${plb.toFixed(2)} = ${expected.toFixed(2)} (difference ${h.paymentAmount.minus(expected).toFixed(2)})`,
+        `the payment does not balance: BPR02 ${paid.toFixed(2)} but the claims paid ${this.#paid.toFixed(2)} less provider adjustments ${plb.toFixed(2)} = ${expected.toFixed(2)} (difference ${paid.minus(expected).toFixed(2)})`,
         se,
       );
     }
