@@ -36,9 +36,11 @@ async function main(args: string[]): Promise<number> {
       allowPrivateNetworks: config.outboundAllowPrivateNetworks,
     });
     // Progress of a long command (remittance import): one line rewritten on a terminal, else lines.
+    let shown = '';
     const progress = (line: string, final = false): void => {
       if (process.stderr.isTTY) process.stderr.write(`\r${line}${final ? '\n' : ''}`);
-      else if (final || /\b\d*0% /.test(line)) process.stderr.write(`${line}\n`);
+      else if (line !== shown && (final || /\b\d*0% /.test(line))) process.stderr.write(`${line}\n`);
+      shown = line;
     };
     const output = await runCommand(db, settings, args, progress);
     process.stdout.write(output.stdout);
