@@ -132,6 +132,8 @@ export async function applyWaitingAdjudications(tx: PostgresRepository, billIds:
   for (const row of await lockWaitingClaims(tx.conn, tenantId, billIds)) {
     const found = await findClaimsByBillId(tx, row.claimIdSystem, row.billId);
     if (found.length === 0) continue; // the bill id is in another identifier system
+    // Marked applied first: the writes below re-stamp claims, whose observer must not apply it again.
+    await saveRemittanceClaim(tx.conn, tenantId, { ...row, status: 'applied', claimId: found[0].id! });
     const r = await readRemittance(tx.conn, tenantId, row.remittanceId);
     await applyToClaim(tx, { id: r.id, traceKey: r.traceKey, payer: (r.header as { payer: Reference<Organization> }).payer }, row, found[0]);
     await saveRemittanceClaim(tx.conn, tenantId, row);

@@ -208,6 +208,18 @@ describe('POST /api/remittances', () => {
     expect(pr.detail?.[0]).toMatchObject({ request: { reference: `Claim/${claim.id}` }, response: { reference: `ClaimResponse/${cr.id}` } });
     expect((await c.pay({ billId: 'PCN-LATER-1', paymentAmount: 50 })).body.data).toMatchObject({ amountSetOnClaim: 50 });
   });
+
+  it('a waiting claim payment that arrives on a lifecycle holding credit applies once, and takes the credit', async () => {
+    const { claim: first, patientRef } = await claimFor('PCN-FIRST-1');
+    const paid = await c.pay({ billId: 'PCN-FIRST-1', paymentAmount: 100, paymentTraceId: 'pi_first_1' });
+    expect(paid.body.data).toMatchObject({ amountSetOnClaim: 0, excessAmount: 100 });
+    const file = fixture('unknown-claim.835').replaceAll('PCN-LATER-1', 'PCN-SECOND-1').replaceAll('EFT-UNKNOWN-1', 'EFT-SECOND-1');
+    expect((await post(file)).body.remittances[0]).toMatchObject({ waiting: 1 });
+    const second = await c.claim(patientRef, { billId: 'PCN-SECOND-1', lifecycle: first.id });
+    expect(await responsesOf(second.id)).toHaveLength(1);
+    expect(await c.paidOn(second.id)).toBe(50);
+    expect(await c.paidOn(first.id)).toBe(50);
+  });
 });
 
 describe('checkBooks sees remittances', () => {
