@@ -265,6 +265,26 @@ describe('refused files write nothing', () => {
     expect(await c.fhir.search('Organization?identifier=ACME01')).toHaveLength(1);
   });
 
+  it('a cut or a lost segment anywhere is a 4xx naming what is wrong, never a 500, and writes nothing', async () => {
+    const fuzz = client(t, await t.token('system/*.cruds', 'fuzz-835'));
+    const patientRef = await fuzz.patient();
+    await fuzz.claim(patientRef, { billId: 'PCN-MANY-1' });
+    const whole = fixture('many-claims.835');
+    const segments = whole.split('~\n');
+    let seed = 42;
+    const next = (n: number): number => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % n;
+    for (let i = 0; i < 30; i++) {
+      const cut = next(i % 2 === 0 ? whole.length - 20 : segments.length - 1);
+      const body = i % 2 === 0 ? whole.slice(0, cut) : segments.filter((_, k) => k !== cut).join('~\n');
+      const res = await post(body, fuzz.token);
+      expect([400, 422], `case ${i} (${cut}): ${res.status} ${JSON.stringify(res.body)}`).toContain(res.status);
+      expect(res.body.error).toEqual(expect.any(String));
+    }
+    expect(await fuzz.fhir.search('ClaimResponse')).toEqual([]);
+    expect(await fuzz.fhir.search('PaymentReconciliation')).toEqual([]);
+    expect(await checkBooks(serverRepo(t, 'fuzz-835'))).toEqual([]);
+  });
+
   it('needs the webhook scope', async () => {
     const res = await post(fixture('plb.835'), await t.token('system/Patient.r'));
     expect(res.status).toBe(403);
