@@ -1,4 +1,9 @@
-import { Transform, pipeline } from 'node:stream';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { TransformCallback } from 'node:stream';
 import express from 'express';
 import type { Request, Response, Router } from 'express';
@@ -22,7 +27,7 @@ export const MAX_FILE_BYTES = 256 * 1024 * 1024;
  * POST /api/remittances (a bearer token with the `webhook` scope, or create on
  * PaymentReconciliation) and POST /api/webhooks/x12-835/<source id> (a registered source of kind
  * x12-835: Basic or OAuth as it says): the body is an 835 file, whatever its Content-Type, read
- * as it streams (never buffered whole). Answers JSON: 201 {remittances} when something was
+ * as it streams (never buffered whole in memory). Answers JSON: 201 {remittances} when something was
  * written, 200 when every trace in it was imported before; {error, segment?, position?} with 400
  * (not a well-formed 835), 409 (a trace imported before with other content), 413 (too large),
  * 422 (the payment does not balance, or a claim cannot be booked). A refused file writes nothing.
@@ -52,14 +57,22 @@ export function x12Routes(deps: InboundDeps): Router {
     if (declared > MAX_FILE_BYTES) return void res.status(413).json({ error: `An 835 is taken up to ${MAX_FILE_BYTES} bytes` });
     const repo = new PostgresRepository(deps.db, { tenantId, access: FULL_ACCESS, baseUrl: fhirBase(req) }, { observer: deps.observer });
     let result: ImportResult;
+    // The body is spooled to a temporary file first (streaming, so memory stays flat), then
+    // imported from it: the request is received at the network's pace, not the import's, so a
+    // long import does not meet the server's request timeout and a client that goes away
+    // mid-upload has started nothing.
+    const dir = await mkdtemp(join(tmpdir(), 'fhir-billing-835-'));
     try {
-      // pipeline, not pipe: a client that goes away fails the import (and rolls it back) instead of leaving it waiting.
-      const body = pipeline(req, new Limit(MAX_FILE_BYTES), () => {});
-      result = await importRemittance(repo, body, { ...(claimIdSystem && { claimIdSystem }) });
+      const file = join(dir, 'remittance.835');
+      await pipeline(req, new Limit(MAX_FILE_BYTES), createWriteStream(file));
+      result = await importRemittance(repo, createReadStream(file), { ...(claimIdSystem && { claimIdSystem }) });
     } catch (err) {
       if (err instanceof TooLarge) return void res.status(413).json({ error: err.message });
+      if (req.destroyed) return; // the client went away while sending; nothing was imported
       req.log?.error({ err }, 'remittance import failed');
       return void res.status(500).json({ error: 'The remittance could not be imported; nothing was recorded' });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
     if (!result.ok) {
       const { ok: _ok, status, ...body } = result;
