@@ -111,10 +111,19 @@ export async function anyWaitingClaim(conn: Queryable, tenantId: string, billIds
   return rows.length > 0;
 }
 
-/** Every waiting claim payment of the tenant (the operator's view), oldest first. */
-export async function listWaitingClaims(conn: Queryable, tenantId: string): Promise<RemittanceClaimRow[]> {
-  const rows = await conn.query<RawClaim>(`SELECT ${CLAIM_COLUMNS} FROM remittance_claim WHERE tenant_id = $1 AND status = 'waiting' ORDER BY created_at, seq LIMIT 1000`, [tenantId]);
-  return rows.map(toClaim);
+/** Waiting claim payments (the operator's view), oldest first; `tenantId` undefined: every tenant's. */
+export async function listWaitingClaims(conn: Queryable, tenantId: string | undefined): Promise<(RemittanceClaimRow & { tenantId: string; traceKey: string; receivedAt: string })[]> {
+  const rows = await conn.query<RawClaim & { tenantId: string; traceKey: string; receivedAt: string }>(
+    `SELECT c.tenant_id AS "tenantId", r.trace_key AS "traceKey", to_char(c.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS "receivedAt",
+            c.remittance_id AS "remittanceId", c.seq, c.bill_id AS "billId", c.claim_id_system AS "claimIdSystem",
+            c.payer_claim_id AS "payerClaimId", c.status_code AS "statusCode", c.paid_amount::text AS "paidAmount", c.status,
+            c.claim_id AS "claimId", c.claim_response_id AS "claimResponseId", c.adjudication
+       FROM remittance_claim c JOIN remittance r ON r.tenant_id = c.tenant_id AND r.id = c.remittance_id
+      WHERE c.status = 'waiting' AND ($1::text IS NULL OR c.tenant_id = $1)
+      ORDER BY c.created_at, c.seq LIMIT 1000`,
+    [tenantId ?? null],
+  );
+  return rows.map((r) => ({ ...toClaim(r), tenantId: r.tenantId, traceKey: r.traceKey, receivedAt: r.receivedAt }));
 }
 
 /** A lifecycle's credit allocations still holding money, newest first. */

@@ -7,8 +7,9 @@ import { fhirMoney } from './money.ts';
 import type { Amount } from './money.ts';
 import { releaseExcess } from './release.ts';
 import {
-  closeRemittance, findRemittance, insertRemittance, lockWaitingClaims, readRemittance, remittanceClaims, saveRemittanceClaim,
+  closeRemittance, findRemittance, insertRemittance, listWaitingClaims, lockWaitingClaims, readRemittance, remittanceClaims, saveRemittanceClaim,
 } from './remittance-store.ts';
+import type { Queryable } from '../db/index.ts';
 import type { RemittanceClaimRow } from './remittance-store.ts';
 import { PAYMENT_TYPE_SYSTEM } from './resources.ts';
 import { BillingFailure } from './result.ts';
@@ -142,6 +143,28 @@ export async function applyWaitingAdjudications(tx: PostgresRepository, billIds:
   }
   for (const id of touched) await writeReconciliation(tx, id, 'update');
   return applied;
+}
+
+/** A claim payment waiting for its Claim, as an operator sees it. */
+export interface WaitingClaimPaymentView {
+  tenant: string;
+  remittanceId: string;
+  /** The payer trace ([payer id, trace number]) of its remittance. */
+  trace: [string, string];
+  seq: number;
+  billId: string;
+  payerClaimId?: string;
+  statusCode: string;
+  paid: string;
+  receivedAt: string;
+}
+
+/** What waits for its Claim, oldest first; without a tenant: every tenant's (the admin API is an operator's). */
+export async function listWaitingClaimPayments(conn: Queryable, tenantId?: string): Promise<WaitingClaimPaymentView[]> {
+  return (await listWaitingClaims(conn, tenantId)).map((c) => ({
+    tenant: c.tenantId, remittanceId: c.remittanceId, trace: JSON.parse(c.traceKey) as [string, string], seq: c.seq, billId: c.billId,
+    ...(c.payerClaimId && { payerClaimId: c.payerClaimId }), statusCode: c.statusCode, paid: c.paidAmount.toFixed(2), receivedAt: c.receivedAt,
+  }));
 }
 
 async function applyToClaim(tx: PostgresRepository, remittance: RemittanceRef, row: RemittanceClaimRow, claim: Claim): Promise<void> {

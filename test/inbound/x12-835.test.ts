@@ -201,11 +201,17 @@ describe('POST /api/remittances', () => {
     expect(res.status).toBe(201);
     expect(res.body.remittances[0]).toMatchObject({ applied: 0, waiting: 1 });
     expect((await reconciliation('EFT-UNKNOWN-1')).detail?.[0]).not.toHaveProperty('request');
+    const listed = await request(t.app).get('/admin/unmatched-payments?tenant=default').auth(await t.token('admin'), { type: 'bearer' });
+    expect(listed.body.waitingClaimPayments).toEqual([
+      expect.objectContaining({ tenant: 'default', trace: ['1512345678', 'EFT-UNKNOWN-1'], seq: 1, billId: 'PCN-LATER-1', payerClaimId: 'PCC-LATER-1', statusCode: '1', paid: '200.00' }),
+    ]);
     const { claim } = await claimFor('PCN-LATER-1');
     const [cr] = await responsesOf(claim.id);
     expect(memberLiability(cr)).toBe(50);
     const pr = await reconciliation('EFT-UNKNOWN-1');
     expect(pr.detail?.[0]).toMatchObject({ request: { reference: `Claim/${claim.id}` }, response: { reference: `ClaimResponse/${cr.id}` } });
+    const after = await request(t.app).get('/admin/unmatched-payments?tenant=default').auth(await t.token('admin'), { type: 'bearer' });
+    expect(after.body.waitingClaimPayments.map((w: { billId: string }) => w.billId)).not.toContain('PCN-LATER-1');
     expect((await c.pay({ billId: 'PCN-LATER-1', paymentAmount: 50 })).body.data).toMatchObject({ amountSetOnClaim: 50 });
   });
 
