@@ -27,6 +27,7 @@ const operation = (operationId: string, security: unknown[]) => ({
     '401': { description: 'Missing or invalid credentials', content: { 'application/json': { schema: { $ref: '#/components/schemas/RemittanceError' } } } },
     '403': { description: 'The token lacks the webhook scope', content: { 'application/json': { schema: { $ref: '#/components/schemas/RemittanceError' } } } },
     '409': { description: 'A payer trace imported before with other content', content: { 'application/json': { schema: { $ref: '#/components/schemas/RemittanceError' } } } },
+    '429': { description: 'Too many failed Basic attempts at a webhook source (Retry-After says when to try again)', content: { 'application/json': { schema: { $ref: '#/components/schemas/RemittanceError' } } } },
     '413': { description: 'The file is too large', content: { 'application/json': { schema: { $ref: '#/components/schemas/RemittanceError' } } } },
     '422': { description: 'The payment does not balance (the difference is shown), or a claim cannot be booked', content: { 'application/json': { schema: { $ref: '#/components/schemas/RemittanceError' } } } },
   },

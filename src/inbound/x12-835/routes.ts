@@ -47,6 +47,7 @@ export function x12Routes(deps: InboundDeps): Router {
     const denied = await authenticateSource(req, source, deps.auth);
     if (denied) {
       if (denied.challenge) res.set('WWW-Authenticate', denied.challenge);
+      if (denied.retryAfter !== undefined) res.set('Retry-After', String(denied.retryAfter));
       return void res.status(denied.status).json({ error: denied.message });
     }
     await run(req, res, source.tenantId, source.claimIdentifierSystem ?? undefined);
