@@ -8,6 +8,7 @@ import type { TransformCallback } from 'node:stream';
 import express from 'express';
 import type { Request, Response, Router } from 'express';
 import { webhookAuth } from '../../auth/index.ts';
+import { databaseUnavailable } from '../../db/unavailable.ts';
 import type { AuthLocals } from '../../auth/index.ts';
 import { FULL_ACCESS } from '../../fhir/access.ts';
 import { PostgresRepository } from '../../fhir/repository.ts';
@@ -30,7 +31,8 @@ export const MAX_FILE_BYTES = 256 * 1024 * 1024;
  * as it streams (never buffered whole in memory). Answers JSON: 201 {remittances} when something was
  * written, 200 when every trace in it was imported before; {error, segment?, position?} with 400
  * (not a well-formed 835), 409 (a trace imported before with other content), 413 (too large),
- * 422 (the payment does not balance, or a claim cannot be booked). A refused file writes nothing.
+ * 422 (the payment does not balance, or a claim cannot be booked), 503 with Retry-After (the
+ * database is away). A refused file writes nothing.
  */
 export function x12Routes(deps: InboundDeps): Router {
   const routes = express.Router();
@@ -70,6 +72,11 @@ export function x12Routes(deps: InboundDeps): Router {
     } catch (err) {
       if (err instanceof TooLarge) return void res.status(413).json({ error: err.message });
       if (req.destroyed) return; // the client went away while sending; nothing was imported
+      const down = databaseUnavailable(err);
+      if (down) {
+        res.set('Retry-After', String(down.retryAfterSeconds));
+        return void res.status(503).json({ error: down.message });
+      }
       req.log?.error({ err }, 'remittance import failed');
       return void res.status(500).json({ error: 'The remittance could not be imported; nothing was recorded' });
     } finally {
