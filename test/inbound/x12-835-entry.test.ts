@@ -43,6 +43,23 @@ describe('a real public sample (eMedNY professional 835)', () => {
   });
 });
 
+describe('several interchanges in one file', () => {
+  it('each transaction set is its own remittance; one bad interchange refuses the whole file', async () => {
+    const patientRef = await c.patient();
+    await c.claim(patientRef, { billId: 'PCN-SINGLE-1' });
+    await c.claim(patientRef, { billId: 'PCN-PLB-1' });
+    const both = fixture('single-claim.835') + fixture('plb.835');
+    const broken = fixture('single-claim.835') + fixture('plb.835').replace('SE*19*0001', 'SE*20*0001');
+    const refused = await request(t.app).post('/api/remittances').auth(c.token, { type: 'bearer' }).send(broken);
+    expect(refused.status).toBe(400);
+    expect(refused.body.error).toMatch(/^SE segment 50: SE01 says "20"/);
+    expect(await c.fhir.search('PaymentReconciliation?identifier=EFT-SINGLE-1')).toEqual([]);
+    const res = await request(t.app).post('/api/remittances').auth(c.token, { type: 'bearer' }).send(both);
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    expect(res.body.remittances.map((r: { traceNumber: string; applied: number }) => [r.traceNumber, r.applied])).toEqual([['EFT-SINGLE-1', 1], ['EFT-PLB-1', 1]]);
+  });
+});
+
 describe('a webhook source of kind x12-835', () => {
   it('takes the file with its Basic credentials and refuses without them', async () => {
     const admin = await t.token('admin');
