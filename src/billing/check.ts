@@ -6,6 +6,7 @@ import { account, creditBooks } from './books.ts';
 import { lifecycleClaims } from './claims.ts';
 import { ZERO, amount, sum } from './money.ts';
 import type { Amount } from './money.ts';
+import { checkRemittances } from './check-remittances.ts';
 import { checkReversalsAndHolds } from './check-reversals.ts';
 import { creditStatus } from './resources.ts';
 import { accountBalance, accountSums, allBalances, creditAllocations, lifecycleRows, listPayments, unbalancedMovements } from './store.ts';
@@ -19,7 +20,8 @@ import { accountBalance, accountSums, allBalances, creditAllocations, lifecycleR
  * - each payment: amount = received, applied and credited as the ledger has them, amount =
  *   applied + credited, and its PaymentReconciliation says the same;
  * - each credit: PatientCredit amount, balance, status and allocations = the ledger's; never negative;
- * - reversals, cancelled reconciliations, settlement and unmatched payments: check-reversals.ts.
+ * - reversals, cancelled reconciliations, settlement and unmatched payments: check-reversals.ts;
+ * - payer remittances: check-remittances.ts.
  */
 export async function checkBooks(repo: PostgresRepository): Promise<string[]> {
   const tenantId = repo.context.tenantId;
@@ -78,5 +80,6 @@ export async function checkBooks(repo: PostgresRepository): Promise<string[]> {
     for (const [id] of unlisted) problems.push(`allocation ${id} of PatientCredit/${credit.id} is in the ledger but not on the resource`);
   }
   await checkReversalsAndHolds(repo, differ, problems);
+  await checkRemittances(repo, differ, problems);
   return problems;
 }

@@ -9,6 +9,8 @@ import { lifecycleIdOf, relativeReference } from './claims.ts';
 import { allocateCredit } from './credits.ts';
 import { BillingFailure } from './result.ts';
 import { inSavepoint, lifecycleCreditIds } from './store.ts';
+import { applyWaitingAdjudications } from './remittances.ts';
+import { anyWaitingClaim } from './remittance-store.ts';
 import { heldForBillIds } from './suspense-store.ts';
 import { applyUnmatchedPayment } from './unmatched.ts';
 
@@ -16,7 +18,8 @@ import { applyUnmatchedPayment } from './unmatched.ts';
  * Billing's side of every FHIR write, from any writer (/fhir, a transaction Bundle, a sender), in
  * that write's own transaction, so a committed Claim or ClaimResponse never leaves its money behind:
  * - a Claim whose identifiers include the bill id of a payment held with `hold`: the payment applies
- *   (exactly once: the unmatched row is locked and marked in the same transaction);
+ *   (exactly once: the unmatched row is locked and marked in the same transaction); likewise a
+ *   payer's claim payment (remittances.ts) that waited for it writes its ClaimResponse;
  * - an active ClaimResponse (use claim): the unallocated credit that payments for the claim's
  *   lifecycle left applies to it, oldest first, up to the new open responsibility.
  * A follow-up that meets data it cannot book (BillingFailure: e.g. a claim without a patient
@@ -42,9 +45,12 @@ export function billingObserver(options: { db: Database; observer: () => ChangeO
         if (claim.status === 'entered-in-error') return undefined;
         const values = (claim.identifier ?? []).map((i) => i.value).filter((v): v is string => typeof v === 'string');
         const held = await heldForBillIds(conn, tenantId, values);
-        if (held.length === 0) return undefined;
+        const remitted = await anyWaitingClaim(conn, tenantId, values);
+        if (held.length === 0 && !remitted) return undefined;
         return async (tx: Queryable) => {
           const repo = repoIn(tx, tenantId);
+          // The payer's adjudication first: it sets what a held patient payment applies against.
+          if (remitted) await inSavepoint(tx, () => applyWaitingAdjudications(repo, values), undoable);
           for (const id of held) {
             // A refusal (the payment's claim-id system is another one; already applied) leaves it waiting.
             await inSavepoint(tx, () => applyUnmatchedPayment(repo, id, { onlyMode: 'hold' }), undoable);

@@ -16,6 +16,8 @@ import type { AuthSettings } from '../auth/index.ts';
 import { claimIdSystem, setClaimIdSystem } from '../billing/index.ts';
 import { migrate } from '../db/index.ts';
 import type { Database } from '../db/index.ts';
+import { REMITTANCE_USAGE, importRemittanceFile } from './remittances.ts';
+import type { Progress } from './remittances.ts';
 import { SOURCES_OPTIONS, SOURCES_USAGE, runSourceCommand } from './sources.ts';
 
 export const USAGE = `usage: fhir-billing <command> [options]
@@ -37,6 +39,7 @@ export const USAGE = `usage: fhir-billing <command> [options]
                                                 the Claim.identifier system webhook bill ids are
                                                 looked up in (default the Cair claim-id system)
 ${SOURCES_USAGE}
+${REMITTANCE_USAGE}
 Runs on the database the server's environment names (DATABASE_URL, DATABASE_SCHEMA, DATA_DIR).
 `;
 
@@ -57,6 +60,7 @@ const OPTIONS = {
   kid: { type: 'string' },
   grace: { type: 'string' },
   system: { type: 'string' },
+  file: { type: 'string' },
   reset: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
   ...SOURCES_OPTIONS,
@@ -67,7 +71,7 @@ class UsageError extends Error {}
 type Outcome = { ok: true; value: unknown } | { ok: false; message: string };
 
 /** Parses `args` (argv without node and the script) and runs the command. */
-export async function runCommand(db: Database, settings: AuthSettings, args: string[]): Promise<CommandOutput> {
+export async function runCommand(db: Database, settings: AuthSettings, args: string[], progress?: Progress): Promise<CommandOutput> {
   try {
     const { values, positionals } = parseArgs({ args, allowPositionals: true, options: OPTIONS });
     // `clients delete ID` works as well as `clients delete --id ID` (and `keys retire KID`).
@@ -75,8 +79,8 @@ export async function runCommand(db: Database, settings: AuthSettings, args: str
     if (extra.length > 0) throw new UsageError(`unexpected arguments: ${extra.join(' ')}`);
     const command = [group, action].filter(Boolean).join(' ');
     if (command === 'help') return { code: 0, stdout: USAGE, stderr: '' };
-    const options = target === undefined ? values : { [group === 'keys' ? 'kid' : 'id']: target, ...values };
-    const outcome = await run(db, settings, command, options);
+    const options = target === undefined ? values : { [group === 'keys' ? 'kid' : group === 'remittance' ? 'file' : 'id']: target, ...values };
+    const outcome = await run(db, settings, command, options, progress);
     return outcome.ok
       ? { code: 0, stdout: `${JSON.stringify(outcome.value, null, 2)}\n`, stderr: '' }
       : { code: 1, stdout: '', stderr: `${JSON.stringify({ error: outcome.message })}\n` };
@@ -87,7 +91,7 @@ export async function runCommand(db: Database, settings: AuthSettings, args: str
   }
 }
 
-async function run(db: Database, settings: AuthSettings, command: string, values: Record<string, string | boolean | undefined>): Promise<Outcome> {
+async function run(db: Database, settings: AuthSettings, command: string, values: Record<string, string | boolean | undefined>, progress?: Progress): Promise<Outcome> {
   const need = (name: string): string => {
     const v = values[name];
     if (typeof v !== 'string' || v === '') throw new UsageError(`--${name} is required`);
@@ -142,6 +146,8 @@ async function run(db: Database, settings: AuthSettings, command: string, values
       if (system !== undefined || values.reset) await setClaimIdSystem(db, tenant, system);
       return { ok: true, value: { tenant, claimIdSystem: await claimIdSystem(db, tenant) } };
     }
+    case 'remittance import':
+      return importRemittanceFile(db, need('file'), need('tenant'), progress);
     default: {
       const sources = command.startsWith('sources ') ? await runSourceCommand(db, settings, command.slice(8), values, need) : undefined;
       if (sources) return sources;

@@ -35,7 +35,14 @@ async function main(args: string[]): Promise<number> {
       sealingKey: config.auth.sealingKey,
       allowPrivateNetworks: config.outboundAllowPrivateNetworks,
     });
-    const output = await runCommand(db, settings, args);
+    // Progress of a long command (remittance import): one line rewritten on a terminal, else lines.
+    let shown = '';
+    const progress = (line: string, final = false): void => {
+      if (process.stderr.isTTY) process.stderr.write(`\r${line}${final ? '\n' : ''}`);
+      else if (line !== shown && (final || /\b\d*0% /.test(line))) process.stderr.write(`${line}\n`);
+      shown = line;
+    };
+    const output = await runCommand(db, settings, args, progress);
     process.stdout.write(output.stdout);
     process.stderr.write(output.stderr);
     return output.code;

@@ -2,7 +2,7 @@ import express from 'express';
 import type { NextFunction, Request, Response, Router } from 'express';
 import { z } from 'zod';
 import { adminAuth } from '../auth/index.ts';
-import { applyUnmatchedPayment, discardUnmatchedPayment, listUnmatchedPayments, toJsonNumber, unmatchedPaymentTenant } from '../billing/index.ts';
+import { applyUnmatchedPayment, discardUnmatchedPayment, listUnmatchedPayments, listWaitingClaimPayments, toJsonNumber, unmatchedPaymentTenant } from '../billing/index.ts';
 import type { Refusal } from '../billing/index.ts';
 import { FULL_ACCESS } from '../fhir/access.ts';
 import { PostgresRepository } from '../fhir/repository.ts';
@@ -16,7 +16,8 @@ const Id = z.string().regex(/^[A-Za-z0-9-]{1,64}$/);
 
 /**
  * The operator's view of payments that wait for their claim (billing/unmatched.ts), admin scope:
- *   GET  /admin/unmatched-payments?tenant=&source=   what waits, oldest first, with its age
+ *   GET  /admin/unmatched-payments?tenant=&source=   what waits, oldest first, with its age; and the
+ *                                                    payers' claim payments waiting for their Claim
  *   POST /admin/unmatched-payments/:id/apply          apply it, now that its claim exists
  *   POST /admin/unmatched-payments/:id/discard {reason}
  * Errors are `{error}` as in the rest of /admin: 404 unknown id or still no claim, 409 already
@@ -30,7 +31,9 @@ export function unmatchedPaymentRoutes(deps: InboundDeps): Router {
     const query = ListQuery.safeParse(emptyToUndefined(req.query));
     if (!query.success) return void res.status(400).json({ error: `Invalid query: ${query.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}` });
     const waiting = await listUnmatchedPayments(deps.db, { tenantId: query.data.tenant, source: query.data.source });
-    res.json({ unmatchedPayments: waiting.map((u) => ({ ...u, amount: toJsonNumber(u.amount) })) });
+    // Payer claim payments (an 835's CLPs) that wait for their Claim apply by themselves when it is written.
+    const claims = query.data.source === undefined || query.data.source === 'x12-835' ? await listWaitingClaimPayments(deps.db, query.data.tenant) : [];
+    res.json({ unmatchedPayments: waiting.map((u) => ({ ...u, amount: toJsonNumber(u.amount) })), waitingClaimPayments: claims });
   });
 
   routes.post(`${UNMATCHED_PATH}/:id/apply`, async (req: Request, res: Response) => {

@@ -6,6 +6,7 @@ import { generateSecret, hashSecret } from '../../auth/secrets.ts';
 import type { Queryable } from '../../db/index.ts';
 import { normalizeCidr } from '../../net/addresses.ts';
 import { InstaMedOptions } from '../instamed/options.ts';
+import { X12SourceOptions } from '../x12-835/options.ts';
 import * as store from './store.ts';
 import type { SourceRow } from './store.ts';
 
@@ -33,6 +34,7 @@ interface KindSpec {
 
 const KINDS: Record<string, KindSpec> = {
   instamed: { options: InstaMedOptions, usesPassword: (o) => o.auth === 'basic', usesSigningSecret: () => false },
+  'x12-835': { options: X12SourceOptions, usesPassword: (o) => o.auth === 'basic', usesSigningSecret: () => false },
 };
 export const SOURCE_KINDS = Object.keys(KINDS);
 
