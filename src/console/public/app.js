@@ -21,6 +21,7 @@ const NAV = [
 function SignIn({ onSignedIn }) {
   const [error, setError] = useState(null);
   const [busy, setBusy] = useState(false);
+  const [id, setId] = useState('admin');
   const first = useRef(null);
   useEffect(() => first.current?.focus(), []);
   const submit = async (e) => {
@@ -41,7 +42,7 @@ function SignIn({ onSignedIn }) {
     <p>Sign in with an API client's id and secret: the <code>admin</code> client and its secret that the server printed at its first start, or any client of a tenant.</p>
     <form onSubmit=${submit} aria-describedby="signin-note">
       <label for="clientId">Client id</label>
-      <input id="clientId" name="clientId" ref=${first} autocomplete="username" required value="admin" />
+      <input id="clientId" name="clientId" ref=${first} autocomplete="username" required value=${id} onInput=${(e) => setId(e.target.value)} />
       <label for="clientSecret">Client secret</label>
       <input id="clientSecret" name="clientSecret" type="password" autocomplete="current-password" required />
       <button type="submit" disabled=${busy}>${busy ? 'Signing in…' : 'Sign in'}</button>
