@@ -178,15 +178,18 @@ export interface HealthBucket {
   medianLatencyMs: number | null;
 }
 
-/** Per hour over the last `hours`: attempts, successes (2xx) and median latency. */
+/** Every hour of the last `hours` (oldest first, empty ones too): attempts, 2xx answers, median latency. */
 export async function deliveryHealth(conn: Queryable, tenantId: string, subscriptionId: string, hours: number): Promise<HealthBucket[]> {
   return conn.query<HealthBucket>(
-    `SELECT to_json(date_trunc('hour', attempted_at))#>>'{}' AS hour, count(*)::int AS attempts,
-            count(*) FILTER (WHERE http_status BETWEEN 200 AND 299)::int AS succeeded,
-            (percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms))::int AS "medianLatencyMs"
-       FROM delivery_attempt
-      WHERE tenant_id = $1 AND subscription_id = $2 AND attempted_at >= now() - make_interval(hours => $3)
-      GROUP BY 1 ORDER BY 1`,
+    `WITH h AS (SELECT generate_series(date_trunc('hour', now()) - make_interval(hours => $3 - 1), date_trunc('hour', now()), interval '1 hour') AS hour),
+          a AS (SELECT date_trunc('hour', attempted_at) AS hour, count(*)::int AS attempts,
+                       count(*) FILTER (WHERE http_status BETWEEN 200 AND 299)::int AS succeeded,
+                       (percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms))::int AS median
+                  FROM delivery_attempt
+                 WHERE tenant_id = $1 AND subscription_id = $2 AND attempted_at >= date_trunc('hour', now()) - make_interval(hours => $3 - 1)
+                 GROUP BY 1)
+     SELECT to_json(h.hour)#>>'{}' AS hour, coalesce(a.attempts, 0) AS attempts, coalesce(a.succeeded, 0) AS succeeded, a.median AS "medianLatencyMs"
+       FROM h LEFT JOIN a ON a.hour = h.hour ORDER BY h.hour`,
     [tenantId, subscriptionId, hours],
   );
 }

@@ -12,6 +12,7 @@ import type { Receiver } from '../support/receiver.ts';
 import { classicSubscription } from '../support/subscriptions.ts';
 import { startTestWorker } from '../support/worker.ts';
 import type { DeliveryWorker } from '../../src/subscriptions/index.ts';
+import { join } from 'node:path';
 import { openBrowser } from './browser.ts';
 import type { Browser } from './browser.ts';
 
@@ -55,9 +56,14 @@ describe('operations console in a browser', () => {
 
   it('signs in, follows a payment from the webhook to the journal and the patient, recovers a broken subscriber and applies a waiting payment', async () => {
     const { page, step } = b;
+    // CONSOLE_SCREENSHOTS=1 refreshes the README's pictures (docs/console-*.png) on the way.
+    const shoot = async (name: string) => {
+      if (process.env.CONSOLE_SCREENSHOTS === '1') await page.screenshot({ path: join('docs', `console-${name}.png`) });
+    };
 
     await step('sign-in', async () => {
       await page.goto(`${base}/console`);
+      await shoot('sign-in');
       await page.getByLabel('Client id').fill(t.bootstrap.clientId);
       await page.getByLabel('Client secret').fill('not the secret');
       await page.getByRole('button', { name: 'Sign in' }).click();
@@ -78,11 +84,13 @@ describe('operations console in a browser', () => {
       await page.getByRole('button', { name: 'Filter' }).click();
       const row = page.getByRole('row').filter({ hasText: 'cair' }).first();
       await row.getByText('processed').waitFor();
+      await shoot('inbound');
       await row.getByRole('link', { name: /^#\d+$/ }).click();
       await page.getByRole('heading', { name: /Inbound message #\d+/ }).waitFor();
       await page.getByLabel('Raw body as received').getByText('pi_console_1').waitFor();
       await page.getByRole('heading', { name: 'Our answer: HTTP 200' }).waitFor();
       await page.getByLabel('Our answer body').getByText('Payment processed successfully').waitFor();
+      await shoot('inbound-message');
     });
 
     await step('payment-on-patient', async () => {
@@ -96,6 +104,7 @@ describe('operations console in a browser', () => {
       const lifecycle = page.getByRole('table', { name: 'Claim lifecycles' }).getByRole('row').filter({ hasText: 'CON-1' });
       await lifecycle.getByText('100.00').waitFor(); // responsibility
       await lifecycle.getByText('39.75').waitFor(); // open
+      await shoot('money');
     });
 
     await step('broken-subscriber', async () => {
@@ -110,6 +119,7 @@ describe('operations console in a browser', () => {
       const failed = page.getByRole('table', { name: /Notifications/ }).getByRole('row').filter({ hasText: 'dead' });
       expect(await failed.locator('li', { hasText: '500' }).count()).toBe(3);
       await page.getByRole('img', { name: /Endpoint health/ }).waitFor();
+      await shoot('deliveries');
     });
 
     await step('resend-when-back', async () => {
@@ -128,9 +138,14 @@ describe('operations console in a browser', () => {
       expect((await c.pay({ billId: 'CON-WAIT', paymentAmount: 25, paymentDate: '2024-03-03', paymentTraceId: 'pi_console_wait' })).status).toBe(404);
       const claim = await c.claim(`Patient/${patientId}`, { billId: 'CON-WAIT' });
       await c.claimResponse(claim.id, { total: 25, patientRef: `Patient/${patientId}` });
-      await page.getByRole('link', { name: 'Waiting payments' }).click();
+      // The overview tells of it, and leads there.
+      await page.getByRole('link', { name: 'Overview' }).click();
+      await page.getByRole('link', { name: /1\s+waiting payments\s+oldest .* bill CON-WAIT, 25\.00/ }).waitFor();
+      await shoot('overview');
+      await page.getByRole('link', { name: /waiting payments\s+oldest/ }).click();
       await page.getByRole('heading', { name: 'Waiting payments' }).waitFor();
       await page.getByRole('row').filter({ hasText: 'CON-WAIT' }).waitFor();
+      await shoot('waiting');
       await page.getByRole('button', { name: 'Apply bill CON-WAIT' }).click();
       await page.getByRole('status').getByText('Applied bill CON-WAIT: 25.00 to the claim, 0.00 as credit').waitFor();
       await page.getByText('No payment is waiting.').waitFor();
@@ -141,6 +156,22 @@ describe('operations console in a browser', () => {
       await page.getByRole('link', { name: 'Overview' }).click();
       await page.getByRole('link', { name: /3\s+messages in/ }).waitFor();
       await page.getByRole('img', { name: /Notifications out per hour/ }).waitFor();
+    });
+
+    await step('sources', async () => {
+      await page.getByRole('link', { name: 'Sources' }).click();
+      await page.getByRole('heading', { name: 'Webhook sources' }).waitFor();
+      await page.getByLabel('Name').fill('InstaMed main');
+      await page.getByRole('button', { name: 'Register' }).click();
+      await page.getByRole('heading', { name: 'Credentials for InstaMed main, shown once' }).waitFor();
+      await page.getByLabel('The new credentials').getByText('password').waitFor();
+      await page.getByRole('button', { name: 'I have kept them' }).click();
+      await page.getByRole('button', { name: 'Disable InstaMed main' }).click();
+      await page.getByRole('status').getByText('InstaMed main disabled').waitFor();
+      await page.getByRole('row').filter({ hasText: 'InstaMed main' }).getByText('disabled').waitFor();
+      const sources = await request(t.app).get('/admin/webhook-sources').auth(c.token, { type: 'bearer' });
+      expect(sources.body.sources.map((s: { name: string; enabled: boolean }) => [s.name, s.enabled])).toEqual([['InstaMed main', false]]);
+      await shoot('sources');
     });
   });
 

@@ -100,9 +100,10 @@ describe('operator APIs', () => {
     expect(page.body.items[0].attempts[0]).toMatchObject({ httpStatus: 200 });
     const rest = await get(`/admin/subscriptions/${subscriptionId}/notifications?limit=2&before=${page.body.next}`);
     expect(rest.body.items.map((n: any) => n.eventNumber)).toEqual([1]);
-    const health = await get(`/admin/subscriptions/${subscriptionId}/health?hours=1`);
-    expect(health.body.buckets).toHaveLength(1);
-    expect(health.body.buckets[0]).toMatchObject({ attempts: 3, succeeded: 3 });
+    const health = await get(`/admin/subscriptions/${subscriptionId}/health?hours=3`);
+    expect(health.body.buckets).toHaveLength(3);
+    expect(health.body.buckets.slice(0, 2).map((b: any) => [b.attempts, b.medianLatencyMs])).toEqual([[0, null], [0, null]]);
+    expect(health.body.buckets[2]).toMatchObject({ attempts: 3, succeeded: 3 });
 
     const before = receiver.received.length;
     const replay = await post(`/admin/subscriptions/${subscriptionId}/replay`, { fromEventNumber: 2 });

@@ -129,9 +129,9 @@ export function Chart({ title, hours, series, summary, height = 180 }) {
   useEffect(() => {
     if (!box.current) return undefined;
     const xs = hours.map((iso) => Math.floor(new Date(iso).getTime() / 1000));
-    const scales = { x: { time: true } };
-    const axes = [{}, { scale: series[0].scale ?? 'y' }];
-    for (const s of series) if (s.scale && s.scale !== series[0].scale) axes.push({ scale: s.scale, side: 1, grid: { show: false } });
+    const scales = { x: { time: true }, '%': { range: [0, 100] } };
+    const axes = [{}, { scale: series[0].scale ?? 'y', label: series[0].scale }];
+    for (const s of series) if (s.scale && s.scale !== series[0].scale) axes.push({ scale: s.scale, side: 1, grid: { show: false }, label: s.scale });
     const plot = new uPlot(
       {
         width: Math.max(320, box.current.clientWidth || 560),

@@ -65,9 +65,9 @@ export function Delivery({ ctx, id }) {
     </div>
     ${!fhirHere && html`<p class="note">Resend acts through FHIR <code>$resend</code>, in the token's tenant (${ctx.fhirTenant}) only.</p>`}`}<//>
     <${Outcome} outcome=${action.outcome} />
-    <${Loading} state=${health}>${(h) => h.buckets.length === 0 ? html`<p>No delivery attempts in the last 24 hours.</p>` : html`<${Chart}
+    <${Loading} state=${health}>${(h) => !h.buckets.some((b) => b.attempts) ? html`<p>No delivery attempts in the last 24 hours.</p>` : html`<${Chart}
       title="Endpoint health, per hour (last 24 h)" hours=${h.buckets.map((b) => b.hour)}
-      summary=${h.buckets.map((b) => `${new Date(b.hour).getHours()}h: ${percent(b)}% of ${b.attempts}, median ${b.medianLatencyMs} ms`).join('; ')}
+      summary=${h.buckets.filter((b) => b.attempts).map((b) => `${new Date(b.hour).getHours()}h: ${percent(b)}% of ${b.attempts} attempts succeeded, median ${b.medianLatencyMs} ms`).join('; ')}
       series=${[
         { label: 'Success rate %', values: h.buckets.map(percent), stroke: '#047857', scale: '%' },
         { label: 'Median latency ms', values: h.buckets.map((b) => b.medianLatencyMs), stroke: '#7c3aed', scale: 'ms' },
