@@ -16,6 +16,7 @@ import type { AuthSettings } from '../auth/index.ts';
 import { claimIdSystem, setClaimIdSystem } from '../billing/index.ts';
 import { migrate } from '../db/index.ts';
 import type { Database } from '../db/index.ts';
+import { OPS_OPTIONS, OPS_USAGE, runOpsCommand } from './ops.ts';
 import { SOURCES_OPTIONS, SOURCES_USAGE, runSourceCommand } from './sources.ts';
 
 export const USAGE = `usage: fhir-billing <command> [options]
@@ -36,7 +37,7 @@ export const USAGE = `usage: fhir-billing <command> [options]
   billing claim-id-system --tenant T [--system URI | --reset]
                                                 the Claim.identifier system webhook bill ids are
                                                 looked up in (default the Cair claim-id system)
-${SOURCES_USAGE}
+${SOURCES_USAGE}${OPS_USAGE}
 Runs on the database the server's environment names (DATABASE_URL, DATABASE_SCHEMA, DATA_DIR).
 `;
 
@@ -60,6 +61,7 @@ const OPTIONS = {
   reset: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
   ...SOURCES_OPTIONS,
+  ...OPS_OPTIONS,
 } as const;
 
 class UsageError extends Error {}
@@ -145,6 +147,8 @@ async function run(db: Database, settings: AuthSettings, command: string, values
     default: {
       const sources = command.startsWith('sources ') ? await runSourceCommand(db, settings, command.slice(8), values, need) : undefined;
       if (sources) return sources;
+      const ops = await runOpsCommand(db, command, values, need, (message) => new UsageError(message));
+      if (ops) return ops;
       throw new UsageError(`unknown command: ${command || '(none)'}`);
     }
   }

@@ -9,6 +9,7 @@ import type { Receiver } from '../support/receiver.ts';
 import { classicSubscription } from '../support/subscriptions.ts';
 import { startTestWorker } from '../support/worker.ts';
 import type { DeliveryWorker } from '../../src/subscriptions/index.ts';
+import { runCommand } from '../../src/cli/commands.ts';
 
 /** The operator APIs under /admin that the console reads (src/ops/), on the real HTTP surface. */
 describe('operator APIs', () => {
@@ -133,5 +134,30 @@ describe('operator APIs', () => {
     expect(o.body.waitingPayments).toBe(1);
     expect(o.body.oldestWaitingPayment).toMatchObject({ billId: 'NOPE-1', amount: '5.00' });
     expect((await get('/admin/overview?hours=0')).status).toBe(400);
+  });
+
+  it('answers the same from the command line', async () => {
+    const cli = async (...args: string[]) => {
+      const r = await runCommand(t.db, t.auth, args);
+      return { code: r.code, out: r.stdout ? JSON.parse(r.stdout) : undefined, err: r.stderr };
+    };
+    const tenant = ['--tenant', 'default'];
+    const journal = await cli('journal', 'list', ...tenant, '--status', 'processed', '--limit', '2');
+    expect(journal.code).toBe(0);
+    expect(journal.out.items).toHaveLength(2);
+    const rest = await cli('journal', 'list', ...tenant, '--status', 'processed', '--before', journal.out.next);
+    expect(rest.out.items).toHaveLength(1);
+    expect((await cli('journal', 'show', ...tenant, rest.out.items[0].id)).out.answer.status).toBe(200);
+    expect((await cli('journal', 'show', ...tenant, '999999')).code).toBe(1);
+    expect((await cli('journal', 'list', ...tenant, '--status', 'lost')).code).toBe(2);
+    expect((await cli('journal', 'list', ...tenant, '--limit', 'ten')).code).toBe(2);
+    expect((await cli('deliveries', 'list', ...tenant)).out.subscriptions.map((x: any) => x.id)).toContain(subscriptionId);
+    const notes = await cli('deliveries', 'notifications', ...tenant, subscriptionId, '--limit', '1');
+    expect(notes.out.items[0].attempts.length).toBeGreaterThan(0);
+    expect((await cli('deliveries', 'replay', ...tenant, subscriptionId)).code).toBe(2);
+    expect((await cli('deliveries', 'replay', '--tenant', 'other-ops', subscriptionId, '--from', '1')).code).toBe(1);
+    expect((await cli('payments', 'list', ...tenant, '--patient', patient)).out.items).toHaveLength(3);
+    expect((await cli('payments', 'timeline', ...tenant, claimId)).out.entries).toHaveLength(3);
+    expect((await cli('overview', ...tenant, '--hours', '1')).out.waitingPayments).toBe(1);
   });
 });
