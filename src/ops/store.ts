@@ -118,6 +118,8 @@ export interface SubscriptionSummary {
   dead: number;
   lastSentAt: string | null;
   lastError: string | null;
+  /** Subscription.error: why the server put it in `error` (an endpoint that never resolved, say). */
+  statusError: string | null;
 }
 
 export async function listSubscriptions(conn: Queryable, tenantId: string): Promise<SubscriptionSummary[]> {
@@ -126,7 +128,8 @@ export async function listSubscriptions(conn: Queryable, tenantId: string): Prom
             (SELECT count(*)::int FROM subscription_notification n WHERE n.tenant_id = s.tenant_id AND n.subscription_id = s.id AND n.status = 'pending') AS pending,
             (SELECT count(*)::int FROM subscription_notification n WHERE n.tenant_id = s.tenant_id AND n.subscription_id = s.id AND n.status = 'dead') AS dead,
             to_json(s.last_sent_at)#>>'{}' AS "lastSentAt",
-            (SELECT a.error FROM delivery_attempt a WHERE a.tenant_id = s.tenant_id AND a.subscription_id = s.id ORDER BY a.id DESC LIMIT 1) AS "lastError"
+            (SELECT a.error FROM delivery_attempt a WHERE a.tenant_id = s.tenant_id AND a.subscription_id = s.id ORDER BY a.id DESC LIMIT 1) AS "lastError",
+            (SELECT r.content::jsonb->>'error' FROM resource r WHERE r.tenant_id = s.tenant_id AND r.resource_type = 'Subscription' AND r.id = s.id) AS "statusError"
        FROM subscription_registry s WHERE s.tenant_id = $1 ORDER BY s.id`,
     [tenantId],
   );

@@ -95,7 +95,7 @@ describe('operator APIs', () => {
   it('lists subscriptions with their notifications, attempts and health, and replays from an event number', async () => {
     const subs = await get('/admin/subscriptions');
     const sub = subs.body.subscriptions.find((s: any) => s.id === subscriptionId);
-    expect(sub).toMatchObject({ status: 'active', resourceType: 'PaymentReconciliation', endpoint: `${receiver.url}/hook`, eventsCount: 3, dead: 0 });
+    expect(sub).toMatchObject({ status: 'active', resourceType: 'PaymentReconciliation', endpoint: `${receiver.url}/hook`, eventsCount: 3, dead: 0, statusError: null });
     const page = await get(`/admin/subscriptions/${subscriptionId}/notifications?limit=2`);
     expect(page.body.items.map((n: any) => n.eventNumber)).toEqual([3, 2]);
     expect(page.body.items[0].attempts[0]).toMatchObject({ httpStatus: 200 });

@@ -16,7 +16,7 @@ export function Deliveries({ ctx }) {
         { label: 'Pending', key: 'pending', num: true },
         { label: 'Dead', key: 'dead', num: true },
         { label: 'Last sent', render: (s) => time(s.lastSentAt) },
-        { label: 'Last error', render: (s) => s.lastError ?? '' },
+        { label: 'Last error', render: (s) => s.statusError ?? s.lastError ?? '' },
       ]} />`}<//>`;
 }
 
@@ -52,7 +52,8 @@ export function Delivery({ ctx, id }) {
       <dt>Endpoint</dt><dd><code>${s.endpoint}</code></dd>
       <dt>Events so far</dt><dd>${s.eventsCount}</dd>
       <dt>Queue</dt><dd>${s.pending} pending, ${s.dead} dead</dd>
-      ${s.lastError && html`<dt>Last error</dt><dd class="error">${s.lastError}</dd>`}
+      ${s.statusError && html`<dt>Why in error</dt><dd class="error">${s.statusError}</dd>`}
+      ${s.lastError && html`<dt>Last attempt's error</dt><dd class="error">${s.lastError}</dd>`}
     </dl>
     <div class="actions" role="group" aria-label="Delivery actions">
       <button type="button" onClick=${resend} disabled=${action.busy || !fhirHere}>${s.status === 'error' ? 'Re-enable and resend dead' : 'Resend dead notifications'}</button>
