@@ -91,16 +91,19 @@ export interface Overview {
 
 /** The last `hours` hours, per hour: messages in, notification attempts out, failures of each. */
 export async function overview(conn: Queryable, tenantId: string, hours: number): Promise<Overview> {
+  // One pass over each table's window (an index range), grouped by hour, then every hour of the
+  // window, empty ones included.
   const perHour = await conn.query<Overview['hours'][number]>(
-    `WITH h AS (SELECT generate_series(date_trunc('hour', now()) - make_interval(hours => $2 - 1), date_trunc('hour', now()), interval '1 hour') AS hour)
-     SELECT to_json(h.hour)#>>'{}' AS hour,
-            (SELECT count(*)::int FROM inbound_event e WHERE e.tenant_id = $1 AND e.received_at >= h.hour AND e.received_at < h.hour + interval '1 hour') AS "messagesIn",
-            (SELECT count(*)::int FROM inbound_event e WHERE e.tenant_id = $1 AND e.received_at >= h.hour AND e.received_at < h.hour + interval '1 hour'
-                AND e.status IN ('refused', 'failed')) AS "inboundFailures",
-            (SELECT count(*)::int FROM delivery_attempt a WHERE a.tenant_id = $1 AND a.attempted_at >= h.hour AND a.attempted_at < h.hour + interval '1 hour') AS "notificationsOut",
-            (SELECT count(*)::int FROM delivery_attempt a WHERE a.tenant_id = $1 AND a.attempted_at >= h.hour AND a.attempted_at < h.hour + interval '1 hour'
-                AND (a.http_status IS NULL OR a.http_status NOT BETWEEN 200 AND 299)) AS "deliveryFailures"
-       FROM h ORDER BY h.hour`,
+    `WITH h AS (SELECT generate_series(date_trunc('hour', now()) - make_interval(hours => $2 - 1), date_trunc('hour', now()), interval '1 hour') AS hour),
+          i AS (SELECT date_trunc('hour', received_at) AS hour, count(*)::int AS n,
+                       count(*) FILTER (WHERE status IN ('refused', 'failed'))::int AS bad
+                  FROM inbound_event WHERE tenant_id = $1 AND received_at >= date_trunc('hour', now()) - make_interval(hours => $2 - 1) GROUP BY 1),
+          o AS (SELECT date_trunc('hour', attempted_at) AS hour, count(*)::int AS n,
+                       count(*) FILTER (WHERE http_status IS NULL OR http_status NOT BETWEEN 200 AND 299)::int AS bad
+                  FROM delivery_attempt WHERE tenant_id = $1 AND attempted_at >= date_trunc('hour', now()) - make_interval(hours => $2 - 1) GROUP BY 1)
+     SELECT to_json(h.hour)#>>'{}' AS hour, coalesce(i.n, 0) AS "messagesIn", coalesce(i.bad, 0) AS "inboundFailures",
+            coalesce(o.n, 0) AS "notificationsOut", coalesce(o.bad, 0) AS "deliveryFailures"
+       FROM h LEFT JOIN i ON i.hour = h.hour LEFT JOIN o ON o.hour = h.hour ORDER BY h.hour`,
     [tenantId, hours],
   );
   const byStatus = await conn.query<{ status: string; n: number }>(

@@ -46,8 +46,8 @@ export async function listInboundEvents(conn: Queryable, f: EventFilter): Promis
        FROM inbound_event
       WHERE tenant_id = $1 AND ($2::text IS NULL OR source = $2) AND ($3::text IS NULL OR source_id = $3)
         AND ($4::text IS NULL OR status = $4) AND ($5::timestamptz IS NULL OR received_at >= $5)
-        AND ($6::timestamptz IS NULL OR received_at < $6) AND ($7::bigint IS NULL OR id < $7)
-      ORDER BY id DESC LIMIT $8`,
+        AND ($6::timestamptz IS NULL OR received_at < $6) AND ($7::bigint IS NULL OR inbound_event.id < $7)
+      ORDER BY inbound_event.id DESC LIMIT $8`,
     [f.tenantId, f.source ?? null, f.sourceId ?? null, f.status ?? null, f.since ?? null, f.until ?? null, f.before ?? null, f.limit + 1],
   );
   return page(rows, f.limit);
@@ -76,7 +76,7 @@ export async function getInboundEvent(conn: Queryable, tenantId: string, id: str
     `SELECT id::text, source, source_id AS "sourceId", event_type AS "eventType", dedupe_key AS "dedupeKey", status,
             (response::jsonb->>'status')::int AS "answerStatus", error, to_json(received_at)#>>'{}' AS "receivedAt",
             content_type AS "contentType", raw_body AS "rawBody", body, headers, response, duplicate_of::text AS "duplicateOf"
-       FROM inbound_event WHERE tenant_id = $1 AND id = $2`,
+       FROM inbound_event WHERE tenant_id = $1 AND inbound_event.id = $2`,
     [tenantId, id],
   );
   const r = rows[0];

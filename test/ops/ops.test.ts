@@ -39,7 +39,8 @@ describe('operator APIs', () => {
       const res = await c.pay({ billId: 'OPS-1', paymentAmount: 10.1, paymentDate: '2024-01-15', paymentTraceId: `pi_ops_${i}` });
       expect(res.status).toBe(200);
     }
-    await c.pay({ billId: 'OPS-1', paymentAmount: 10.1, paymentDate: '2024-01-15', paymentTraceId: 'pi_ops_1' }); // duplicate
+    // Eight duplicates: twelve events in all, so ids of two digits page in numeric order.
+    for (let i = 0; i < 8; i++) await c.pay({ billId: 'OPS-1', paymentAmount: 10.1, paymentDate: '2024-01-15', paymentTraceId: 'pi_ops_1' });
     expect((await c.pay({ billId: 'NOPE-1', paymentAmount: 5, paymentTraceId: 'pi_ops_waiting' })).status).toBe(404);
     await receiver.waitFor(3);
   });
@@ -58,7 +59,18 @@ describe('operator APIs', () => {
     expect(second.body.items).toHaveLength(2);
     expect(Number(second.body.items[0].id)).toBeLessThan(Number(first.body.items[1].id));
     const all = await get('/admin/inbound-events?limit=200');
-    expect(all.body.items).toHaveLength(5);
+    expect(all.body.items).toHaveLength(12);
+    const ids = all.body.items.map((e: any) => Number(e.id));
+    expect(ids).toEqual([...ids].sort((a, b) => b - a));
+    // Paging by `next` walks the same order, numerically.
+    const walked: number[] = [];
+    for (let next: string | undefined = undefined, n = 0; n < 10; n++) {
+      const p = await get(`/admin/inbound-events?limit=5${next ? `&before=${next}` : ''}`);
+      walked.push(...p.body.items.map((e: any) => Number(e.id)));
+      next = p.body.next;
+      if (!next) break;
+    }
+    expect(walked).toEqual(ids);
     expect(all.body.next).toBeUndefined();
     const processed = await get('/admin/inbound-events?status=processed&source=cair');
     expect(processed.body.items).toHaveLength(3);
@@ -129,8 +141,9 @@ describe('operator APIs', () => {
 
     const o = await get('/admin/overview?hours=2');
     expect(o.body.hours).toHaveLength(2);
-    expect(o.body.hours.reduce((n: number, h: any) => n + h.messagesIn, 0)).toBe(5);
-    expect(o.body.inboundByStatus).toMatchObject({ processed: 3, duplicate: 1, unmatched: 1 });
+    expect(o.body.hours.reduce((n: number, h: any) => n + h.messagesIn, 0)).toBe(12);
+    expect(o.body.hours.reduce((n: number, h: any) => n + h.notificationsOut, 0)).toBeGreaterThanOrEqual(3);
+    expect(o.body.inboundByStatus).toMatchObject({ processed: 3, duplicate: 8, unmatched: 1 });
     expect(o.body.waitingPayments).toBe(1);
     expect(o.body.oldestWaitingPayment).toMatchObject({ billId: 'NOPE-1', amount: '5.00' });
     expect((await get('/admin/overview?hours=0')).status).toBe(400);
