@@ -117,7 +117,9 @@ describe('operations console in a browser', () => {
       await page.getByRole('heading', { name: `Subscription ${subscriptionId}` }).waitFor();
       await page.getByText('error', { exact: true }).first().waitFor();
       const failed = page.getByRole('table', { name: /Notifications/ }).getByRole('row').filter({ hasText: 'dead' });
+      await failed.locator('li', { hasText: '500' }).nth(2).waitFor();
       expect(await failed.locator('li', { hasText: '500' }).count()).toBe(3);
+      await page.getByText(/Delivery failed after 3 attempt/).first().waitFor();
       await page.getByRole('img', { name: /Endpoint health/ }).waitFor();
       await shoot('deliveries');
     });
