@@ -16,6 +16,8 @@ import type { ChangeObserver } from './fhir/change-observer.ts';
 import { inboundRoutes, webhookSourceRoutes } from './inbound/index.ts';
 import { unmatchedPaymentRoutes } from './inbound/unmatched-payments.ts';
 import { addressIn, parseCidrs } from './net/addresses.ts';
+import { consoleRoutes } from './console/routes.ts';
+import { opsRoutes } from './ops/routes.ts';
 
 export interface AppOptions {
   db: Database;
@@ -30,6 +32,8 @@ export interface AppOptions {
    * for a caller's address (req.ip) everywhere: the token endpoint's limits, sources' allowedIps.
    */
   trustedProxies?: readonly string[];
+  /** Serve the operations console at /console (default true; CONSOLE_ENABLED). */
+  console?: boolean;
 }
 
 export const DEFAULT_TRUSTED_PROXIES: readonly string[] = ['127.0.0.0/8', '::1/128'];
@@ -94,6 +98,8 @@ export function createApp(options: AppOptions): Express {
   ]);
   // Payments waiting for their claim (admin scope), before /admin's catch-all 404.
   app.use(unmatchedPaymentRoutes({ db: options.db, auth: authDeps, observer, baseUrl: options.baseUrl }));
+  // The operator read APIs (the console's and the CLI's), on their own paths under /admin.
+  app.use('/admin', opsRoutes(authDeps));
   app.use('/admin', adminRoutes(authDeps));
   // Webhooks (/api/webhooks/..., each sender authenticates its way) and GET /api/openapi.json.
   app.use(inboundRoutes({ db: options.db, auth: authDeps, observer, baseUrl: options.baseUrl, version: VERSION }));
@@ -115,6 +121,7 @@ export function createApp(options: AppOptions): Express {
       conceal: concealAnswer,
     }),
   );
+  if (options.console ?? true) app.use(consoleRoutes());
   jsonFallbacks(app);
   return app;
 }

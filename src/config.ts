@@ -30,6 +30,8 @@ const EnvSchema = z.object({
   /** Fallback polling for due notifications and retries; commits wake workers at once (NOTIFY). */
   DELIVERY_POLL_INTERVAL_MS: z.coerce.number().int().min(10).default(1000),
   OUTBOUND_ALLOW_PRIVATE_NETWORKS: z.enum(['true', 'false']).default('false'),
+  /** The operations console at /console (src/console/); `false` serves nothing there. */
+  CONSOLE_ENABLED: z.enum(['true', 'false']).default('true'),
   /** At start, ensure this tenant and (when both are set) this client with every scope plus admin. */
   BOOTSTRAP_TENANT: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/).default('default'),
   BOOTSTRAP_CLIENT_ID: z.string().regex(/^[A-Za-z0-9._~-]{1,128}$/).optional(),
@@ -74,6 +76,7 @@ export type Config = {
     pollIntervalMs: number;
   };
   outboundAllowPrivateNetworks: boolean;
+  consoleEnabled: boolean;
   trustedProxies: string[];
   auth: {
     issuer: string | undefined;
@@ -109,6 +112,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       pollIntervalMs: e.DELIVERY_POLL_INTERVAL_MS,
     },
     outboundAllowPrivateNetworks: e.OUTBOUND_ALLOW_PRIVATE_NETWORKS === 'true',
+    consoleEnabled: e.CONSOLE_ENABLED === 'true',
     trustedProxies: e.TRUSTED_PROXIES,
     auth: {
       issuer: e.TOKEN_ISSUER,

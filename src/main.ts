@@ -63,7 +63,8 @@ async function main(): Promise<void> {
       `\nNo API client existed, so one was created. Its secret is shown only now:\n` +
         `  clientId:     ${firstClient.clientId}\n  clientSecret: ${firstClient.clientSecret}\n` +
         `Get a token: curl -s -X POST localhost:${config.port}/api/token -H 'Content-Type: application/json' ` +
-        `-d '{"clientId": "${firstClient.clientId}", "clientSecret": "<clientSecret>"}'\n\n`,
+        `-d '{"clientId": "${firstClient.clientId}", "clientSecret": "<clientSecret>"}'\n` +
+        (config.consoleEnabled ? `Or sign in to the console with them: http://localhost:${config.port}/console/\n\n` : '\n'),
     );
   }
   logger.info({ tenant: config.auth.bootstrap.tenant, clientId: config.auth.bootstrap.clientId }, 'bootstrap tenant ready');
@@ -137,6 +138,7 @@ function startApi(config: Config, db: Database, logger: Logger): Promise<Server>
     logger,
     baseUrl: config.baseUrl,
     allowPrivateNetworks: config.outboundAllowPrivateNetworks,
+    console: config.consoleEnabled,
     trustedProxies: config.trustedProxies,
     // Assertions name the token endpoint as configured, never as a request's Host header says.
     auth: { issuer, tokenTtlSeconds, hashCost, sealingKey, tokenEndpointUrl: `${config.baseUrl ?? `http://localhost:${config.port}`}${OAUTH_TOKEN_PATH}` },
@@ -150,7 +152,7 @@ function startApi(config: Config, db: Database, logger: Logger): Promise<Server>
     server.once('listening', () => {
       server.off('error', reject);
       const { port } = server.address() as AddressInfo;
-      logger.info({ port }, 'fhir-billing listening');
+      logger.info({ port, ...(config.consoleEnabled && { console: `${config.baseUrl ?? `http://localhost:${port}`}/console/` }) }, 'fhir-billing listening');
       resolve(server);
     });
   });

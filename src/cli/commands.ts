@@ -18,6 +18,7 @@ import { migrate } from '../db/index.ts';
 import type { Database } from '../db/index.ts';
 import { REMITTANCE_USAGE, importRemittanceFile } from './remittances.ts';
 import type { Progress } from './remittances.ts';
+import { OPS_OPTIONS, OPS_USAGE, runOpsCommand } from './ops.ts';
 import { SOURCES_OPTIONS, SOURCES_USAGE, runSourceCommand } from './sources.ts';
 
 export const USAGE = `usage: fhir-billing <command> [options]
@@ -38,7 +39,7 @@ export const USAGE = `usage: fhir-billing <command> [options]
   billing claim-id-system --tenant T [--system URI | --reset]
                                                 the Claim.identifier system webhook bill ids are
                                                 looked up in (default the Cair claim-id system)
-${SOURCES_USAGE}
+${SOURCES_USAGE}${OPS_USAGE}
 ${REMITTANCE_USAGE}
 Runs on the database the server's environment names (DATABASE_URL, DATABASE_SCHEMA, DATA_DIR).
 `;
@@ -64,6 +65,7 @@ const OPTIONS = {
   reset: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
   ...SOURCES_OPTIONS,
+  ...OPS_OPTIONS,
 } as const;
 
 class UsageError extends Error {}
@@ -151,6 +153,8 @@ async function run(db: Database, settings: AuthSettings, command: string, values
     default: {
       const sources = command.startsWith('sources ') ? await runSourceCommand(db, settings, command.slice(8), values, need) : undefined;
       if (sources) return sources;
+      const ops = await runOpsCommand(db, command, values, need, (message) => new UsageError(message));
+      if (ops) return ops;
       throw new UsageError(`unknown command: ${command || '(none)'}`);
     }
   }

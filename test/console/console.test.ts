@@ -1,0 +1,192 @@
+import { createServer } from 'node:http';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestApp } from '../support/app.ts';
+import type { TestApp } from '../support/app.ts';
+import { client } from '../support/billing.ts';
+import type { Client } from '../support/billing.ts';
+import { startReceiver } from '../support/receiver.ts';
+import type { Receiver } from '../support/receiver.ts';
+import { classicSubscription } from '../support/subscriptions.ts';
+import { startTestWorker } from '../support/worker.ts';
+import type { DeliveryWorker } from '../../src/subscriptions/index.ts';
+import { join } from 'node:path';
+import { openBrowser } from './browser.ts';
+import type { Browser } from './browser.ts';
+
+/**
+ * The console as an operator uses it, in Debian's Chromium against a real server, database,
+ * delivery worker and subscriber. Each step that fails leaves a screenshot in test-results/console/.
+ */
+describe('operations console in a browser', () => {
+  let t: TestApp;
+  let server: Server;
+  let base: string;
+  let c: Client;
+  let receiver: Receiver;
+  let worker: DeliveryWorker;
+  let b: Browser;
+  let patientId: string;
+  let subscriptionId: string;
+
+  beforeAll(async () => {
+    t = await startTestApp({ allowPrivateNetworks: true });
+    server = createServer(t.app);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    c = client(t, await t.token('system/*.cruds webhook admin'));
+    receiver = await startReceiver();
+    worker = await startTestWorker(t.db, { retrySchedule: [100, 100] });
+    subscriptionId = (await c.fhir.create(classicSubscription('PaymentReconciliation', `${receiver.url}/billing-hook`))).id;
+    const patient = await c.fhir.create({ resourceType: 'Patient', name: [{ family: 'Okafor', given: ['Ada'] }], birthDate: '1980-02-01' });
+    patientId = patient.id;
+    const claim = await c.claim(`Patient/${patientId}`, { billId: 'CON-1' });
+    await c.claimResponse(claim.id, { total: 100, patientRef: `Patient/${patientId}` });
+    b = await openBrowser();
+  });
+  afterAll(async () => {
+    await b?.close();
+    await worker?.stop();
+    await receiver?.close();
+    await new Promise((resolve) => server?.close(resolve));
+    await t?.close();
+  });
+
+  it('signs in, follows a payment from the webhook to the journal and the patient, recovers a broken subscriber and applies a waiting payment', async () => {
+    const { page, step } = b;
+    // CONSOLE_SCREENSHOTS=1 refreshes the README's pictures (docs/console-*.png) on the way.
+    const shoot = async (name: string) => {
+      if (process.env.CONSOLE_SCREENSHOTS === '1') await page.screenshot({ path: join('docs', `console-${name}.png`) });
+    };
+
+    await step('sign-in', async () => {
+      await page.goto(`${base}/console`);
+      await shoot('sign-in');
+      await page.getByLabel('Client id').fill(t.bootstrap.clientId);
+      await page.getByLabel('Client secret').fill('not the secret');
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.getByRole('alert').filter({ hasText: /invalid|secret|client/i }).waitFor();
+      await page.getByLabel('Client secret').fill(t.bootstrap.clientSecret);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.getByRole('heading', { name: 'Overview' }).waitFor();
+      // The token lives in memory only.
+      expect(await page.evaluate(() => [document.cookie, localStorage.length, sessionStorage.length])).toEqual(['', 0, 0]);
+    });
+
+    await step('payment-in-journal', async () => {
+      const paid = await c.pay({ billId: 'CON-1', paymentAmount: 60.25, paymentDate: '2024-03-01', paymentMethod: 'Credit Card', paymentTraceId: 'pi_console_1' });
+      expect(paid.status).toBe(200);
+      await page.getByRole('link', { name: 'Inbound' }).click();
+      await page.getByRole('heading', { name: 'Inbound messages' }).waitFor();
+      await page.getByLabel('Status').selectOption('processed');
+      await page.getByRole('button', { name: 'Filter' }).click();
+      const row = page.getByRole('row').filter({ hasText: 'cair' }).first();
+      await row.getByText('processed').waitFor();
+      await shoot('inbound');
+      await row.getByRole('link', { name: /^#\d+$/ }).click();
+      await page.getByRole('heading', { name: /Inbound message #\d+/ }).waitFor();
+      await page.getByLabel('Raw body as received').getByText('pi_console_1').waitFor();
+      await page.getByRole('heading', { name: 'Our answer: HTTP 200' }).waitFor();
+      await page.getByLabel('Our answer body').getByText('Payment processed successfully').waitFor();
+      await shoot('inbound-message');
+    });
+
+    await step('payment-on-patient', async () => {
+      await page.getByRole('link', { name: 'Money' }).click();
+      await page.getByLabel('Patient name').fill('Okafor');
+      await page.getByRole('button', { name: 'Find' }).click();
+      await page.getByRole('link', { name: 'Ada Okafor' }).click();
+      await page.getByRole('heading', { name: 'Ada Okafor' }).waitFor();
+      const payment = page.getByRole('table', { name: 'Payments' }).getByRole('row').filter({ hasText: 'pi_console_1' });
+      await payment.getByText('60.25').first().waitFor();
+      const lifecycle = page.getByRole('table', { name: 'Claim lifecycles' }).getByRole('row').filter({ hasText: 'CON-1' });
+      await lifecycle.getByText('100.00').waitFor(); // responsibility
+      await lifecycle.getByText('39.75').waitFor(); // open
+      await shoot('money');
+    });
+
+    await step('broken-subscriber', async () => {
+      await receiver.waitFor(1);
+      receiver.respond([], 500);
+      expect((await c.pay({ billId: 'CON-1', paymentAmount: 10, paymentDate: '2024-03-02', paymentTraceId: 'pi_console_2' })).status).toBe(200);
+      await waitUntil(async () => (await subscriptionStatus()) === 'error');
+      await page.getByRole('link', { name: 'Deliveries' }).click();
+      await page.getByRole('link', { name: subscriptionId }).click();
+      await page.getByRole('heading', { name: `Subscription ${subscriptionId}` }).waitFor();
+      await page.getByText('error', { exact: true }).first().waitFor();
+      const failed = page.getByRole('table', { name: /Notifications/ }).getByRole('row').filter({ hasText: 'dead' });
+      await failed.locator('li', { hasText: '500' }).nth(2).waitFor();
+      expect(await failed.locator('li', { hasText: '500' }).count()).toBe(3);
+      await page.getByText(/Delivery failed after 3 attempt/).first().waitFor();
+      await page.getByRole('img', { name: /Endpoint health/ }).waitFor();
+      await shoot('deliveries');
+    });
+
+    await step('resend-when-back', async () => {
+      receiver.respond([], 200);
+      const before = receiver.received.length;
+      await page.getByRole('button', { name: 'Re-enable and resend dead' }).click();
+      await page.getByRole('status').getByText(/Requeued 1 dead notifications/).waitFor();
+      await receiver.waitFor(before + 1);
+      await waitUntil(async () => (await subscriptionStatus()) === 'active');
+      await page.getByRole('button', { name: 'Refresh' }).click();
+      const row = page.getByRole('table', { name: /Notifications/ }).getByRole('row').filter({ hasText: 'PaymentReconciliation' }).first();
+      await row.getByText('delivered').waitFor();
+    });
+
+    await step('apply-waiting-payment', async () => {
+      expect((await c.pay({ billId: 'CON-WAIT', paymentAmount: 25, paymentDate: '2024-03-03', paymentTraceId: 'pi_console_wait' })).status).toBe(404);
+      const claim = await c.claim(`Patient/${patientId}`, { billId: 'CON-WAIT' });
+      await c.claimResponse(claim.id, { total: 25, patientRef: `Patient/${patientId}` });
+      // The overview tells of it, and leads there.
+      await page.getByRole('link', { name: 'Overview' }).click();
+      await page.getByRole('link', { name: /1\s+waiting payments\s+oldest .* bill CON-WAIT, 25\.00/ }).waitFor();
+      await shoot('overview');
+      await page.getByRole('link', { name: /waiting payments\s+oldest/ }).click();
+      await page.getByRole('heading', { name: 'Waiting payments' }).waitFor();
+      await page.getByRole('row').filter({ hasText: 'CON-WAIT' }).waitFor();
+      await shoot('waiting');
+      await page.getByRole('button', { name: 'Apply bill CON-WAIT' }).click();
+      await page.getByRole('status').getByText('Applied bill CON-WAIT: 25.00 to the claim, 0.00 as credit').waitFor();
+      await page.getByText('No payment is waiting.').waitFor();
+      expect(await c.paidOn(claim.id)).toBe(25);
+    });
+
+    await step('overview-counts', async () => {
+      await page.getByRole('link', { name: 'Overview' }).click();
+      await page.getByRole('link', { name: /3\s+messages in/ }).waitFor();
+      await page.getByRole('img', { name: /Notifications out per hour/ }).waitFor();
+    });
+
+    await step('sources', async () => {
+      await page.getByRole('link', { name: 'Sources' }).click();
+      await page.getByRole('heading', { name: 'Webhook sources' }).waitFor();
+      await page.getByLabel('Name').fill('InstaMed main');
+      await page.getByRole('button', { name: 'Register' }).click();
+      await page.getByRole('heading', { name: 'Credentials for InstaMed main, shown once' }).waitFor();
+      await page.getByLabel('The new credentials').getByText('password').waitFor();
+      await page.getByRole('button', { name: 'I have kept them' }).click();
+      await page.getByRole('button', { name: 'Disable InstaMed main' }).click();
+      await page.getByRole('status').getByText('InstaMed main disabled').waitFor();
+      await page.getByRole('row').filter({ hasText: 'InstaMed main' }).getByText('disabled').waitFor();
+      const sources = await request(t.app).get('/admin/webhook-sources').auth(c.token, { type: 'bearer' });
+      expect(sources.body.sources.map((s: { name: string; enabled: boolean }) => [s.name, s.enabled])).toEqual([['InstaMed main', false]]);
+      await shoot('sources');
+    });
+  });
+
+  async function subscriptionStatus(): Promise<string> {
+    const res = await request(t.app).get(`/fhir/Subscription/${subscriptionId}`).auth(c.token, { type: 'bearer' });
+    return res.body.status;
+  }
+});
+
+async function waitUntil(check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
