@@ -1,4 +1,4 @@
-// Billing: the money domain. Claim lookup, lifecycle and patient responsibility, payment application,
+// Billing: the money domain. Claim lookup, lifecycle and patient responsibility, payers' adjudications, payment application,
 // reversals and settlement, unmatched payments, PatientCredit and its allocation, the ledger. No
 // HTTP: senders (inbound/) and FHIR operations call these commands with a repository of the
 // caller's tenant.
@@ -28,3 +28,5 @@ export { PAYER_CLAIM_ID_SYSTEM, applyWaitingAdjudications, listWaitingClaimPayme
 export type { BeginOutcome, ClaimAdjudicationInput, ClaimAdjudicationOutcome, PartyInput, RemittanceInput, RemittanceRef, WaitingClaimPaymentView } from './remittances.ts';
 export { PAYMENT_TYPE_SYSTEM } from './resources.ts';
 export { ZERO, fhirMoney } from './money.ts';
+export { ADJUDICATION_FINAL, recordAdjudication } from './adjudication.ts';
+export type { AdjudicationInput, AdjudicationOutcome, Parties, PartyDraft } from './adjudication.ts';

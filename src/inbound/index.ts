@@ -1,9 +1,10 @@
-// Inbound webhooks: one folder per sender (cair/, instamed/, x12-835/ for payer remittances, and next tyro/, claims-vetting/,
-// pre-authorization/), the webhook-source registry (sources/), the shared event journal, body
+// Inbound webhooks: one folder per sender (cair/, instamed/, curacel/ with the claims-vetting and
+// pre-authorization kinds, x12-835/ for payer remittances, and next tyro/), the webhook-source registry (sources/), the shared event journal, body
 // parsing by content type, and the OpenAPI document of /api.
 import express from 'express';
 import type { Router } from 'express';
 import { cair } from './cair/index.ts';
+import { claimsVetting, preAuthorizationDecisions } from './curacel/index.ts';
 import { instamed } from './instamed/index.ts';
 import { openApiDocument } from './openapi.ts';
 import { x12835 } from './x12-835/index.ts';
@@ -16,7 +17,7 @@ export type { SecretSettings } from './sources/registry.ts';
 export { SOURCE_KINDS, createSource, deleteSourceById, getSource, listSourceViews, patchSource, rotateCredentials } from './sources/registry.ts';
 
 /** Every sender we take webhooks from. A new sender is one folder and one entry here. */
-export const SENDERS: readonly Sender[] = [cair, instamed, x12835];
+export const SENDERS: readonly Sender[] = [cair, instamed, x12835, claimsVetting, preAuthorizationDecisions];
 
 /** Every sender's routes, and GET /api/openapi.json (no token needed). */
 export function inboundRoutes(deps: InboundDeps & { version: string }): Router {

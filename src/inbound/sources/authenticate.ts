@@ -30,10 +30,8 @@ export interface SourceAuthRefusal {
 type SourceAuth = { auth?: unknown; basicUsername?: unknown; requiredHeader?: { name: string; value: string } | null };
 
 export async function authenticateSource(req: Request, source: SourceRow, deps: AuthDeps): Promise<SourceAuthRefusal | undefined> {
-  if (!source.enabled) return { status: 403, message: 'This webhook source is disabled' };
-  if (source.allowedIps.length > 0 && !addressIn(req.ip, parseCidrs(source.allowedIps))) {
-    return { status: 403, message: `Address ${req.ip ?? 'unknown'} is not allowed for this webhook source` };
-  }
+  const refused = admitSource(req, source);
+  if (refused) return refused;
   const options = source.options as SourceAuth;
   if (options.requiredHeader) {
     const { name, value } = options.requiredHeader;
@@ -49,6 +47,15 @@ function limiterFor(deps: AuthDeps): FailureLimiter {
   let limiter = limiters.get(deps.db);
   if (!limiter) limiters.set(deps.db, (limiter = createFailureLimiter(deps.db, deps.settings, 'source')));
   return limiter;
+}
+
+/** Step 1 alone (enabled, allowedIps), for kinds that authenticate by signature (signing.ts). */
+export function admitSource(req: Request, source: SourceRow): SourceAuthRefusal | undefined {
+  if (!source.enabled) return { status: 403, message: 'This webhook source is disabled' };
+  if (source.allowedIps.length > 0 && !addressIn(req.ip, parseCidrs(source.allowedIps))) {
+    return { status: 403, message: `Address ${req.ip ?? 'unknown'} is not allowed for this webhook source` };
+  }
+  return undefined;
 }
 
 /** Express's compiled `trust proxy` (from TRUSTED_PROXIES) asked about the connection's own peer. */

@@ -5,6 +5,7 @@ import type { SealingSettings } from '../../auth/index.ts';
 import { generateSecret, hashSecret } from '../../auth/secrets.ts';
 import type { Queryable } from '../../db/index.ts';
 import { normalizeCidr } from '../../net/addresses.ts';
+import { CuracelOptions } from '../curacel/options.ts';
 import { InstaMedOptions } from '../instamed/options.ts';
 import { X12SourceOptions } from '../x12-835/options.ts';
 import * as store from './store.ts';
@@ -35,6 +36,8 @@ interface KindSpec {
 const KINDS: Record<string, KindSpec> = {
   instamed: { options: InstaMedOptions, usesPassword: (o) => o.auth === 'basic', usesSigningSecret: () => false },
   'x12-835': { options: X12SourceOptions, usesPassword: (o) => o.auth === 'basic', usesSigningSecret: () => false },
+  'claims-vetting': { options: CuracelOptions, usesPassword: () => false, usesSigningSecret: () => true },
+  'pre-authorization': { options: CuracelOptions, usesPassword: () => false, usesSigningSecret: () => true },
 };
 export const SOURCE_KINDS = Object.keys(KINDS);
 
