@@ -83,6 +83,10 @@ export async function recordAdjudication(repo: PostgresRepository, input: Adjudi
     const provider = input.provider && ref(await ensure(repo, 'Organization', input.provider));
     claim = await repo.createResource<Claim>(input.claim({ patient, coverage, insurer: ref(insurer), ...(provider && { provider }) }));
     claimCreated = true;
+  } else {
+    // The claim is here: its parties stay, but those we know again gain identifiers they lack.
+    if (input.provider) await ensure(repo, 'Organization', input.provider, false);
+    await ensure(repo, 'Patient', input.patient, false);
   }
   const parties: Parties = {
     patient: claim.patient as Reference<Patient>,
@@ -139,17 +143,24 @@ function canonical(value: unknown): string {
 }
 
 /**
- * The resource with this identifier, or a new one. Locked by identifier, so two claims of one new
- * patient arriving at once create one Patient.
+ * The resource with this identifier, or a new one (`create`; else nothing). Locked by identifier,
+ * so two claims of one new patient arriving at once create one Patient.
  */
-async function ensure<T extends Resource>(repo: PostgresRepository, type: T['resourceType'], draft: PartyDraft<T>): Promise<T & { id: string }> {
+async function ensure<T extends Resource>(repo: PostgresRepository, type: T['resourceType'], draft: PartyDraft<T>): Promise<T & { id: string }>;
+async function ensure<T extends Resource>(repo: PostgresRepository, type: T['resourceType'], draft: PartyDraft<T>, create: false): Promise<(T & { id: string }) | undefined>;
+async function ensure<T extends Resource>(repo: PostgresRepository, type: T['resourceType'], draft: PartyDraft<T>, create = true): Promise<(T & { id: string }) | undefined> {
   const { system, value } = draft.identifier;
-  if (!system || !value) return (await repo.createResource<T>(draft.resource)) as T & { id: string };
+  if (!system || !value) return create ? ((await repo.createResource<T>(draft.resource)) as T & { id: string }) : undefined;
   await lockPaymentKey(repo.conn, repo.context.tenantId, `party|${type}|${system}|${value}`);
   const [found] = await repo.searchResources<T>({
     resourceType: type,
     filters: [{ code: 'identifier', operator: Operator.EQUALS, value: token({ system, value }) }],
     count: 1,
   });
-  return (found ?? (await repo.createResource<T>(draft.resource))) as T & { id: string };
+  if (!found) return create ? ((await repo.createResource<T>(draft.resource)) as T & { id: string }) : undefined;
+  // A party met again with identifiers it lacks (a provider's code, an enrollee's insurance number) gains them.
+  const has = (found as { identifier?: Identifier[] }).identifier ?? [];
+  const missing = ((draft.resource as { identifier?: Identifier[] }).identifier ?? []).filter((i) => !has.some((h) => h.system === i.system));
+  if (missing.length === 0) return found as T & { id: string };
+  return (await repo.updateResource<T>({ ...found, identifier: [...has, ...missing] }, { ifMatch: found.meta?.versionId })) as T & { id: string };
 }

@@ -1,4 +1,6 @@
+import { claimsVettingFormat } from './claims-vetting.ts';
 import { fhirFormat } from './fhir.ts';
+import { preAuthorizationFormat } from './pre-authorization.ts';
 import type { PayloadFormat } from './format.ts';
 
 export type { FormatContext, FormatNotification, PayloadFormat } from './format.ts';
@@ -6,4 +8,6 @@ export type { FormatContext, FormatNotification, PayloadFormat } from './format.
 /** Every payload format a Subscription may choose; a sender-shaped one is one file and one entry. */
 export const PAYLOAD_FORMATS: Readonly<Record<string, PayloadFormat>> = {
   fhir: fhirFormat,
+  'claims-vetting': claimsVettingFormat,
+  'pre-authorization': preAuthorizationFormat,
 };
