@@ -82,6 +82,10 @@ describe('claims-vetting format', () => {
     await postIn(vetting, e);
     const [vetted, pile] = await received(2);
     expect(vetted).toEqual(e);
+    // PHP's encoding, as Curacel sends it: Curacel's own Node sample (re-stringify, escape `/`) verifies it.
+    const raw = receiver.received[0].body;
+    expect(raw).toContain('WHMO\\/2021\\/0042');
+    expect(sign(OUT_SECRET, JSON.stringify(JSON.parse(raw)).replace(/\//g, '\\/'))).toBe(receiver.received[0].headers['x-curacel-signature']);
     expect(pile.event).toBe('claim.pile.vetting_done');
     expect(pile.data).toMatchObject({ id: Number(e.data.id), pile_id: pileId, billed_amount: 5000.5, approved_amount: 4500.5, approval_status: 1 });
     await settle();
@@ -133,6 +137,7 @@ describe('pre-authorization format', () => {
       await postIn(pa, d);
       const [out] = await received(1);
       expect(out).toEqual(d);
+      expect(receiver.received[0].body).toBe(JSON.stringify(d)); // field order and bytes as the seed's example
     });
   }
 

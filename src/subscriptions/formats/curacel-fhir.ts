@@ -45,7 +45,17 @@ export const adjudicationOf = (list: Adjudication[] | undefined, code: string): 
 /** A whole number as a JSON number (the pile event's ids), anything else as the text it is. */
 export const numberish = (v: string | undefined | null): number | string | null => (v === undefined || v === null ? null : /^\d{1,15}$/.test(v) ? Number(v) : v);
 
-/** One POST of a Curacel payload: exactly these bytes are signed (x-curacel-signature) and sent. */
+/**
+ * One POST of a Curacel payload: exactly these bytes are signed (x-curacel-signature) and sent.
+ * Encoded as Curacel's PHP json_encode does (`/` as `\/`, non-ASCII as \uXXXX), so a receiver
+ * written against Curacel, whose sample re-escapes slashes before checking, verifies ours too.
+ */
 export function postJson(ctx: FormatContext, payload: unknown): OutboundRequest {
-  return { method: 'POST', url: ctx.config.endpoint, body: JSON.stringify(payload), contentType: 'application/json' };
+  return { method: 'POST', url: ctx.config.endpoint, body: phpJsonEncode(payload), contentType: 'application/json' };
+}
+
+export function phpJsonEncode(value: unknown): string {
+  return JSON.stringify(value)
+    .replace(/\//g, '\\/')
+    .replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
