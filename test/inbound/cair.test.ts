@@ -188,7 +188,15 @@ describe('404 and 200', () => {
     expect(res.status).toBe(200);
     const doc = res.body;
     expect(doc.openapi).toBe('3.1.0');
-    expect(Object.keys(doc.paths).sort()).toEqual(['/api/remittances', '/api/token', '/api/webhooks/instamed/{sourceId}', '/api/webhooks/patient-payment', '/api/webhooks/x12-835/{sourceId}']);
+    expect(Object.keys(doc.paths).sort()).toEqual([
+      '/api/remittances',
+      '/api/token',
+      '/api/webhooks/claims-vetting/{sourceId}',
+      '/api/webhooks/instamed/{sourceId}',
+      '/api/webhooks/patient-payment',
+      '/api/webhooks/pre-authorization/{sourceId}',
+      '/api/webhooks/x12-835/{sourceId}',
+    ]);
     const post = doc.paths['/api/webhooks/patient-payment'].post;
     expect(post.security).toEqual([{ bearerAuth: [] }]);
     expect(Object.keys(post.responses).sort()).toEqual(['200', '400', '401', '403', '404', '413', '500']);

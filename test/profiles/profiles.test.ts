@@ -297,7 +297,8 @@ describe('getOwnDefinitions', () => {
     // PatientCredit, three billing extensions, four payment extensions (card brand, last four,
     // authorization code, settlement date), five Subscription extensions, two payment-plan extensions
     expect(byType('StructureDefinition')).toHaveLength(15);
-    expect(byType('SearchParameter')).toHaveLength(6);
+    // Claim lifecycle, five PatientCredit parameters, Claim and ClaimResponse pile
+    expect(byType('SearchParameter')).toHaveLength(8);
     // patient-credit-status and record-kind (Basic.code of payment plans)
     expect(byType('CodeSystem')).toHaveLength(2);
     expect(byType('ValueSet')).toHaveLength(1);
