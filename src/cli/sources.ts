@@ -10,8 +10,9 @@ import type { Database } from '../db/index.ts';
 export const SOURCES_USAGE = `  sources create --tenant T --kind instamed --name N [--auth basic|oauth]
                  [--allowed-ips CIDR,...] [--claim-id-system URI] [--bill-id-field FIELD]
                  [--required-header "Name: value"] [--field-map FILE.json] [--disabled]
+                 [--signing-secret S] [--accept-unsigned] [--currency NGN]   (claims-vetting, pre-authorization)
                                                 prints the source, its url and (Basic) its
-                                                username and password, once
+                                                username and password, or its signing secret, once
   sources list [--tenant T]
   sources show [--id] SOURCE_ID
   sources update [--id] SOURCE_ID [--name N] [--auth ...] [--allowed-ips ...|""] [--enabled|--disabled]
@@ -28,6 +29,9 @@ export const SOURCES_OPTIONS = {
   'bill-id-field': { type: 'string' },
   'required-header': { type: 'string' },
   'field-map': { type: 'string' },
+  'signing-secret': { type: 'string' },
+  'accept-unsigned': { type: 'boolean' },
+  currency: { type: 'string' },
   enabled: { type: 'boolean' },
   disabled: { type: 'boolean' },
 } as const;
@@ -52,6 +56,9 @@ function bodyOf(values: Values): Record<string, unknown> {
     body.requiredHeader = header === '' ? null : colon < 0 ? { name: header.trim(), value: '' } : { name: header.slice(0, colon).trim(), value: header.slice(colon + 1).trim() };
   }
   if (s('field-map') !== undefined) body.fieldMap = JSON.parse(readFileSync(s('field-map')!, 'utf8'));
+  if (s('signing-secret') !== undefined) body.signingSecret = s('signing-secret');
+  if (values['accept-unsigned']) body.acceptUnsigned = true;
+  if (s('currency') !== undefined) body.currency = s('currency');
   if (values.enabled) body.enabled = true;
   if (values.disabled) body.enabled = false;
   return body;

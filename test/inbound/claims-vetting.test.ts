@@ -1,6 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import request from 'supertest';
 import type { Claim, ClaimResponse, Coverage, Organization, Patient } from '@medplum/fhirtypes';
+import { runCommand } from '../../src/cli/commands.ts';
 import { listEvents } from '../../src/inbound/index.ts';
 import { startTestApp } from '../support/app.ts';
 import type { TestApp } from '../support/app.ts';
@@ -210,5 +211,54 @@ describe('refusals and duplicates', () => {
     expect(res.status).toBe(404);
     const pa = await registerCuracelSource(t, admin, 'pre-authorization');
     expect((await postSigned(t, `/api/webhooks/claims-vetting/${pa.id}`, secret, '{}')).status).toBe(404);
+  });
+});
+
+describe('sources, tenants and concurrency', () => {
+  it('the CLI registers a source with the secret the sender issued, its currency and unsigned posts allowed', async () => {
+    const given = 'secret-from-the-curacel-dashboard';
+    const run = await runCommand(t.db, t.auth, ['sources', 'create', '--tenant', 'default', '--kind', 'claims-vetting', '--name', 'CLI vetting', '--signing-secret', given, '--currency', 'KES', '--accept-unsigned']);
+    expect(run.code, run.stderr).toBe(0);
+    const source = JSON.parse(run.stdout);
+    expect(source).toMatchObject({ kind: 'claims-vetting', currency: 'KES', acceptUnsigned: true, signingSecretSet: true });
+    expect(source.credentials).toBeUndefined(); // a secret we were given is not echoed
+    const e = claimVetted();
+    expect((await postSigned(t, source.url, given, JSON.stringify(e))).status).toBe(200);
+    expect((await responseOf(e.data.id))[0].total?.[0].amount?.currency).toBe('KES');
+    const rotated = await request(t.app).post(`/admin/webhook-sources/${source.id}/rotate-credentials`).auth(admin, { type: 'bearer' });
+    expect((await postSigned(t, source.url, given, JSON.stringify(claimVetted()))).status).toBe(401);
+    expect((await postSigned(t, source.url, rotated.body.credentials.signingSecret, JSON.stringify(claimVetted()))).status).toBe(200);
+  });
+
+  it('a source of another tenant writes only there: a ref of this tenant\'s claim creates its own claim', async () => {
+    await t.token('system/*.cruds', 'other');
+    const other = await registerCuracelSource(t, admin, 'claims-vetting', { tenant: 'other' });
+    const patientRef = await c.patient();
+    const mine = await c.claim(patientRef);
+    const res = await postSigned(t, other.url, other.credentials!.signingSecret, JSON.stringify(claimVetted({ ref: mine.billId })));
+    expect(res.status, res.text).toBe(200);
+    expect(res.body.claimCreated).toBe(true);
+    expect(res.body.claim).not.toBe(`Claim/${mine.id}`);
+    expect((await request(t.app).get(`/fhir/${res.body.claim}`).auth(await t.token(), { type: 'bearer' })).status).toBe(404);
+    expect(await c.fhir.search(`ClaimResponse?request=Claim/${mine.id}`)).toEqual([]);
+    await expectBooksBalanced(t, 'other');
+  });
+
+  it('claims of one new enrollee and provider arriving at once make one Patient and one Organization', async () => {
+    const enrolleeId = platformId();
+    const events = Array.from({ length: 6 }, () => claimVetted({ enrolleeId }));
+    const providerId = String(platformId());
+    for (const e of events) e.data.provider.id = providerId;
+    const answers = await Promise.all(events.map((e) => post(e)));
+    expect(answers.map((a) => a.status)).toEqual(Array(6).fill(200));
+    expect(await c.fhir.search(`Patient?identifier=${SID}/curacel-enrollee-id|${enrolleeId}`)).toHaveLength(1);
+    expect(await c.fhir.search(`Organization?identifier=${SID}/curacel-provider-id|${providerId}`)).toHaveLength(1);
+    expect(await c.fhir.search(`Coverage?identifier=${SID}/curacel-enrollee-id|${enrolleeId}`)).toHaveLength(1);
+    // and the same event posted twice at once is applied once
+    const e = claimVetted();
+    const twice = await Promise.all([post(e), post(e)]);
+    expect(twice.map((a) => a.status)).toEqual([200, 200]);
+    expect(await responseOf(e.data.id)).toHaveLength(1);
+    expect((await journal()).filter((j) => j.dedupeKey === `claim|${e.data.id}`).map((j) => j.status).sort()).toEqual(['duplicate', 'processed']);
   });
 });
