@@ -111,6 +111,23 @@ describe('claims-vetting format', () => {
     expect(receiver.received).toHaveLength(2 * N);
   });
 
+  it('a failure in the middle of a pile retries the whole notification, and the pile still arrives whole and in order', async () => {
+    const pileId = platformId();
+    await subscribe(`ClaimResponse?pile=${pileId}`, 'claims-vetting');
+    const piles = Array.from({ length: 3 }, (_, i) => pileDone({ id: 2000 + i, pileId, vettedAt: `2022-03-01T10:00:0${i}Z`, itemApproval: [1, 0] }));
+    for (const p of piles) await postIn(vetting, pendingOf(p));
+    // claim.vetted 1 and 2 go through; the third notification fails at its second pile event
+    receiver.respond([200, 200, 200, 200, 503]);
+    for (const p of piles) await postIn(vetting, p);
+    const bodies = await received(2 + 3 + 4);
+    expect(bodies.map((b) => `${b.event}:${b.data.id}`)).toEqual([
+      'claim.vetted:2000', 'claim.vetted:2001',
+      'claim.vetted:2002', 'claim.pile.vetting_done:2000', 'claim.pile.vetting_done:2001',
+      'claim.vetted:2002', 'claim.pile.vetting_done:2000', 'claim.pile.vetting_done:2001', 'claim.pile.vetting_done:2002',
+    ]);
+    expect(bodies.slice(-3)).toEqual(piles);
+  });
+
   it('renders a ClaimResponse a FHIR client wrote; pending (queued) responses send nothing', async () => {
     const pileId = platformId();
     await subscribe(`ClaimResponse?pile=${pileId}`, 'claims-vetting');
