@@ -201,6 +201,10 @@ describe('refusals and duplicates', () => {
       expect(res.status, JSON.stringify(body)).toBe(400);
       expect(res.body.message).toMatch(problem);
     }
+    const deep = `{"event":"claim.vetted","data":{"items":[{"comments":[${'['.repeat(5000)}${']'.repeat(5000)}]}]}}`;
+    expect((await post(deep)).status).toBe(400);
+    const nul = await post({ ...e, data: { ...e.data, enrollee: { ...e.data.enrollee, first_name: 'A\u0000B' } } });
+    expect([nul.status, nul.body.field]).toEqual([400, 'data.enrollee.first_name']);
     const field = await post({ ...e, data: { ...e.data, pile_id: 'x' } });
     expect(field.body.field).toBe('data.pile_id');
     expect(await responseOf(e.data.id)).toEqual([]);

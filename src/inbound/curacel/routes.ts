@@ -6,6 +6,7 @@ import { claimIdSystem, recordAdjudication } from '../../billing/index.ts';
 import type { AdjudicationInput, AdjudicationOutcome } from '../../billing/index.ts';
 import { FULL_ACCESS } from '../../fhir/access.ts';
 import { PostgresRepository } from '../../fhir/repository.ts';
+import { inspectJson } from '../../http/json-guard.ts';
 import { decodeUtf8 } from '../body.ts';
 import { findDuplicate, recordEvent } from '../journal.ts';
 import type { EventStatus, InboundEvent, RawMessage, StoredAnswer } from '../journal.ts';
@@ -69,6 +70,9 @@ export function curacelRoutes<T>(k: CuracelKind<T>, deps: InboundDeps): Router {
     } catch {
       return refuse(400, 'The body is not JSON');
     }
+    // Too deep or too many values, NUL or lone surrogates: nothing downstream could take it safely.
+    const unsafe = inspectJson(json);
+    if (unsafe) return refuse(unsafe.status, unsafe.message, { field: unsafe.pointer?.slice(1).replaceAll('/', '.') ?? null });
     const parsed = k.schema.safeParse(json);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];

@@ -22,13 +22,13 @@ export function money(text: string, currency: string): Money {
 }
 
 type Item = VettingEvent['data']['items'][number];
-const itemApproval = (e: VettingEvent, item: Item): 0 | 1 | null => ('status' in item ? item.status : (item as { approval_status: 0 | 1 | null }).approval_status);
+const itemApproval = (item: Item): 0 | 1 | null => ('status' in item ? item.status : (item as { approval_status: 0 | 1 | null }).approval_status);
 
 export function vettingInput(e: VettingEvent, source: CuracelSource): AdjudicationInput {
   const d = e.data;
   const cur = source.currency;
   const enrollee = e.event === 'claim.vetted' ? e.data.enrollee : { id: e.data.enrollee_id };
-  const approvals = d.items.map((item) => itemApproval(e, item));
+  const approvals = d.items.map(itemApproval);
   const billed = e.event === 'claim.pile.vetting_done' ? e.data.billed_amount : sumText(d.items.map((i) => i.sub_total_billed));
   const pile = d.pile_id === null ? [] : [{ url: CURACEL.pileId, valueString: d.pile_id }];
   const patientIds = [
