@@ -111,6 +111,24 @@ describe('claims-vetting format', () => {
     expect(receiver.received).toHaveLength(2 * N);
   });
 
+  it('a worker far behind the writes still sends the pile once, with the claim that completed it', async () => {
+    const pileId = platformId();
+    await subscribe(`ClaimResponse?pile=${pileId}`, 'claims-vetting');
+    const piles = Array.from({ length: 4 }, (_, i) => pileDone({ id: 3000 + i, pileId, vettedAt: `2022-04-01T10:00:0${i}Z` }));
+    await worker.stop();
+    for (const p of piles) await postIn(vetting, pendingOf(p));
+    for (const p of piles) await postIn(vetting, p);
+    worker = await startTestWorker(t.db);
+    const bodies = await received(8);
+    expect(bodies.map((b) => `${b.event}:${b.data.id}`)).toEqual([
+      'claim.vetted:3000', 'claim.vetted:3001', 'claim.vetted:3002', 'claim.vetted:3003',
+      'claim.pile.vetting_done:3000', 'claim.pile.vetting_done:3001', 'claim.pile.vetting_done:3002', 'claim.pile.vetting_done:3003',
+    ]);
+    expect(bodies.slice(4)).toEqual(piles);
+    await settle();
+    expect(receiver.received).toHaveLength(8);
+  });
+
   it('a failure in the middle of a pile retries the whole notification, and the pile still arrives whole and in order', async () => {
     const pileId = platformId();
     await subscribe(`ClaimResponse?pile=${pileId}`, 'claims-vetting');

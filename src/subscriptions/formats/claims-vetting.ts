@@ -11,7 +11,7 @@ import type { ClaimView } from './curacel-fhir.ts';
  * (use claim) with a final outcome (complete or partial) is a `claim.vetted`; when that version is
  * the one that gives the last claim of its pile (claim-pile-id) a final response, the same
  * notification then carries `claim.pile.vetting_done` for every claim of the pile, one request after
- * the other, as the platform sends them. claim.vetted quotes every value, as the seed's page shows;
+ * the other, as the platform sends them (and as the worker sends one notification's requests). claim.vetted quotes every value, as the seed's page shows;
  * the pile event sends numbers.
  */
 const FINAL = new Set(['complete', 'partial']);
@@ -39,24 +39,44 @@ export const claimsVettingFormat: PayloadFormat = {
 const isFinal = (r: ClaimResponse | undefined): r is ClaimResponse => r?.use === 'claim' && r.status === 'active' && FINAL.has(r.outcome ?? '');
 
 /**
- * The pile's responses, in order, when this version completes it: it is the response's first final
- * version, and every claim of the pile now has a final response. Two claims finishing at once may
- * both see the pile complete (it then goes out twice); never neither, since each renders after its
- * own commit.
+ * The pile's responses, in order, when this version completes it. Rendering runs later than the
+ * write (the worker may be behind), so "complete" is judged as of this version, from history, not
+ * from what is current: each response's final since the start of its current run of final versions;
+ * the pile completes with the one whose run started last (ties: the greater id), and only that
+ * version sends the pile. A claim of the pile without a final response yet: not complete.
  */
 async function completedPile(ctx: FormatContext, response: ClaimResponse): Promise<ClaimResponse[]> {
   const pile = extensionOf(response, CURACEL.pileId)?.valueString;
   if (!pile) return [];
+  const repo = ctx.repository;
   const version = Number(response.meta?.versionId ?? '1');
-  if (version > 1) {
-    const before = await ctx.repository.readVersion<ClaimResponse>('ClaimResponse', response.id!, String(version - 1)).catch(() => undefined);
-    if (isFinal(before)) return [];
-  }
-  const [claims, responses] = await Promise.all([search<Claim>(ctx.repository, 'Claim', pile), search<ClaimResponse>(ctx.repository, 'ClaimResponse', pile)]);
+  if (version > 1 && isFinal(await readVersion(repo, response.id!, version - 1))) return [];
+  const [claims, responses] = await Promise.all([search<Claim>(repo, 'Claim', pile), search<ClaimResponse>(repo, 'ClaimResponse', pile)]);
   const byClaim = new Map(responses.filter(isFinal).map((r) => [r.request?.reference, r]));
   const members = claims.map((c) => byClaim.get(`Claim/${c.id}`));
   if (members.length === 0 || members.some((m) => m === undefined)) return [];
+  const mine = Date.parse(response.meta?.lastUpdated ?? '');
+  const later = (t: number, m: ClaimResponse): boolean => t > mine || (t === mine && m.id! > response.id!);
+  for (const m of members as ClaimResponse[]) {
+    if (m.id === response.id) continue;
+    // Current and final since before this version: no history needed. Else, when did its run start?
+    if (later(Date.parse(m.meta?.lastUpdated ?? ''), m) && later(await finalSince(repo, m), m)) return [];
+  }
   return (members as ClaimResponse[]).sort((a, b) => (a.created ?? '').localeCompare(b.created ?? '') || platformId(a).localeCompare(platformId(b), 'en', { numeric: true }));
+}
+
+const readVersion = (repo: PostgresRepository, id: string, v: number): Promise<ClaimResponse | undefined> =>
+  repo.readVersion<ClaimResponse>('ClaimResponse', id, String(v)).catch(() => undefined);
+
+/** When the current run of final versions of `r` (final now) began. */
+async function finalSince(repo: PostgresRepository, r: ClaimResponse): Promise<number> {
+  let first = r;
+  for (let v = Number(r.meta?.versionId ?? '1') - 1; v >= 1; v--) {
+    const before = await readVersion(repo, r.id!, v);
+    if (!isFinal(before)) break;
+    first = before;
+  }
+  return Date.parse(first.meta?.lastUpdated ?? '');
 }
 
 async function search<T extends Claim | ClaimResponse>(repo: PostgresRepository, type: T['resourceType'], pile: string): Promise<T[]> {
