@@ -4,6 +4,7 @@ import type { NextFunction, Request, Response, Router } from 'express';
 import type { z } from 'zod';
 import { claimIdSystem, recordAdjudication } from '../../billing/index.ts';
 import type { AdjudicationInput, AdjudicationOutcome } from '../../billing/index.ts';
+import { databaseUnavailable } from '../../db/unavailable.ts';
 import { FULL_ACCESS } from '../../fhir/access.ts';
 import { PostgresRepository } from '../../fhir/repository.ts';
 import { inspectJson } from '../../http/json-guard.ts';
@@ -22,7 +23,8 @@ import type { CuracelOptions, CuracelSource } from './options.ts';
  * (x-curacel-signature, hex HMAC-SHA256) from PHP, which escapes `/` and non-ASCII, so the bytes
  * as received are verified, never a re-serialisation. Then, in ONE transaction: the journal's
  * dedupe lock, the billing command, the journal row; commit, answer. Every post is journalled raw,
- * refused ones included. Answers are JSON: `{message, ...}`; a 400 names the field (`field`).
+ * refused ones included. Answers are JSON: `{message, ...}`; a 400 names the field (`field`); 503
+ * with Retry-After while the database is unreachable.
  */
 export interface CuracelKind<T> {
   kind: string;
@@ -98,6 +100,7 @@ export function curacelRoutes<T>(k: CuracelKind<T>, deps: InboundDeps): Router {
       });
       res.status(answer.status).json(answer.body);
     } catch (err) {
+      if (databaseUnavailable(err)) return unavailable(res, err);
       req.log?.error({ err, sourceId: source.id, dedupeKey }, `${k.kind} event failed; rolled back`);
       const body = { message: `Not stored: processing failed (request id ${String(req.id)}); please retry` };
       await journalAlone(deps, event, 'failed', { status: 500, body }, req, (err as Error)?.message ?? String(err));
@@ -108,12 +111,20 @@ export function curacelRoutes<T>(k: CuracelKind<T>, deps: InboundDeps): Router {
   routes.use(path, (err: { status?: number; type?: string; message?: string }, req: Request, res: Response, _next: NextFunction) => {
     if (err.type === 'entity.too.large') res.status(413).json({ message: 'The body is too large (at most 1 MiB)' });
     else if (err.status !== undefined && err.status >= 400 && err.status < 500) res.status(400).json({ message: err.message ?? 'Unreadable request body' });
+    else if (databaseUnavailable(err)) unavailable(res, err);
     else {
       req.log?.error({ err }, `${k.kind} webhook failed`);
       res.status(500).json({ message: `Not stored: processing failed (request id ${String(req.id)}); please retry` });
     }
   });
   return routes;
+}
+
+/** The database is away (nothing was kept, not even in the journal): 503 and when to retry. */
+function unavailable(res: Response, err: unknown): void {
+  const down = databaseUnavailable(err)!;
+  res.set('Retry-After', String(down.retryAfterSeconds));
+  res.status(503).json({ message: down.message });
 }
 
 async function signatureMatches(deps: InboundDeps, source: SourceRow, body: Buffer, given: string): Promise<boolean> {
