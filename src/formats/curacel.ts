@@ -8,12 +8,12 @@ import { CANONICAL_BASE } from '../profiles/constants.ts';
  * other. Numbers arrive as JSON numbers or quoted (the claim.vetted page quotes every placeholder),
  * and are kept as their decimal text: an amount never passes through float arithmetic.
  */
-const DECIMAL = /^-?\d{1,13}(\.\d{1,8})?$/;
+const DECIMAL = /^\d{1,13}(\.\d{1,8})?$/;
 /** A number or a numeric string, as the decimal text it was (JSON numbers print shortest-form). */
 export const Decimal = z
   .union([z.number().finite(), z.string().trim()])
   .transform((v) => (typeof v === 'number' ? String(v) : v))
-  .refine((v) => DECIMAL.test(v), 'a decimal number (at most 13 integer digits)');
+  .refine((v) => DECIMAL.test(v), 'a non-negative decimal number (at most 13 integer digits)');
 export const Id = z
   .union([z.number().int().nonnegative(), z.string().trim()])
   .transform((v) => String(v))
@@ -156,4 +156,3 @@ export const PAS_REVIEW_ACTION = 'http://hl7.org/fhir/us/davinci-pas/StructureDe
 export const X12_306 = 'https://codesystem.x12.org/005010/306';
 export const REVIEW_ACTION_DISPLAY = { A1: 'Certified in total', A2: 'Certified - partial', A3: 'Not Certified' } as const;
 export type ReviewActionCode = keyof typeof REVIEW_ACTION_DISPLAY;
-export const DECISION_CODES = { 1: 'approved', 0: 'rejected' } as const;

@@ -189,7 +189,8 @@ describe('refusals and duplicates', () => {
     const cases: [unknown, RegExp][] = [
       ['{"event":', /not JSON/],
       [{ ...e, event: 'claim.paid' }, /^event: event must be one of/],
-      [{ ...e, data: { ...e.data, approved_amount: '12,5' } }, /^data\.approved_amount: a decimal number/],
+      [{ ...e, data: { ...e.data, approved_amount: '12,5' } }, /^data\.approved_amount: a non-negative decimal number/],
+      [{ ...e, data: { ...e.data, approved_amount: -5 } }, /^data\.approved_amount: a non-negative decimal/],
       [{ ...e, data: { ...e.data, items: [{ ...e.data.items[0], qty_billed: 'two' }] } }, /^data\.items\.0\.qty_billed/],
       [{ ...e, data: { ...e.data, vetted_at: 'yesterday' } }, /^data\.vetted_at: an ISO 8601/],
       [{ ...e, data: { ...e.data, enrollee: undefined } }, /^data\.enrollee/],
