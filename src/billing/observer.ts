@@ -9,7 +9,7 @@ import { lifecycleIdOf, relativeReference } from './claims.ts';
 import { allocateCredit } from './credits.ts';
 import { BillingFailure } from './result.ts';
 import { inSavepoint, lifecycleCreditIds } from './store.ts';
-import { applyWaitingAdjudications } from './remittances.ts';
+import { applyWaitingRemittanceClaims } from './remittances.ts';
 import { anyWaitingClaim } from './remittance-store.ts';
 import { heldForBillIds } from './suspense-store.ts';
 import { applyUnmatchedPayment } from './unmatched.ts';
@@ -50,7 +50,7 @@ export function billingObserver(options: { db: Database; observer: () => ChangeO
         return async (tx: Queryable) => {
           const repo = repoIn(tx, tenantId);
           // The payer's adjudication first: it sets what a held patient payment applies against.
-          if (remitted) await inSavepoint(tx, () => applyWaitingAdjudications(repo, values), undoable);
+          if (remitted) await inSavepoint(tx, () => applyWaitingRemittanceClaims(repo, values), undoable);
           for (const id of held) {
             // A refusal (the payment's claim-id system is another one; already applied) leaves it waiting.
             await inSavepoint(tx, () => applyUnmatchedPayment(repo, id, { onlyMode: 'hold' }), undoable);

@@ -126,7 +126,7 @@ export async function finishRemittance(tx: PostgresRepository, remittanceId: str
  * (observer.ts, in the transaction of the Claim's write). Each payment's PaymentReconciliation is
  * written again so its detail names the claim and its response.
  */
-export async function applyWaitingAdjudications(tx: PostgresRepository, billIds: string[]): Promise<number> {
+export async function applyWaitingRemittanceClaims(tx: PostgresRepository, billIds: string[]): Promise<number> {
   const tenantId = tx.context.tenantId;
   const touched = new Set<string>();
   let applied = 0;

@@ -1,6 +1,6 @@
 import type { Claim, ClaimResponse, Coverage, Patient } from '@medplum/fhirtypes';
 import { amount } from '../../billing/index.ts';
-import type { AdjudicationInput } from '../../billing/index.ts';
+import type { PayerDecisionInput } from '../../billing/index.ts';
 import { ADJUDICATION, CURACEL, ICD10, PAS_REVIEW_ACTION, REVIEW_ACTION_DISPLAY, X12_306 } from '../../formats/curacel.ts';
 import type { PreAuthorizationDecision, ReviewActionCode } from '../../formats/curacel.ts';
 import type { CuracelSource } from './options.ts';
@@ -19,7 +19,7 @@ export function reviewActionOf(d: PreAuthorizationDecision): ReviewActionCode {
   return amount(d.pa_approved_amount).lt(amount(d.pa_total_amount)) ? 'A2' : 'A1';
 }
 
-export function preAuthorizationInput(d: PreAuthorizationDecision, source: CuracelSource): AdjudicationInput {
+export function preAuthorizationInput(d: PreAuthorizationDecision, source: CuracelSource): PayerDecisionInput {
   const cur = source.currency;
   const floating = d.floating_enrollee ?? undefined;
   const insuranceNo = floating ? floating.insurance_no : d.enrollee_insurance_no;

@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 import express from 'express';
 import type { NextFunction, Request, Response, Router } from 'express';
 import type { z } from 'zod';
-import { claimIdSystem, recordAdjudication } from '../../billing/index.ts';
-import type { AdjudicationInput, AdjudicationOutcome } from '../../billing/index.ts';
+import { claimIdSystem, recordPayerDecision } from '../../billing/index.ts';
+import type { PayerDecisionInput, PayerDecisionOutcome } from '../../billing/index.ts';
 import { databaseUnavailable } from '../../db/unavailable.ts';
 import { FULL_ACCESS } from '../../fhir/access.ts';
 import { PostgresRepository } from '../../fhir/repository.ts';
@@ -31,7 +31,7 @@ export interface CuracelKind<T> {
   schema: z.ZodType<T>;
   /** The journal's event type and dedupe key: one key per platform claim or PA request. */
   identify(body: T): { eventType: string; dedupeKey: string };
-  input(body: T, source: CuracelSource): AdjudicationInput;
+  input(body: T, source: CuracelSource): PayerDecisionInput;
 }
 
 const MAX_BODY = 1024 * 1024;
@@ -93,7 +93,7 @@ export function curacelRoutes<T>(k: CuracelKind<T>, deps: InboundDeps): Router {
         }
         const system = source.claimIdentifierSystem ?? (await claimIdSystem(tx.conn, source.tenantId));
         const mapped: CuracelSource = { id: source.id, name: source.name, currency: options.currency, claimIdentifierSystem: system };
-        const done = await recordAdjudication(tx, k.input(parsed.data, mapped));
+        const done = await recordPayerDecision(tx, k.input(parsed.data, mapped));
         const stored: StoredAnswer = { status: 200, body: answerOf(eventType, done) };
         await recordEvent(tx.conn, event, { status: 'processed', answer: stored });
         return stored;
@@ -132,14 +132,14 @@ async function signatureMatches(deps: InboundDeps, source: SourceRow, body: Buff
   return secret !== undefined && hmacSha256HexMatches(secret, body, given.trim());
 }
 
-const ANSWER: Record<AdjudicationOutcome['status'], string> = {
+const ANSWER: Record<PayerDecisionOutcome['status'], string> = {
   created: 'Stored: decision recorded',
   updated: 'Stored: decision updated',
   unchanged: 'Stored: the decision was already recorded; nothing changed',
   'out-of-date': 'Stored: a later decision is already recorded; nothing changed',
 };
 
-function answerOf(eventType: string, done: AdjudicationOutcome): Record<string, unknown> {
+function answerOf(eventType: string, done: PayerDecisionOutcome): Record<string, unknown> {
   return {
     message: ANSWER[done.status],
     event: eventType,

@@ -1,6 +1,6 @@
 import type { Claim, ClaimResponse, ClaimResponseItem, ClaimResponseProcessNote, Coverage, Money, Organization } from '@medplum/fhirtypes';
 import { amount, toJsonNumber } from '../../billing/index.ts';
-import type { AdjudicationInput } from '../../billing/index.ts';
+import type { PayerDecisionInput } from '../../billing/index.ts';
 import { ADJUDICATION, CURACEL, ICD10 } from '../../formats/curacel.ts';
 import type { VettingEvent } from '../../formats/curacel.ts';
 import type { CuracelSource } from './options.ts';
@@ -24,7 +24,7 @@ export function money(text: string, currency: string): Money {
 type Item = VettingEvent['data']['items'][number];
 const itemApproval = (item: Item): 0 | 1 | null => ('status' in item ? item.status : (item as { approval_status: 0 | 1 | null }).approval_status);
 
-export function vettingInput(e: VettingEvent, source: CuracelSource): AdjudicationInput {
+export function vettingInput(e: VettingEvent, source: CuracelSource): PayerDecisionInput {
   const d = e.data;
   const cur = source.currency;
   const enrollee = e.event === 'claim.vetted' ? e.data.enrollee : { id: e.data.enrollee_id };

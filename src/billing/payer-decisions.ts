@@ -6,7 +6,7 @@ import { findClaimsByBillId } from './claims.ts';
 import { lockPaymentKey } from './store.ts';
 
 /**
- * recordAdjudication: a payer's decision on a claim (an HMO's vetting, an insurer's
+ * recordPayerDecision: a payer's decision on a claim (an HMO's vetting, an insurer's
  * pre-authorization) as FHIR, whoever sent it. The sender maps its body to resources; this command
  * decides what to write:
  * - the ClaimResponse is one per payer decision (`responseIdentifier`), upserted: a later decision
@@ -33,7 +33,7 @@ export interface Parties {
   provider?: Reference<Organization>;
 }
 
-export interface AdjudicationInput {
+export interface PayerDecisionInput {
   /** The claim's bill id and the identifier system it is kept in; absent: the sender named none. */
   claimLookup?: { system: string; value: string };
   responseIdentifier: Identifier & { system: string; value: string };
@@ -50,7 +50,7 @@ export interface AdjudicationInput {
   final: boolean;
 }
 
-export interface AdjudicationOutcome {
+export interface PayerDecisionOutcome {
   status: 'created' | 'updated' | 'unchanged' | 'out-of-date';
   claimId: string;
   claimCreated: boolean;
@@ -61,7 +61,7 @@ const ref = <T extends Resource>(r: T & { id?: string }): Reference<T> => ({ ref
 const token = (i: { system: string; value: string }): string => `${esc(i.system)}|${esc(i.value)}`;
 const esc = (v: string): string => v.replace(/[\\,|$]/g, (c) => `\\${c}`);
 
-export async function recordAdjudication(repo: PostgresRepository, input: AdjudicationInput): Promise<AdjudicationOutcome> {
+export async function recordPayerDecision(repo: PostgresRepository, input: PayerDecisionInput): Promise<PayerDecisionOutcome> {
   const tenantId = repo.context.tenantId;
   const key = input.responseIdentifier;
   await lockPaymentKey(repo.conn, tenantId, `claim-response|${key.system}|${key.value}`);
@@ -110,7 +110,7 @@ export async function recordAdjudication(repo: PostgresRepository, input: Adjudi
 }
 
 /** The claim an earlier response answers, else the one with the bill id (newest live one). */
-async function answeredClaim(repo: PostgresRepository, existing: ClaimResponse | undefined, input: AdjudicationInput): Promise<Claim | undefined> {
+async function answeredClaim(repo: PostgresRepository, existing: ClaimResponse | undefined, input: PayerDecisionInput): Promise<Claim | undefined> {
   const request = existing?.request?.reference;
   if (request?.startsWith('Claim/')) {
     const claim = await repo.readResource<Claim>('Claim', request.slice('Claim/'.length)).catch(() => undefined);
@@ -123,7 +123,7 @@ async function answeredClaim(repo: PostgresRepository, existing: ClaimResponse |
 const isFinal = (r: ClaimResponse | undefined): boolean => r?.extension?.some((e) => e.url === ADJUDICATION_FINAL && e.valueBoolean === true) ?? false;
 const finalMark = (final: boolean): Extension[] => (final ? [{ url: ADJUDICATION_FINAL, valueBoolean: true }] : []);
 
-function isOutOfDate(existing: ClaimResponse, input: AdjudicationInput): boolean {
+function isOutOfDate(existing: ClaimResponse, input: PayerDecisionInput): boolean {
   const before = Date.parse(existing.created ?? '');
   const now = Date.parse(input.decidedAt);
   if (Number.isNaN(before) || Number.isNaN(now)) return false;
