@@ -24,3 +24,6 @@ export type { Amount } from './money.ts';
 export { claimIdSystem, setClaimIdSystem } from './store.ts';
 export { MEMBER_LIABILITY } from './claims.ts';
 export { PAYMENT_EXTENSIONS, PAYMENT_METHOD_EXTENSION, PAYMENT_TRACE_ID_SYSTEM } from './resources.ts';
+export { recordAdjudication } from './adjudication.ts';
+export type { AdjudicationInput, AdjudicationOutcome } from './adjudication.ts';
+export type { AdjudicatedItem, AdjudicationAmount, AdjudicationCategory, InsurerPayment, InsurerRef } from './adjudication-resources.ts';

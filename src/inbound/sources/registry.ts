@@ -6,6 +6,7 @@ import { generateSecret, hashSecret } from '../../auth/secrets.ts';
 import type { Queryable } from '../../db/index.ts';
 import { normalizeCidr } from '../../net/addresses.ts';
 import { InstaMedOptions } from '../instamed/options.ts';
+import { TyroOptions } from '../tyro/options.ts';
 import * as store from './store.ts';
 import type { SourceRow } from './store.ts';
 
@@ -33,6 +34,7 @@ interface KindSpec {
 
 const KINDS: Record<string, KindSpec> = {
   instamed: { options: InstaMedOptions, usesPassword: (o) => o.auth === 'basic', usesSigningSecret: () => false },
+  tyro: { options: TyroOptions, usesPassword: () => false, usesSigningSecret: (o) => o.signed !== false },
 };
 export const SOURCE_KINDS = Object.keys(KINDS);
 
