@@ -1,9 +1,11 @@
 import { fhirFormat } from './fhir.ts';
 import type { PayloadFormat } from './format.ts';
+import { tyroFormat } from './tyro.ts';
 
 export type { FormatContext, FormatNotification, PayloadFormat } from './format.ts';
 
 /** Every payload format a Subscription may choose; a sender-shaped one is one file and one entry. */
 export const PAYLOAD_FORMATS: Readonly<Record<string, PayloadFormat>> = {
   fhir: fhirFormat,
+  tyro: tyroFormat,
 };
