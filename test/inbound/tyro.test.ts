@@ -167,6 +167,11 @@ describe('malformed bodies are 400 (final), journalled, and change nothing', () 
     ['an unknown claim status', JSON.stringify({ event: 'healthFundApprovedInvoice', transaction: transaction({ id: 'a7', invoiceReference: 'x', modified: '2026-12-01T10:00:00Z', claimStatus: 'maybe' }) })],
     ['another currency than the books\'', JSON.stringify({ event: 'healthFundApprovedInvoice', transaction: transaction({ id: 'a8', invoiceReference: 'x', modified: '2026-12-01T10:00:00Z', extra: { currencyCode: 'AUD' } }) })],
     ['an array', '[1,2]'],
+    ['nesting too deep to walk', `{"event":"healthFundApprovedInvoice","transaction":${'{"a":'.repeat(200)}1${'}'.repeat(200)}}`],
+    ['a lone surrogate', '{"event":"healthFundApprovedInvoice","transaction":{"_id":"a9","invoiceReference":"\\ud800","modified":"2026-12-01T10:00:00Z"}}'],
+    ['a NUL character', '{"event":"healthFundApprovedInvoice","transaction":{"_id":"a10","invoiceReference":"x\\u0000","modified":"2026-12-01T10:00:00Z"}}'],
+    ['cents beyond any amount', JSON.stringify({ event: 'healthFundApprovedInvoice', transaction: transaction({ id: 'a11', invoiceReference: 'x', modified: '2026-12-01T10:00:00Z', extra: { claims: [{ status: 'approved', amountGap: 1e20 }] } }) })],
+    ['an id that is not an id', JSON.stringify({ event: 'healthFundApprovedInvoice', transaction: transaction({ id: '../../x', invoiceReference: 'x', modified: '2026-12-01T10:00:00Z' }) })],
   ])('%s', async (_name, body) => {
     const before = (await listEvents(t.db, 'default', 'tyro')).length;
     const responses = (await c.fhir.search('ClaimResponse?_count=1000')).length;
@@ -177,6 +182,12 @@ describe('malformed bodies are 400 (final), journalled, and change nothing', () 
     const after = await listEvents(t.db, 'default', 'tyro');
     expect(after.length).toBeGreaterThan(before);
     expect(after.at(-1)!.status).toBe('refused');
+  });
+
+  it('over 1 MiB is 413', async () => {
+    const res = await postSigned(t, url, secret, JSON.stringify({ event: 'healthFundApprovedInvoice', pad: 'x'.repeat(1024 * 1024) }));
+    expect(res.status).toBe(413);
+    expect(res.body.error).toMatch(/too large/);
   });
 
   it('invalid UTF-8', async () => {

@@ -6,6 +6,7 @@ import { FULL_ACCESS } from '../../fhir/access.ts';
 import { PostgresRepository } from '../../fhir/repository.ts';
 import { TYRO_EVENTS, TyroBody, transactionIdOf } from '../../formats/tyro.ts';
 import type { TyroEvent, TyroTransaction } from '../../formats/tyro.ts';
+import { inspectJson } from '../../http/json-guard.ts';
 import { decodeUtf8 } from '../body.ts';
 import { findDuplicate, recordEvent } from '../journal.ts';
 import type { EventStatus, InboundEvent, RawMessage, StoredAnswer } from '../journal.ts';
@@ -41,7 +42,8 @@ export function tyroRoutes(deps: InboundDeps): Router {
     if (!source || source.kind !== SOURCE) return void res.status(404).json({ error: 'Unknown webhook source' });
     const bytes = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     const text = decodeUtf8(bytes);
-    const message: RawMessage = { contentType: req.get('content-type') ?? null, text: text ?? bytes.toString('latin1'), headers: keptHeaders(req, source) };
+    // PostgreSQL text cannot hold NUL: the journal keeps it escaped.
+    const message: RawMessage = { contentType: req.get('content-type') ?? null, text: (text ?? bytes.toString('latin1')).replaceAll('\u0000', '\\u0000'), headers: keptHeaders(req, source) };
     const refuse = async (status: number, error: string, eventType = 'tyro.refused'): Promise<void> => {
       await journalAlone(deps, unreadEvent(source, message, eventType, String(req.id)), 'refused', { status, body: { error } }, req);
       res.status(status).json({ error });
@@ -59,6 +61,9 @@ export function tyroRoutes(deps: InboundDeps): Router {
     } catch (err) {
       return refuse(400, `Malformed JSON: ${(err as Error).message}`);
     }
+    // Too deep or too large to walk safely, NUL or lone surrogates (unstorable): http/json-guard.ts.
+    const unsafe = inspectJson(json);
+    if (unsafe) return refuse(unsafe.status, `${unsafe.message}${unsafe.pointer ? ` at ${unsafe.pointer}` : ''}`);
     const parsed = TyroBody.safeParse(json);
     if (!parsed.success) return refuse(400, `Invalid transaction: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`.slice(0, 1000));
     const wrapped = 'transaction' in parsed.data ? (parsed.data as { event: TyroEvent; transaction: TyroTransaction }) : undefined;
