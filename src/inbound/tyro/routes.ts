@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import express from 'express';
 import type { NextFunction, Request, Response, Router } from 'express';
 import { recordAdjudication } from '../../billing/index.ts';
+import { databaseUnavailable } from '../../db/unavailable.ts';
 import { FULL_ACCESS } from '../../fhir/access.ts';
 import { PostgresRepository } from '../../fhir/repository.ts';
 import { TYRO_EVENTS, TyroBody, transactionIdOf } from '../../formats/tyro.ts';
@@ -26,7 +27,7 @@ const MAX_BODY = 1024 * 1024;
  * Tyro Health's invoice webhooks (shared/seeds/004). The sender retries on a timeout or a 500 and
  * on nothing else, so: 200 once stored (also an older event that changed nothing, and a duplicate),
  * 401 / 403 authentication, 400 a body we cannot read (final: a retry would not read better), 500
- * only when we failed. Every request is journalled raw, refused ones included. Signed POSTs come
+ * only when we failed (the database away included: a 503 would never be retried). Every request is journalled raw, refused ones included. Signed POSTs come
  * to the source URL; GET, PUT and DELETE (never signed) to the token URL. A body, when there is
  * one, is applied whatever the method; without one there is nothing to apply, and the notice is
  * journalled (Tyro advises fetching the transaction then; we have no API client for that).
@@ -106,6 +107,7 @@ export function tyroRoutes(deps: InboundDeps): Router {
       });
       res.status(answer.status).json(answer.body);
     } catch (err) {
+      if (databaseUnavailable(err)) return unavailable(req, res, err);
       req.log?.error({ err, sourceId: source.id, transactionId }, 'tyro event failed; rolled back');
       const error = `Not stored: processing failed (request id ${String(req.id)}); please retry`;
       await journalAlone(deps, journalled, 'failed', { status: 500, body: { error } }, req, (err as Error)?.message ?? String(err));
@@ -133,12 +135,24 @@ export function tyroRoutes(deps: InboundDeps): Router {
   routes.use([TYRO_PATH, TYRO_TOKEN_PATH], (err: { status?: number; type?: string; message?: string }, req: Request, res: Response, _next: NextFunction) => {
     if (err.type === 'entity.too.large') res.status(413).json({ error: 'The body is too large (at most 1 MiB)' });
     else if (err.status !== undefined && err.status >= 400 && err.status < 500) res.status(400).json({ error: err.message ?? 'Unreadable request body' });
+    else if (databaseUnavailable(err)) unavailable(req, res, err);
     else {
       req.log?.error({ err }, 'tyro webhook failed');
       res.status(500).json({ error: `Not stored: processing failed (request id ${String(req.id)}); please retry` });
     }
   });
   return routes;
+}
+
+/**
+ * The database is away: nothing was kept (not even in the journal). 500, not the 503 other routes
+ * answer, because Tyro retries on a timeout or a 500 and on nothing else.
+ */
+function unavailable(req: Request, res: Response, err: unknown): void {
+  const down = databaseUnavailable(err)!;
+  req.log?.warn({ err }, 'tyro event not stored: the database is unavailable');
+  res.set('Retry-After', String(down.retryAfterSeconds));
+  res.status(500).json({ error: `${down.message}; not stored, please retry` });
 }
 
 const withoutStatus = ({ status: _s, ...rest }: { status: string; claimResponseId?: string; paymentReconciliationId?: string }) => rest;
