@@ -188,7 +188,7 @@ describe('404 and 200', () => {
     expect(res.status).toBe(200);
     const doc = res.body;
     expect(doc.openapi).toBe('3.1.0');
-    expect(Object.keys(doc.paths).sort()).toEqual(['/api/token', '/api/webhooks/instamed/{sourceId}', '/api/webhooks/patient-payment']);
+    expect(Object.keys(doc.paths).sort()).toEqual(['/api/token', '/api/webhooks/instamed/{sourceId}', '/api/webhooks/patient-payment', '/api/webhooks/tyro/{sourceId}', '/api/webhooks/tyro/{sourceId}/{urlToken}']);
     const post = doc.paths['/api/webhooks/patient-payment'].post;
     expect(post.security).toEqual([{ bearerAuth: [] }]);
     expect(Object.keys(post.responses).sort()).toEqual(['200', '400', '401', '403', '404', '413', '500']);

@@ -170,6 +170,17 @@ describe('order and duplicates', () => {
     expect((await responseOf(id2)).outcome).toBe('error');
   });
 
+  it('cancelled: the ClaimResponse is cancelled, so it no longer states a responsibility; nothing moves it back', async () => {
+    const { claim } = await claimed();
+    const id = txnId();
+    await send('healthFundApprovedInvoice', { id, invoiceReference: claim.billId, modified: T1 });
+    expect((await send('invoiceCancelled', { id, invoiceReference: claim.billId, modified: T2 })).result).toBe('recorded');
+    expect(await responseOf(id)).toMatchObject({ status: 'cancelled', outcome: 'error' });
+    expect((await send('healthFundApprovedInvoice', { id, invoiceReference: claim.billId, modified: T3 })).result).toBe('stale');
+    const pay = await c.pay({ billId: claim.billId, paymentAmount: 10, paymentTraceId: txnId() });
+    expect(pay.body.data).toMatchObject({ amountSetOnClaim: 0, excessAmount: 10 });
+  });
+
   it('an older event than the recorded one answers 200 and changes nothing, also before any final state', async () => {
     const { claim } = await claimed();
     const id = txnId();

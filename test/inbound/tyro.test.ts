@@ -148,6 +148,26 @@ describe('unsigned GET, PUT and DELETE', () => {
     expect(await responsesFor(body.transaction._id as string)).toHaveLength(1);
   });
 
+  it('a PATCHed urlToken replaces the old one at once; requiredHeader null stops asking for it', async () => {
+    const source = await registerTyro(t, admin, { signed: false, urlToken: randomBytes(20).toString('hex') });
+    expect(source.credentials).toBeUndefined();
+    expect(source.signingSecretSet).toBe(false);
+    const id = source.url.split('/').pop();
+    const fresh = randomBytes(20).toString('hex');
+    const patched = await request(t.app).patch(`/admin/webhook-sources/${id}`).auth(admin, { type: 'bearer' }).send({ urlToken: fresh });
+    expect(patched.status, JSON.stringify(patched.body)).toBe(200);
+    expect(JSON.stringify(patched.body)).not.toContain(fresh);
+    expect((await request(t.app).get(`${source.url}/${fresh}`)).status).toBe(200);
+    // A signed POST to a source that signs nothing is refused: it takes webhooks at its token URL only.
+    expect((await postSigned(t, source.url, secret, approved('x'))).status).toBe(401);
+    const claim = await claimed();
+    const unsigned = await request(t.app).post(`${source.url}/${fresh}`).send(approved(claim.billId));
+    expect(unsigned.status, JSON.stringify(unsigned.body)).toBe(200);
+    expect(unsigned.body.result).toBe('recorded');
+    const short = await request(t.app).patch(`/admin/webhook-sources/${id}`).auth(admin, { type: 'bearer' }).send({ urlToken: 'short' });
+    expect(short.status).toBe(400);
+  });
+
   it('the token URL of a source without a token, and the signed URL without a signature, are 401', async () => {
     expect((await request(t.app).get(`${url}/${token}`)).status).toBe(401);
     expect((await request(t.app).post(base).send(approved('x'))).status).toBe(401);
