@@ -93,7 +93,6 @@ async function transactionOf(cr: ClaimResponse, claim: Claim | undefined, ctx: F
     claims: [
       {
         status: claimStatus,
-        ...(cr.disposition && { statusDescription: cr.disposition.slice(0, 500) }),
         ...amounts({ benefit: totalOf(cr, 'benefit'), gap: totalOf(cr, MEMBER_LIABILITY), fee: totalOf(cr, 'submitted') }, 'amountExpectedBenefit'),
         claimItems: (cr.item ?? []).map(itemOf),
       },
