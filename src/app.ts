@@ -63,7 +63,8 @@ export function createApp(options: AppOptions): Express {
       autoLogging: { ignore: (req) => req.url === '/healthz' },
       // A completion line carries what an operator searches by, not every header (~860 bytes a line).
       serializers: {
-        req: (req: { id: unknown; method: string; url: string }) => ({ id: req.id, method: req.method, url: req.url }),
+        // A Tyro source's token URL (/api/webhooks/tyro/<id>/<urlToken>) carries a credential.
+        req: (req: { id: unknown; method: string; url: string }) => ({ id: req.id, method: req.method, url: req.url.replace(/^(\/api\/webhooks\/tyro\/[^/?]+\/)[^/?]+/, '$1[redacted]') }),
         res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
       },
       customProps: (_req, res) => {

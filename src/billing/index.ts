@@ -30,3 +30,6 @@ export { PAYMENT_TYPE_SYSTEM } from './resources.ts';
 export { ZERO, fhirMoney } from './money.ts';
 export { ADJUDICATION_FINAL, recordPayerDecision } from './payer-decisions.ts';
 export type { PayerDecisionInput, PayerDecisionOutcome, Parties, PartyDraft } from './payer-decisions.ts';
+export { recordAdjudication } from './adjudication.ts';
+export type { AdjudicationInput, AdjudicationOutcome } from './adjudication.ts';
+export type { AdjudicatedItem, AdjudicationAmount, AdjudicationCategory, InsurerPayment, InsurerRef } from './adjudication-resources.ts';

@@ -13,13 +13,16 @@ import { applyWaitingRemittanceClaims } from './remittances.ts';
 import { anyWaitingClaim } from './remittance-store.ts';
 import { heldForBillIds } from './suspense-store.ts';
 import { applyUnmatchedPayment } from './unmatched.ts';
+import { applyWaitingAdjudications } from './adjudication.ts';
+import { waitingForBillIds } from './adjudication-store.ts';
 
 /**
  * Billing's side of every FHIR write, from any writer (/fhir, a transaction Bundle, a sender), in
  * that write's own transaction, so a committed Claim or ClaimResponse never leaves its money behind:
  * - a Claim whose identifiers include the bill id of a payment held with `hold`: the payment applies
  *   (exactly once: the unmatched row is locked and marked in the same transaction); likewise a
- *   payer's claim payment (remittances.ts) that waited for it writes its ClaimResponse;
+ *   payer's claim payment (remittances.ts) and an insurer's adjudication (adjudication.ts) that
+ *   waited for it;
  * - an active ClaimResponse (use claim): the unallocated credit that payments for the claim's
  *   lifecycle left applies to it, oldest first, up to the new open responsibility.
  * A follow-up that meets data it cannot book (BillingFailure: e.g. a claim without a patient
@@ -46,11 +49,13 @@ export function billingObserver(options: { db: Database; observer: () => ChangeO
         const values = (claim.identifier ?? []).map((i) => i.value).filter((v): v is string => typeof v === 'string');
         const held = await heldForBillIds(conn, tenantId, values);
         const remitted = await anyWaitingClaim(conn, tenantId, values);
-        if (held.length === 0 && !remitted) return undefined;
+        const adjudications = await waitingForBillIds(conn, tenantId, values);
+        if (held.length === 0 && !remitted && adjudications.length === 0) return undefined;
         return async (tx: Queryable) => {
           const repo = repoIn(tx, tenantId);
-          // The payer's adjudication first: it sets what a held patient payment applies against.
+          // The payer's adjudications first: they set what a held patient payment applies against.
           if (remitted) await inSavepoint(tx, () => applyWaitingRemittanceClaims(repo, values), undoable);
+          if (adjudications.length > 0) await inSavepoint(tx, () => applyWaitingAdjudications(repo, tx, values), undoable);
           for (const id of held) {
             // A refusal (the payment's claim-id system is another one; already applied) leaves it waiting.
             await inSavepoint(tx, () => applyUnmatchedPayment(repo, id, { onlyMode: 'hold' }), undoable);

@@ -1,11 +1,12 @@
 // Inbound webhooks: one folder per sender (cair/, instamed/, curacel/ with the claims-vetting and
-// pre-authorization kinds, x12-835/ for payer remittances, and next tyro/), the webhook-source registry (sources/), the shared event journal, body
+// pre-authorization kinds, tyro/, x12-835/ for payer remittances), the webhook-source registry (sources/), the shared event journal, body
 // parsing by content type, and the OpenAPI document of /api.
 import express from 'express';
 import type { Router } from 'express';
 import { cair } from './cair/index.ts';
 import { claimsVetting, preAuthorizationDecisions } from './curacel/index.ts';
 import { instamed } from './instamed/index.ts';
+import { tyro } from './tyro/index.ts';
 import { openApiDocument } from './openapi.ts';
 import { x12835 } from './x12-835/index.ts';
 import type { InboundDeps, Sender } from './sender.ts';
@@ -17,7 +18,7 @@ export type { SecretSettings } from './sources/registry.ts';
 export { SOURCE_KINDS, createSource, deleteSourceById, getSource, listSourceViews, patchSource, rotateCredentials } from './sources/registry.ts';
 
 /** Every sender we take webhooks from. A new sender is one folder and one entry here. */
-export const SENDERS: readonly Sender[] = [cair, instamed, x12835, claimsVetting, preAuthorizationDecisions];
+export const SENDERS: readonly Sender[] = [cair, instamed, x12835, claimsVetting, preAuthorizationDecisions, tyro];
 
 /** Every sender's routes, and GET /api/openapi.json (no token needed). */
 export function inboundRoutes(deps: InboundDeps & { version: string }): Router {

@@ -195,6 +195,8 @@ describe('404 and 200', () => {
       '/api/webhooks/instamed/{sourceId}',
       '/api/webhooks/patient-payment',
       '/api/webhooks/pre-authorization/{sourceId}',
+      '/api/webhooks/tyro/{sourceId}',
+      '/api/webhooks/tyro/{sourceId}/{urlToken}',
       '/api/webhooks/x12-835/{sourceId}',
     ]);
     const post = doc.paths['/api/webhooks/patient-payment'].post;

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ServerProcess } from '../support/process.ts';
@@ -57,6 +57,12 @@ describe.skipIf(!databaseUrl)('database connection loss under load', () => {
     });
     const instamed = (await registered.json()) as { url: string; credentials: { username: string; password: string } };
     const instamedBasic = `Basic ${Buffer.from(`${instamed.credentials.username}:${instamed.credentials.password}`).toString('base64')}`;
+    const tyroSecret = randomBytes(24).toString('hex');
+    const tyro = (await (await fetch(`${api.base}/admin/webhook-sources`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${api.token}` },
+      body: JSON.stringify({ tenant: 'default', kind: 'tyro', name: 'Tyro (outage probe)', signingSecret: tyroSecret }),
+    })).json()) as { url: string };
 
     const load = startPayments(api, billIds, fault.schema);
     await waitUntil('payments under way', () => load.answers.filter((a) => a.status === 200).length >= 40, 60_000);
@@ -72,6 +78,13 @@ describe.skipIf(!databaseUrl)('database connection loss under load', () => {
       method: 'POST',
       headers: { 'Content-Type': 'application/json', Authorization: instamedBasic },
       body: JSON.stringify({ TransactionId: 'outage-1', TransactionStatus: 'C', TransactionType: 'Sale', Amount: '1.00', AdditionalCode1: billIds[0] }),
+    });
+    const tyroBody = JSON.stringify({ event: 'healthFundApprovedInvoice', transaction: { _id: 'outage1', invoiceReference: billIds[0], modified: new Date().toISOString() } });
+    const tyroTimestamp = new Date().toISOString();
+    const tyroProbe = await fetch(`${api.base}${tyro.url}`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'X-Sender-Timestamp': tyroTimestamp, 'X-Sender-Signature': createHmac('sha256', tyroSecret).update(tyroTimestamp + tyroBody).digest('hex') },
+      body: tyroBody,
     });
     await new Promise((r) => setTimeout(r, Math.max(0, OUTAGE_MS - (Date.now() - outageStart))));
     terminated += await terminate(); // any session that was half open when connections were refused
@@ -94,6 +107,9 @@ describe.skipIf(!databaseUrl)('database connection loss under load', () => {
     expect(instamedProbe.status).toBe(503);
     expect(instamedProbe.headers.get('retry-after')).toMatch(/^\d+$/);
     expect(await instamedProbe.text()).toMatch(/database is unavailable/);
+    // Tyro retries a timeout or a 500 and nothing else: a 503 would lose the event.
+    expect(tyroProbe.status).toBe(500);
+    expect((await tyroProbe.json()).error).toMatch(/database is unavailable/);
     const failures = load.answers.filter((a) => a.status !== 200);
     expect(failures.filter((a) => a.status !== 503)).toEqual([]);
     expect(failures.length).toBeGreaterThan(0);

@@ -8,6 +8,7 @@ import { normalizeCidr } from '../../net/addresses.ts';
 import { CuracelOptions } from '../curacel/options.ts';
 import { InstaMedOptions } from '../instamed/options.ts';
 import { X12SourceOptions } from '../x12-835/options.ts';
+import { TyroOptions } from '../tyro/options.ts';
 import * as store from './store.ts';
 import type { SourceRow } from './store.ts';
 
@@ -38,6 +39,7 @@ const KINDS: Record<string, KindSpec> = {
   'x12-835': { options: X12SourceOptions, usesPassword: (o) => o.auth === 'basic', usesSigningSecret: () => false },
   'claims-vetting': { options: CuracelOptions, usesPassword: () => false, usesSigningSecret: () => true },
   'pre-authorization': { options: CuracelOptions, usesPassword: () => false, usesSigningSecret: () => true },
+  tyro: { options: TyroOptions, usesPassword: () => false, usesSigningSecret: (o) => o.signed !== false },
 };
 export const SOURCE_KINDS = Object.keys(KINDS);
 

@@ -2,6 +2,7 @@ import { claimsVettingFormat } from './claims-vetting.ts';
 import { fhirFormat } from './fhir.ts';
 import { preAuthorizationFormat } from './pre-authorization.ts';
 import type { PayloadFormat } from './format.ts';
+import { tyroFormat } from './tyro.ts';
 
 export type { FormatContext, FormatNotification, PayloadFormat } from './format.ts';
 
@@ -10,4 +11,5 @@ export const PAYLOAD_FORMATS: Readonly<Record<string, PayloadFormat>> = {
   fhir: fhirFormat,
   'claims-vetting': claimsVettingFormat,
   'pre-authorization': preAuthorizationFormat,
+  tyro: tyroFormat,
 };
