@@ -137,7 +137,7 @@ const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 const RESERVED_HEADERS = new Set([
   'host', 'content-length', 'content-type', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'te', 'trailer',
   'expect', 'proxy-authorization', 'proxy-connection', 'user-agent',
-  'webhook-id', 'webhook-timestamp', 'webhook-signature', 'x-sender-signature', 'x-sender-timestamp',
+  'webhook-id', 'webhook-timestamp', 'webhook-signature', 'x-sender-signature', 'x-sender-timestamp', 'x-curacel-signature',
 ]);
 
 /**

@@ -63,6 +63,12 @@ describe.skipIf(!databaseUrl)('database connection loss under load', () => {
       headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${api.token}` },
       body: JSON.stringify({ tenant: 'default', kind: 'tyro', name: 'Tyro (outage probe)', signingSecret: tyroSecret }),
     })).json()) as { url: string };
+    const curacelSecret = randomBytes(24).toString('hex');
+    const curacel = (await (await fetch(`${api.base}/admin/webhook-sources`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${api.token}` },
+      body: JSON.stringify({ tenant: 'default', kind: 'claims-vetting', name: 'Curacel (outage probe)', signingSecret: curacelSecret }),
+    })).json()) as { url: string };
 
     const load = startPayments(api, billIds, fault.schema);
     await waitUntil('payments under way', () => load.answers.filter((a) => a.status === 200).length >= 40, 60_000);
@@ -85,6 +91,12 @@ describe.skipIf(!databaseUrl)('database connection loss under load', () => {
       method: 'POST',
       headers: { 'Content-Type': 'application/json', 'X-Sender-Timestamp': tyroTimestamp, 'X-Sender-Signature': createHmac('sha256', tyroSecret).update(tyroTimestamp + tyroBody).digest('hex') },
       body: tyroBody,
+    });
+    const curacelBody = JSON.stringify({ event: 'claim.vetted', data: { id: 1 } });
+    const curacelProbe = await fetch(`${api.base}${curacel.url}`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'x-curacel-signature': createHmac('sha256', curacelSecret).update(curacelBody).digest('hex') },
+      body: curacelBody,
     });
     await new Promise((r) => setTimeout(r, Math.max(0, OUTAGE_MS - (Date.now() - outageStart))));
     terminated += await terminate(); // any session that was half open when connections were refused
@@ -110,6 +122,8 @@ describe.skipIf(!databaseUrl)('database connection loss under load', () => {
     // Tyro retries a timeout or a 500 and nothing else: a 503 would lose the event.
     expect(tyroProbe.status).toBe(500);
     expect((await tyroProbe.json()).error).toMatch(/database is unavailable/);
+    expect(curacelProbe.status).toBe(503);
+    expect(curacelProbe.headers.get('retry-after')).toMatch(/^\d+$/);
     const failures = load.answers.filter((a) => a.status !== 200);
     expect(failures.filter((a) => a.status !== 503)).toEqual([]);
     expect(failures.length).toBeGreaterThan(0);

@@ -94,6 +94,7 @@ describe('subscriptions through the API', () => {
     ['Content-Length: 0', /server sets it/],
     ['Host: internal.example', /server sets it/],
     ['webhook-signature: v1,forged', /server sets it/],
+    ['x-curacel-signature: forged', /server sets it/],
     [': no name', /Name: value/],
   ])('refuses channel.header %j at write time with a 400, for requested and active alike', async (header, message) => {
     const token = await t.token();
