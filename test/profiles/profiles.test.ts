@@ -295,15 +295,19 @@ describe('getOwnDefinitions', () => {
 
   it('has all our definitions under our canonical base', () => {
     // PatientCredit, three billing extensions, four payment extensions (card brand, last four,
-    // authorization code, settlement date), five Subscription extensions, two payment-plan extensions
-    expect(byType('StructureDefinition')).toHaveLength(15);
+    // authorization code, settlement date), five Subscription extensions, two payment-plan extensions,
+    // six payer-decision extensions (claim-pile-id, claim-item-ref, review-opened-at, floating-enrollee,
+    // enrollee-status, adjudication-final)
+    expect(byType('StructureDefinition')).toHaveLength(21);
     // Claim lifecycle, five PatientCredit parameters, Claim and ClaimResponse pile
     expect(byType('SearchParameter')).toHaveLength(8);
-    // patient-credit-status and record-kind (Basic.code of payment plans)
-    expect(byType('CodeSystem')).toHaveLength(2);
+    // patient-credit-status, record-kind (Basic.code of payment plans), vetting-decision (Curacel)
+    expect(byType('CodeSystem')).toHaveLength(3);
     expect(byType('ValueSet')).toHaveLength(1);
-    // the Cair claim-id system, the payment-trace-id system and the InstaMed payment-plan id system
-    expect(byType('NamingSystem')).toHaveLength(3);
+    // the Cair claim-id system, the payment-trace-id system, the InstaMed payment-plan id system,
+    // eight Curacel systems (claim, provider id and code, enrollee, insurance no, HMO, PA id, webhook
+    // source), two X12 835 (payer claim control number, payer id) and two Tyro (transaction, funder)
+    expect(byType('NamingSystem')).toHaveLength(15);
     for (const r of own) {
       if ('url' in r && r.url) {
         expect(r.url.startsWith(`${CANONICAL_BASE}/${r.resourceType}/`), r.url).toBe(true);
