@@ -16,6 +16,7 @@ import type {
   StructureDefinition,
 } from '@medplum/fhirtypes';
 import { loadProfiles, getOwnStructureDefinition } from './load.ts';
+import { CANONICAL_BASE } from './constants.ts';
 import { ensureR4ResourceType } from './r4.ts';
 import { expandValueSet } from './terminology.ts';
 import type { AnyResource } from './types.ts';
@@ -27,7 +28,7 @@ import type { AnyResource } from './types.ts';
  * - structure against the R4 definition of the type (PatientCredit: our definition), by
  *   @medplum/core: cardinality, JSON types, primitive formats, unknown elements, error invariants;
  * - `required` bindings whose value set we can expand (core does not check codes);
- * - our extensions (url in EXTENSION_URLS): context and value type;
+ * - our extensions (url under CANONICAL_BASE): defined in fhir-profiles/, context and value type;
  * - each of our profiles named in meta.profile (a profile we do not define is ignored).
  * Warnings (e.g. a Reference to an unexpected type) do not make it throw.
  */
@@ -205,6 +206,10 @@ function checkExtensions(
 function checkOneExtension(ext: Extension, elementPath: string, path: string, issues: OperationOutcomeIssue[]): void {
   const sd = ext?.url ? getOwnStructureDefinition(ext.url) : undefined;
   if (!sd || sd.type !== 'Extension') {
+    // Ours must be defined in fhir-profiles/ (others' extensions are theirs to define).
+    if (typeof ext?.url === 'string' && ext.url.startsWith(`${CANONICAL_BASE}/`)) {
+      issues.push(error('structure', path, `Extension ${ext.url} is not defined (our extensions are in fhir-profiles/)`));
+    }
     return;
   }
   const contexts = (sd.context ?? []).map((c) => c.expression);

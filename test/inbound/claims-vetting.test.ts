@@ -69,6 +69,11 @@ describe('claim.vetted', () => {
     expect(cr.extension).toContainEqual({ url: 'https://fhir-billing.org/fhir/StructureDefinition/claim-pile-id', valueString: '77' });
     expect((await c.fhir.validate(`ClaimResponse/${cr.id}`)).issue.filter((i: any) => i.severity === 'error')).toEqual([]);
     expect((await c.fhir.validate(`Claim/${claim.id}`)).issue.filter((i: any) => i.severity === 'error')).toEqual([]);
+    // Our extensions, each defined in fhir-profiles/ (the validator refuses one of ours it does not know).
+    expect(claim.item?.[0].extension).toEqual([{ url: 'https://fhir-billing.org/fhir/StructureDefinition/claim-item-ref', valueString: 'it-1' }]);
+    expect(coverage.extension).toEqual([{ url: 'https://fhir-billing.org/fhir/StructureDefinition/enrollee-status', valueString: 'active' }]);
+    expect(cr.adjudication?.[0].reason?.coding?.[0]).toEqual({ system: 'https://fhir-billing.org/fhir/CodeSystem/vetting-decision', code: 'approved' });
+    expect((await c.fhir.validate(`Coverage/${coverage.id}`)).issue.filter((i: any) => i.severity === 'error')).toEqual([]);
   });
 
   it('finds a claim already here by its ref (the tenant\'s claim-id) and leaves it as it was', async () => {

@@ -50,6 +50,13 @@ describe('pre-authorization decisions', () => {
     expect(cr.adjudication?.[0].category.coding?.[0].code).toBe('submitted');
     expect(total(cr, 'submitted')).toEqual({ value: 5000, currency: 'NGN' });
     expect(total(cr, 'benefit')).toEqual({ value: 4500, currency: 'NGN' });
+    // Ours, defined in fhir-profiles/ ($validate below refuses an extension of ours it does not know).
+    expect(cr.extension).toEqual(
+      expect.arrayContaining([
+        { url: 'https://fhir-billing.org/fhir/StructureDefinition/review-opened-at', valueDateTime: d.opened_at },
+        { url: 'https://fhir-billing.org/fhir/StructureDefinition/adjudication-final', valueBoolean: true },
+      ]),
+    );
     const insurer = await c.fhir.read<Organization>(cr.insurer.reference!);
     expect(insurer).toMatchObject({ name: 'Wayne HMO', identifier: [{ value: 'BruceW' }] });
 
@@ -107,6 +114,7 @@ describe('pre-authorization decisions', () => {
     expect(await c.fhir.read<Patient>(claim.patient.reference!)).toMatchObject({ name: [{ family: 'Bakare', given: ['Tunde'] }], gender: 'male' });
     const coverage = await c.fhir.read<Coverage>(claim.insurance[0].coverage.reference!);
     expect(coverage.extension).toEqual([{ url: 'https://fhir-billing.org/fhir/StructureDefinition/floating-enrollee', valueBoolean: true }]);
+    expect((await c.fhir.validate(`Coverage/${coverage.id}`)).issue.filter((i: any) => i.severity === 'error')).toEqual([]);
   });
 
   it('duplicates answer 200 and change nothing; bad and missing signatures are 401; malformed is 400 naming the field', async () => {
