@@ -139,7 +139,7 @@ describe('the validator and our extensions', () => {
     ]);
   });
 
-  it('each of our extensions states one context and one value type', () => {
+  it('each of our extensions states its context(s), one value type and its own url', () => {
     for (const sd of own().filter((r): r is StructureDefinition => r.resourceType === 'StructureDefinition' && r.type === 'Extension')) {
       expect(sd.context?.length, sd.url).toBeGreaterThan(0);
       const value = sd.snapshot?.element.find((e) => e.path === 'Extension.value[x]');
