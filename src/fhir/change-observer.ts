@@ -25,6 +25,12 @@ export interface ChangeObserver {
    */
   prepare(resource: Resource, context: { conn: Queryable; tenantId: string }): Promise<Resource>;
   /**
+   * A stored resource as a client may see it (write-only elements, such as a Subscription's
+   * secret, masked). A patch applies to this, never to the stored content, so that a JSON Patch
+   * `test` cannot confirm a guess of what is hidden; `prepare` then restores what was masked.
+   */
+  conceal?(resource: Resource): Resource;
+  /**
    * Looks (on `conn`) for work the change causes, such as notifications to queue. Returns that work,
    * which then runs inside the write's own transaction, or undefined when there is none.
    */
@@ -42,6 +48,9 @@ export function composeObservers(observers: ChangeObserver[]): ChangeObserver {
       let next = resource;
       for (const o of observers) next = await o.prepare(next, context);
       return next;
+    },
+    conceal(resource: Resource): Resource {
+      return observers.reduce((next, o) => (o.conceal ? o.conceal(next) : next), resource);
     },
     async plan(conn: Queryable, change: ResourceChange) {
       const works: ((tx: Queryable) => Promise<void>)[] = [];

@@ -146,8 +146,10 @@ export class PostgresRepository extends FhirRepository {
     assertWellFormedPatch(patch);
     return this.withTransaction(async (repo) => {
       const current = await selectCurrent(repo.conn, repo.#key(resourceType, id), true);
-      const resource = liveContent(current, resourceType, id) as T;
+      const stored = liveContent(current, resourceType, id) as T;
       assertVersionMatches(current, options?.ifMatch);
+      // As the client may see it (a fresh parse, so patched in place): the patch never reads what is hidden.
+      const resource = (repo.#observer?.conceal ? repo.#observer.conceal(stored) : stored) as T;
       applyPatchOrRefuse(resource, patch);
       if (resource.resourceType !== resourceType || resource.id !== id) {
         throw new OperationOutcomeError(badRequest('A patch cannot change resourceType or id'));

@@ -4,7 +4,7 @@ import type { Queryable } from '../db/index.ts';
 import { FULL_ACCESS, assertAllowed } from '../fhir/access.ts';
 import type { ChangeObserver, ResourceChange } from '../fhir/change-observer.ts';
 import { parseSubscription } from './definition.ts';
-import { restoreSecret } from './secrets.ts';
+import { concealSecrets, restoreSecret } from './secrets.ts';
 import type { SubscriptionConfig } from './definition.ts';
 import { subscriptionsCollectingFor, deleteRegistry, queueEvents, queueSignal, upsertRegistry } from './store.ts';
 import type { RegistryStatus } from './store.ts';
@@ -36,6 +36,8 @@ export function subscriptionObserver(options: ObserverOptions): ChangeObserver {
       }
       return config.kind === 'classic' ? { ...resource, status: 'active', error: undefined } : resource;
     },
+
+    conceal: (resource) => concealSecrets(resource),
 
     async plan(conn: Queryable, change: ResourceChange) {
       const { resource, tenantId } = change;

@@ -98,6 +98,23 @@ describe('the signing secret is write-only', () => {
     await deliveredWith('wo-2', SECRET);
   });
 
+  it('a JSON Patch test cannot confirm a guess: the patch sees the mask, right guess or wrong', async () => {
+    const id = (await auth(request(t.app).post('/fhir/Subscription')).send(signed('wo-guess')).expect(201)).body.id;
+    const index = (await auth(request(t.app).get(`/fhir/Subscription/${id}`))).body.extension.findIndex((e: any) => e.url === SECRET_URL);
+    const probe = (guess: string) =>
+      auth(request(t.app).patch(`/fhir/Subscription/${id}`)).type('application/json-patch+json')
+        .send([{ op: 'test', path: `/extension/${index}/valueString`, value: guess }, { op: 'replace', path: '/reason', value: 'probe' }]);
+    const right = await probe(SECRET);
+    const wrong = await probe('whsec_' + Buffer.from('not-the-secret-at-all-32-bytes!!').toString('base64'));
+    expect(right.status).toBeGreaterThanOrEqual(400);
+    expect(right.status).toBe(wrong.status);
+    // Patching the masked copy keeps the stored secret: deliveries are still signed with it.
+    const edit = await auth(request(t.app).patch(`/fhir/Subscription/${id}`)).type('application/json-patch+json')
+      .send([{ op: 'test', path: `/extension/${index}/valueString`, value: REDACTED_SECRET }, { op: 'replace', path: '/reason', value: 'edited' }]);
+    expect(edit.status).toBe(200);
+    await deliveredWith('wo-guess', SECRET);
+  });
+
   it('a new secret is shown to the update that sets it, then masked; the new one signs', async () => {
     const id = (await auth(request(t.app).post('/fhir/Subscription')).send(signed('wo-3')).expect(201)).body.id;
     const NEW = 'whsec_' + Buffer.from('a-rotated-subscription-secret-32').toString('base64');
