@@ -97,6 +97,10 @@ export async function applyPatientPayment(repo: PostgresRepository, input: Patie
     const system = input.claimIdSystem ?? (await claimIdSystem(tx.conn, tenantId));
     const found = await findClaimsByBillId(tx, system, input.billId);
     if (found.length === 0) {
+      // The identity is taken by a payment already recorded (for another bill, or for a claim since
+      // removed): never hold a second copy of it beside the first.
+      const recorded = await findPayment(tx.conn, tenantId, key);
+      if (recorded) return refuse('conflict', `paymentTraceId ${input.paymentTraceId} was already used for billId ${recorded.billId}`, 'paymentTraceId');
       const mode = input.whenClaimUnknown ?? 'refuse';
       if (mode === 'refuse') return refuse('not-found', `Claim not found for billId: ${input.billId}`, 'billId');
       return { ok: true, value: await holdPayment(tx, key, { ...input, paymentDate: input.paymentDate ?? today() }, mode) };

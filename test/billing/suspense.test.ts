@@ -102,6 +102,18 @@ describe('a payment held for a claim that is not here yet', () => {
   });
 });
 
+describe('an identity already recorded', () => {
+  it('a payment whose trace id was used for another bill is a conflict, never held beside the first', async () => {
+    const claim = await c.claim(await c.patient());
+    const traceId = trace();
+    const paid = await applyPatientPayment(serverRepo(t), { source: 'test', billId: claim.billId, amount: amount(5), paymentTraceId: traceId });
+    expect(paid.ok).toBe(true);
+    const again = await applyPatientPayment(serverRepo(t), { source: 'test', billId: billOf(), amount: amount(5), paymentTraceId: traceId, whenClaimUnknown: 'hold' });
+    expect(again).toMatchObject({ ok: false, code: 'conflict' });
+    expect((await listed()).some((u) => u.billId === claim.billId)).toBe(false);
+  });
+});
+
 describe('credit waiting for its ClaimResponse', () => {
   it('a prepayment at the desk applies when the ClaimResponse arrives, up to the responsibility', async () => {
     const patientRef = await c.patient();
