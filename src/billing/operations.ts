@@ -38,8 +38,8 @@ function parseParameters(body: unknown): { claim: string; value: Amount | undefi
     if (found.length > 1) throw new OperationOutcomeError(badRequest(`Parameter ${name} is given more than once`, name));
     return found[0];
   };
-  const claim = one('claim')?.valueReference?.reference;
-  if (!claim) throw new OperationOutcomeError(badRequest('Parameter claim (valueReference to a Claim) is required', 'claim'));
+  const claim: unknown = one('claim')?.valueReference?.reference;
+  if (typeof claim !== 'string' || claim === '') throw new OperationOutcomeError(badRequest('Parameter claim (valueReference to a Claim) is required', 'claim'));
   const a = one('amount');
   if (!a) return { claim, value: undefined };
   let raw: number | undefined;

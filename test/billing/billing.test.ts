@@ -435,6 +435,7 @@ describe('PatientCredit $allocate', () => {
     await outcome([claimParam(target.id)], 404, /PatientCredit\/no-such-credit not found/, 'no-such-credit');
     await outcome([{ name: 'claim', valueReference: { reference: 'Patient/1' } }], 400, /must reference a Claim/);
     await outcome([], 400, /claim .* is required/);
+    await outcome([{ name: 'claim', valueReference: { reference: { resourceType: 'Patient' } } }], 400, /claim .* is required/);
     await outcome([claimParam(target.id), { name: 'amount', valueMoney: { value: 5, currency: 'EUR' } }], 400, /must be in USD/);
     await outcome([claimParam(target.id), { name: 'amount', valueDecimal: -1 }], 400, /must be positive/);
     await outcome([claimParam(target.id), { name: 'amount', valueString: '5' }], 400, /valueMoney or valueDecimal/);
