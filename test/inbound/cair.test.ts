@@ -90,6 +90,7 @@ describe('request validation: 400 {"error": "Invalid request body", "details": [
     ['date as a number', { billId: '1', paymentAmount: 1, paymentDate: 20240115 }, [{ path: ['paymentDate'], message: 'paymentDate must be a string' }]],
     ['method as a number', { billId: '1', paymentAmount: 1, paymentMethod: 4 }, [{ path: ['paymentMethod'], message: 'paymentMethod must be a string' }]],
     ['empty trace id', { billId: '1', paymentAmount: 1, paymentTraceId: '' }, [{ path: ['paymentTraceId'], message: 'paymentTraceId must not be empty' }]],
+    ['blank trace id', { billId: '1', paymentAmount: 1, paymentTraceId: ' ' }, [{ path: ['paymentTraceId'], message: 'paymentTraceId must not be blank' }]],
     ['an array body', [{ billId: '1', paymentAmount: 1 }], [{ path: [], message: 'The request body must be a JSON object' }]],
   ];
   for (const [name, body, details] of cases) {

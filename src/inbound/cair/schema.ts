@@ -32,6 +32,7 @@ export const PatientPaymentBody = z
       billId: z
         .string({ error: typed('billId', 'a string') })
         .min(1, 'billId must not be empty')
+        .refine((v) => v === '' || /\S/.test(v), 'billId must not be blank')
         .max(255, 'billId must be at most 255 characters')
         .meta({ description: 'The Elation bill.id: the value of the Claim identifier with system https://fhir.cairhealth.com/fhir/identifier/claim-id (or the tenant\'s configured system).', examples: ['12345'] }),
       paymentAmount: z
@@ -49,12 +50,14 @@ export const PatientPaymentBody = z
       paymentMethod: z
         .string({ error: 'paymentMethod must be a string' })
         .min(1, 'paymentMethod must not be empty')
+        .refine((v) => v === '' || /\S/.test(v), 'paymentMethod must not be blank')
         .max(100, 'paymentMethod must be at most 100 characters')
         .nullish()
         .meta({ description: "Payment method (e.g. 'Credit Card', 'Debit Card', 'Stripe', 'Check', 'Cash').", examples: ['Credit Card'] }),
       paymentTraceId: z
         .string({ error: 'paymentTraceId must be a string' })
         .min(1, 'paymentTraceId must not be empty')
+        .refine((v) => v === '' || /\S/.test(v), 'paymentTraceId must not be blank')
         .max(255, 'paymentTraceId must be at most 255 characters')
         .nullish()
         .meta({
