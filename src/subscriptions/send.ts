@@ -14,7 +14,9 @@ import { versionContent } from './store.ts';
 export interface SenderOptions {
   db: Database;
   logger: Logger;
+  /** A repository acting for the server inside a tenant (to move Subscription.status, to render formats). */
   repositoryFor: (tenantId: string) => PostgresRepository;
+  /** Absolute base of the FHIR API, for references in notifications. */
   fhirBaseUrl: string;
   retrySchedule: number[];
   allowPrivateNetworks: boolean;

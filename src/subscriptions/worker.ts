@@ -1,22 +1,13 @@
 import type { Subscription } from '@medplum/fhirtypes';
-import type { Database } from '../db/index.ts';
-import type { PostgresRepository } from '../fhir/repository.ts';
-import type { Logger } from '../logger.ts';
 import { NOTIFY_CHANNEL, heartbeatsDue, notifiedStreams, queueSignal } from './store.ts';
 import { claimRuns, finishRun, renewLeases } from './runs.ts';
 import type { Attempted, ClaimedNotification, FinishResult, HeldLease, Run } from './runs.ts';
 import { createSender } from './send.ts';
+import type { SenderOptions } from './send.ts';
 import { databaseUnavailable } from '../db/unavailable.ts';
 
-export interface WorkerOptions {
-  db: Database;
-  logger: Logger;
-  /** A repository acting for the server inside a tenant (to move Subscription.status). */
-  repositoryFor: (tenantId: string) => PostgresRepository;
-  /** Absolute base of the FHIR API, for references in notifications. */
-  fhirBaseUrl: string;
-  retrySchedule: number[];
-  allowPrivateNetworks: boolean;
+/** What the sender needs (send.ts), and how this worker claims and leases. */
+export interface WorkerOptions extends SenderOptions {
   /** How many subscriptions' streams one worker delivers at once. */
   concurrency: number;
   /** Most notifications of one subscription leased, sent and finished together. */
