@@ -45,6 +45,12 @@ async function main(): Promise<void> {
       schema: config.databaseSchema,
       dataDir: config.dataDir,
       poolSize: config.databasePoolSize,
+      // Nothing can be written or read any more, and nothing half-written is acknowledged (each
+      // transaction commits inside the thread): exit so that a supervisor starts us afresh.
+      onEmbeddedLost: (err) => {
+        logger.error({ err }, 'the embedded database stopped; exiting');
+        process.exit(1);
+      },
     }),
   );
   openedDb = db;

@@ -13,14 +13,25 @@ import { lockDataDirectory } from './lock.ts';
  * can never land inside someone else's open transaction; transactions run one at a time and never
  * conflict. A transaction's callback runs on this thread and ships its statements one by one.
  */
-export async function createEmbeddedDatabase(dataDir: string): Promise<Database> {
+export interface EmbeddedOptions {
+  /**
+   * Called once when the thread dies after it started (a WebAssembly abort, out of memory): every
+   * statement from then on fails, so a server should exit and be restarted rather than answer 503
+   * for ever. Not called for close().
+   */
+  onLost?: (err: Error) => void;
+  /** The thread's script; tests point it at a wrapper that can crash. */
+  threadUrl?: URL;
+}
+
+export async function createEmbeddedDatabase(dataDir: string, options: EmbeddedOptions = {}): Promise<Database> {
   const onDisk = !dataDir.includes('://');
   if (onDisk) mkdirSync(dataDir, { recursive: true });
   const lock = onDisk ? await lockDataDirectory(dataDir) : undefined;
   let thread: DatabaseThread;
   try {
     if (onDisk && !hasCluster(dataDir)) copyTemplateInto(dataDir);
-    thread = await startThread(dataDir);
+    thread = await startThread(dataDir, options);
   } catch (err) {
     lock?.release();
     throw err;
@@ -103,12 +114,13 @@ interface DatabaseThread {
 const WORKER_URL = new URL('./embedded-worker.js', import.meta.url);
 
 /** Starts the thread and waits until PGlite has opened `dataDir` (or failed to). */
-function startThread(dataDir: string): Promise<DatabaseThread> {
+function startThread(dataDir: string, options: EmbeddedOptions): Promise<DatabaseThread> {
   const workerData: ThreadData = { dataDir, templatePath: dataDir.includes('://') ? embeddedTemplate()?.tarball : undefined };
-  const worker = new Worker(WORKER_URL, { workerData });
+  const worker = new Worker(options.threadUrl ?? WORKER_URL, { workerData });
   const pending = new Map<number, { resolve: (rows: unknown[] | undefined) => void; reject: (err: Error) => void }>();
   let nextId = 1;
   let stopped: Error | undefined;
+  let started = false;
 
   return new Promise((resolveStart, rejectStart) => {
     const thread: DatabaseThread = {
@@ -136,6 +148,7 @@ function startThread(dataDir: string): Promise<DatabaseThread> {
       return waiting;
     };
     const fail = (err: Error): void => {
+      if (started && !stopped) options.onLost?.(err);
       stopped ??= err;
       rejectStart(err);
       for (const waiting of pending.values()) waiting.reject(err);
@@ -145,6 +158,7 @@ function startThread(dataDir: string): Promise<DatabaseThread> {
     worker.on('message', (reply: Reply) => {
       switch (reply.op) {
         case 'ready':
+          started = true;
           worker.unref();
           return resolveStart(thread);
         case 'failed':

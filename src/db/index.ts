@@ -12,11 +12,13 @@ export interface DatabaseOptions {
   poolSize: number;
   /** PostgreSQL schema for our tables (created if missing); absent: the connection's default. */
   schema?: string;
+  /** The embedded database's thread died after start-up (see EmbeddedOptions.onLost). */
+  onEmbeddedLost?: (err: Error) => void;
 }
 
 /** PostgreSQL when a URL is given, otherwise the embedded database under `dataDir`. */
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   return options.databaseUrl
     ? createPostgresDatabase(options.databaseUrl, options.poolSize, options.schema)
-    : createEmbeddedDatabase(options.dataDir);
+    : createEmbeddedDatabase(options.dataDir, { onLost: options.onEmbeddedLost });
 }

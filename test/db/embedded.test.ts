@@ -121,6 +121,29 @@ describe('the database thread', () => {
     expect(heard).toEqual(['one', 'two']);
   });
 
+  it('tells its owner once when the thread dies after start-up, and fails every statement from then on', async () => {
+    const lost: Error[] = [];
+    const crashing = await createEmbeddedDatabase('memory://', {
+      threadUrl: new URL('../fixtures/crashing-embedded-worker.js', import.meta.url),
+      onLost: (err) => lost.push(err),
+    });
+    expect(await crashing.query('SELECT 1 AS one')).toEqual([{ one: 1 }]);
+    expect(lost).toEqual([]);
+    expect((await expectRejection(crashing.query("SELECT 'crash'"))).message).toMatch(/stopped \(exit code 7\)/);
+    expect((await expectRejection(crashing.query('SELECT 1'))).message).toMatch(/exit code 7/);
+    expect(lost.map((e) => e.message)).toEqual(['The embedded database thread stopped (exit code 7)']);
+    await crashing.close().catch(() => {});
+    expect(lost).toHaveLength(1);
+  });
+
+  it('does not call a closed database lost', async () => {
+    const lost: Error[] = [];
+    const closing = await createEmbeddedDatabase('memory://', { onLost: (err) => lost.push(err) });
+    await closing.query('SELECT 1');
+    await closing.close();
+    expect(lost).toEqual([]);
+  });
+
   it('refuses statements once closed', async () => {
     const closing = await createEmbeddedDatabase('memory://');
     expect(await closing.query('SELECT 1 AS one')).toEqual([{ one: 1 }]);
