@@ -11,14 +11,17 @@ export const SOURCES_USAGE = `  sources create --tenant T --kind instamed --name
                  [--allowed-ips CIDR,...] [--claim-id-system URI] [--bill-id-field FIELD]
                  [--required-header "Name: value"] [--field-map FILE.json] [--disabled]
                  [--signing-secret S] [--accept-unsigned] [--currency NGN]   (claims-vetting, pre-authorization)
+                 [--unsigned] [--url-token T] [--funder F] [--timestamp-tolerance SECONDS]   (tyro)
                                                 prints the source, its url and (Basic) its
                                                 username and password, or its signing secret, once
   sources list [--tenant T]
   sources show [--id] SOURCE_ID
   sources update [--id] SOURCE_ID [--name N] [--auth ...] [--allowed-ips ...|""] [--enabled|--disabled]
                  [--claim-id-system URI|""] [--bill-id-field F] [--required-header "..."|""] [--field-map FILE]
+                 [--url-token T] [--funder F] [--timestamp-tolerance SECONDS]
   sources delete [--id] SOURCE_ID
-  sources rotate-credentials [--id] SOURCE_ID   prints the new username and password, once
+  sources rotate-credentials [--id] SOURCE_ID   prints the new password, signing secret or tyro
+                                                URL token and header value, once
 `;
 
 export const SOURCES_OPTIONS = {
@@ -32,6 +35,10 @@ export const SOURCES_OPTIONS = {
   'signing-secret': { type: 'string' },
   'accept-unsigned': { type: 'boolean' },
   currency: { type: 'string' },
+  unsigned: { type: 'boolean' },
+  'url-token': { type: 'string' },
+  funder: { type: 'string' },
+  'timestamp-tolerance': { type: 'string' },
   enabled: { type: 'boolean' },
   disabled: { type: 'boolean' },
 } as const;
@@ -59,6 +66,12 @@ function bodyOf(values: Values): Record<string, unknown> {
   if (s('signing-secret') !== undefined) body.signingSecret = s('signing-secret');
   if (values['accept-unsigned']) body.acceptUnsigned = true;
   if (s('currency') !== undefined) body.currency = s('currency');
+  if (values.unsigned) body.signed = false;
+  if (s('url-token') !== undefined) body.urlToken = s('url-token');
+  if (s('funder') !== undefined) body.funder = s('funder');
+  // A number for the schema to check; text that is not one stays text, so the schema names it.
+  const tolerance = s('timestamp-tolerance');
+  if (tolerance !== undefined) body.timestampToleranceSeconds = /^\d+$/.test(tolerance) ? Number(tolerance) : tolerance;
   if (values.enabled) body.enabled = true;
   if (values.disabled) body.enabled = false;
   return body;

@@ -256,4 +256,23 @@ describe('fhir-billing sources (CLI)', () => {
     expect((await cli('sources', 'show', id)).code).toBe(1);
     expect((await cli('sources', 'frobnicate')).code).toBe(2);
   });
+
+  it('a tyro source: unsigned with a URL token and header, its tolerance and funder, then rotated', async () => {
+    const token = 'cli-url-token-0123456789abcdef';
+    const created = await cli('sources', 'create', '--tenant', 'default', '--kind', 'tyro', '--name', 'Tyro by CLI', '--unsigned', '--url-token', token,
+      '--required-header', 'sessionKey: cli-header-value-0123456789abcdef', '--funder', 'hicaps', '--timestamp-tolerance', '7200');
+    expect(created.code, created.err).toBe(0);
+    expect(created.out).toMatchObject({ kind: 'tyro', signed: false, funder: 'hicaps', timestampToleranceSeconds: 7200, signingSecretSet: false });
+    expect(created.out.credentials).toBeUndefined();
+    expect(JSON.stringify(created.out)).not.toContain(token);
+    expect((await request(t.app).get(`${created.out.url}/${token}`).set('sessionKey', 'cli-header-value-0123456789abcdef')).status).toBe(200);
+    const rotated = await cli('sources', 'rotate-credentials', created.out.id);
+    expect(rotated.code, rotated.err).toBe(0);
+    const { urlToken, requiredHeader } = rotated.out.credentials;
+    expect((await request(t.app).get(`${created.out.url}/${urlToken}`).set('sessionKey', requiredHeader.value)).status).toBe(200);
+    expect((await request(t.app).get(`${created.out.url}/${token}`).set('sessionKey', requiredHeader.value)).status).toBe(401);
+    const bad = await cli('sources', 'update', created.out.id, '--timestamp-tolerance', 'soon');
+    expect(bad.code).toBe(1);
+    expect(JSON.parse(bad.err).error).toMatch(/timestampToleranceSeconds/);
+  });
 });

@@ -168,6 +168,29 @@ describe('unsigned GET, PUT and DELETE', () => {
     expect(short.status).toBe(400);
   });
 
+  it('rotate-credentials on an unsigned source issues a new URL token and header value, shown once; the old ones stop at once', async () => {
+    const oldToken = randomBytes(20).toString('hex');
+    const oldHeader = 'old-header-value-0123456789abcdef';
+    const source = await registerTyro(t, admin, { signed: false, urlToken: oldToken, requiredHeader: { name: 'sessionKey', value: oldHeader } });
+    const id = source.url.split('/').pop();
+    const rotated = await request(t.app).post(`/admin/webhook-sources/${id}/rotate-credentials`).auth(admin, { type: 'bearer' });
+    expect(rotated.status, JSON.stringify(rotated.body)).toBe(200);
+    const { urlToken, requiredHeader } = rotated.body.credentials;
+    expect(urlToken).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(requiredHeader).toMatchObject({ name: 'sessionKey', value: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/) });
+    expect((await request(t.app).get(`${source.url}/${urlToken}`).set('sessionKey', requiredHeader.value)).status).toBe(200);
+    expect((await request(t.app).get(`${source.url}/${oldToken}`).set('sessionKey', requiredHeader.value)).status).toBe(401);
+    expect((await request(t.app).get(`${source.url}/${urlToken}`).set('sessionKey', oldHeader)).status).toBe(401);
+    const shown = await request(t.app).get(`/admin/webhook-sources/${id}`).auth(admin, { type: 'bearer' });
+    expect(JSON.stringify(shown.body)).not.toContain(urlToken);
+    expect(JSON.stringify(shown.body)).not.toContain(requiredHeader.value);
+    // Nothing to rotate: unsigned, no token, no header.
+    const bare = await registerTyro(t, admin, { signed: false });
+    const none = await request(t.app).post(`/admin/webhook-sources/${bare.url.split('/').pop()}/rotate-credentials`).auth(admin, { type: 'bearer' });
+    expect(none.status).toBe(400);
+    expect(none.body.error ?? none.text).toMatch(/no credentials to rotate/);
+  });
+
   it('the token URL of a source without a token, and the signed URL without a signature, are 401', async () => {
     expect((await request(t.app).get(`${url}/${token}`)).status).toBe(401);
     expect((await request(t.app).post(base).send(approved('x'))).status).toBe(401);

@@ -8,7 +8,7 @@ import { normalizeCidr } from '../../net/addresses.ts';
 import { CuracelOptions } from '../curacel/options.ts';
 import { InstaMedOptions } from '../instamed/options.ts';
 import { X12SourceOptions } from '../x12-835/options.ts';
-import { TyroOptions } from '../tyro/options.ts';
+import { TyroOptions, rotateTyroTokens } from '../tyro/options.ts';
 import * as store from './store.ts';
 import type { SourceRow } from './store.ts';
 
@@ -32,6 +32,8 @@ interface KindSpec {
   usesPassword(options: Record<string, unknown>): boolean;
   /** An HMAC signing secret the sender signs its posts with (kept sealed). */
   usesSigningSecret(options: Record<string, unknown>): boolean;
+  /** Other credentials the kind keeps hashed in its options, made new (undefined: it has none). */
+  rotateOther?(options: Record<string, unknown>): { options: Record<string, unknown>; credentials: SourceCredentials } | undefined;
 }
 
 const KINDS: Record<string, KindSpec> = {
@@ -39,7 +41,12 @@ const KINDS: Record<string, KindSpec> = {
   'x12-835': { options: X12SourceOptions, usesPassword: (o) => o.auth === 'basic', usesSigningSecret: () => false },
   'claims-vetting': { options: CuracelOptions, usesPassword: () => false, usesSigningSecret: () => true },
   'pre-authorization': { options: CuracelOptions, usesPassword: () => false, usesSigningSecret: () => true },
-  tyro: { options: TyroOptions, usesPassword: () => false, usesSigningSecret: (o) => o.signed !== false },
+  tyro: {
+    options: TyroOptions,
+    usesPassword: () => false,
+    usesSigningSecret: (o) => o.signed !== false,
+    rotateOther: (o) => rotateTyroTokens(o as TyroOptions),
+  },
 };
 export const SOURCE_KINDS = Object.keys(KINDS);
 
@@ -95,6 +102,9 @@ export interface SourceCredentials {
   password?: string;
   /** Only when we generated it: a secret the operator gave is not echoed. */
   signingSecret?: string;
+  /** tyro: the token of the unsigned webhooks' URL, and the header value they must carry. */
+  urlToken?: string;
+  requiredHeader?: { name: string; value: string };
 }
 
 export type SourceWithCredentials = SourceView & { credentials?: SourceCredentials };
@@ -225,24 +235,33 @@ export async function deleteSourceById(conn: Queryable, id: string): Promise<Reg
   return { ok: true, value: { deleted: id } };
 }
 
-/** New credentials (a Basic password, a signing secret, or both); the old ones stop working at once. */
+/**
+ * New credentials (a Basic password, a signing secret, a tyro source's URL token and header value:
+ * whichever it has); the old ones stop working at once.
+ */
 export async function rotateCredentials(conn: Queryable, secrets: SecretSettings, id: string): Promise<RegistryResult<SourceWithCredentials>> {
   const row = await store.findSource(conn, id);
   if (!row) return notFound(id);
   const spec = KINDS[row.kind];
   const password = spec.usesPassword(row.options);
   const signs = spec.usesSigningSecret(row.options);
-  if (!password && !signs) {
-    return invalid('This source authenticates with OAuth bearer tokens: rotate its client\'s secret (POST /admin/clients/:id/rotate-secret)');
+  const other = spec.rotateOther?.(row.options);
+  if (!password && !signs && !other) {
+    return invalid(
+      row.kind === 'tyro'
+        ? 'This tyro source has no credentials to rotate: it is unsigned and has neither a URL token nor a required header'
+        : "This source authenticates with OAuth bearer tokens: rotate its client's secret (POST /admin/clients/:id/rotate-secret)",
+    );
   }
   const issued = password ? await issuePassword(row.kind, secrets.hashCost) : undefined;
   const signing = signs ? await issueSigningSecret(conn, secrets, undefined) : undefined;
+  const options = other?.options ?? row.options;
   const updated = await store.updateSource(conn, {
     ...row,
-    options: issued ? { ...row.options, basicUsername: issued.credentials.username } : row.options,
+    options: issued ? { ...options, basicUsername: issued.credentials.username } : options,
     secretHash: issued?.secretHash ?? row.secretHash,
     signingSecretSealed: signing?.sealed ?? row.signingSecretSealed,
   });
   if (!updated) return notFound(id);
-  return { ok: true, value: { ...viewOf(updated), ...shown({ ...issued?.credentials, ...signing?.credentials }) } };
+  return { ok: true, value: { ...viewOf(updated), ...shown({ ...issued?.credentials, ...signing?.credentials, ...other?.credentials }) } };
 }

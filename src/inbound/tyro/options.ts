@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
 
 /**
@@ -38,3 +38,22 @@ export const TyroOptions = z
 
 export type TyroOptions = z.output<typeof TyroOptions>;
 export { sha256 };
+
+/**
+ * New values for the unsigned webhooks' URL token and required header (those the source has), the
+ * old ones refused at once: what rotating credentials means for a source whose secrets are kept
+ * only as hashes. The values are shown once, for the operator to set at the sender.
+ */
+export function rotateTyroTokens(options: TyroOptions): { options: TyroOptions; credentials: { urlToken?: string; requiredHeader?: { name: string; value: string } } } | undefined {
+  if (!options.urlTokenSha256 && !options.requiredHeaderHash) return undefined;
+  const urlToken = options.urlTokenSha256 ? randomBytes(32).toString('base64url') : undefined;
+  const header = options.requiredHeaderHash && { name: options.requiredHeaderHash.name, value: randomBytes(32).toString('base64url') };
+  return {
+    options: {
+      ...options,
+      ...(urlToken && { urlTokenSha256: sha256(urlToken) }),
+      ...(header && { requiredHeaderHash: { name: header.name, valueSha256: sha256(header.value) } }),
+    },
+    credentials: { ...(urlToken && { urlToken }), ...(header && { requiredHeader: header }) },
+  };
+}
