@@ -10,7 +10,7 @@ import { refuse } from './result.ts';
 import type { BillingResult, Refusal } from './result.ts';
 import { findPayment, lockAccount, lockPaymentKey, savePayment } from './store.ts';
 import type { PaymentIdentifier, PaymentRow } from './store.ts';
-import { appliedReversalsOf, findReversal, saveReversal, waitingReversals } from './suspense-store.ts';
+import { appliedReversalsOf, findReversal, findUnmatchedByKey, saveReversal, waitingReversals } from './suspense-store.ts';
 import type { ReversalKind, ReversalRow } from './suspense-store.ts';
 
 /**
@@ -98,6 +98,9 @@ export async function reversePayment(repo: PostgresRepository, input: ReversalIn
     };
     const payment = await findPayment(tx.conn, tenantId, originalKey);
     if (!payment) {
+      // Held unmatched and then discarded: that payment will never be recorded, so nothing would end the wait.
+      const held = await findUnmatchedByKey(tx.conn, tenantId, originalKey);
+      if (held?.status === 'discarded') return refuse('invalid', discardedOriginal(input.kind, input.originalTraceId, held.reason), 'originalTraceId');
       await saveReversal(tx.conn, tenantId, row);
       return { ok: true, value: waitingOutcome(row) };
     }
@@ -116,6 +119,20 @@ export async function applyWaitingReversals(repo: PostgresRepository, key: strin
     const result = await applyReversal(repo, waiting, payment);
     if (!result.ok) await saveReversal(repo.conn, tenantId, { ...waiting, status: 'refused', refusal: result.message });
   }
+}
+
+/**
+ * The reversals that waited for a held payment an operator discarded: refused (moving nothing),
+ * since the payment they reverse will never be recorded.
+ */
+export async function refuseWaitingReversals(repo: PostgresRepository, key: string, traceId: string, reason: string): Promise<number> {
+  const waiting = await waitingReversals(repo.conn, repo.context.tenantId, key);
+  for (const r of waiting) await saveReversal(repo.conn, repo.context.tenantId, { ...r, status: 'refused', refusal: discardedOriginal(r.kind, traceId, reason) });
+  return waiting.length;
+}
+
+function discardedOriginal(kind: ReversalKind, traceId: string, reason: string | null): string {
+  return `Payment ${traceId} was held unmatched and then discarded${reason ? ` (${reason})` : ''}: there is nothing to ${kind}`;
 }
 
 /** The same reversal identity again: the same request is unchanged (or still waiting); another amount conflicts. */

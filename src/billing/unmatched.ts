@@ -5,6 +5,7 @@ import type { Amount } from './money.ts';
 import { applyPatientPayment } from './payments.ts';
 import type { AppliedPaymentOutcome, PatientPaymentInput } from './payments.ts';
 import { refuse } from './result.ts';
+import { refuseWaitingReversals } from './reversals.ts';
 import type { BillingResult } from './result.ts';
 import { lockPaymentKey } from './store.ts';
 import { listWaitingUnmatched, lockUnmatched, resolveUnmatched, unmatchedKey, unmatchedTenants } from './suspense-store.ts';
@@ -84,6 +85,8 @@ export async function discardUnmatchedPayment(repo: PostgresRepository, id: stri
     if (!row) return refuse('not-found', `Unmatched payment ${id} not found`);
     if (row.status !== 'waiting') return refuse('conflict', `Unmatched payment ${id} was already ${row.status}`);
     await resolveUnmatched(tx.conn, tx.context.tenantId, id, { status: 'discarded', reason: why });
+    const traceId = typeof row.input.paymentTraceId === 'string' ? row.input.paymentTraceId : row.id;
+    await refuseWaitingReversals(tx, row.paymentKey, traceId, why);
     return { ok: true, value: { unmatchedPaymentId: id, reason: why } };
   });
 }

@@ -90,6 +90,24 @@ describe('a payment held for a claim that is not here yet', () => {
     expect(credit).toMatchObject({ amount: { value: 30 }, balance: { value: 30 } });
   });
 
+  it('discarding it refuses the reversals that waited for it; a reversal arriving later is refused at once', async () => {
+    const billId = billOf();
+    const held = await hold(billId, 50);
+    const refundId = trace();
+    const refund = await reversePayment(serverRepo(t), { source: 'test', kind: 'refund', originalTraceId: held.traceId, reversalTraceId: refundId, amount: amount(20) });
+    expect(refund).toMatchObject({ ok: true, value: { status: 'waiting' } });
+    expect((await adminPost(`/${held.unmatchedPaymentId}/discard`, { reason: 'refunded by the processor' })).status).toBe(200);
+    // The same refund again: it is no longer waiting, it was refused, saying why.
+    const again = await reversePayment(serverRepo(t), { source: 'test', kind: 'refund', originalTraceId: held.traceId, reversalTraceId: refundId, amount: amount(20) });
+    expect(again).toMatchObject({ ok: false, code: 'invalid', message: expect.stringMatching(/discarded \(refunded by the processor\)/) });
+    const voided = await reversePayment(serverRepo(t), { source: 'test', kind: 'void', originalTraceId: held.traceId });
+    expect(voided).toMatchObject({ ok: false, code: 'invalid', field: 'originalTraceId', message: expect.stringMatching(/nothing to void/) });
+    // And the Claim arriving later takes nothing: the payment stays discarded.
+    const patientRef = await c.patient();
+    await c.claim(patientRef, { billId });
+    expect(await c.fhir.search(`PatientCredit?patient=${patientRef}`)).toHaveLength(0);
+  });
+
   it('a Claim that cannot take the payment still saves, and the payment keeps waiting', async () => {
     const billId = billOf();
     const held = await hold(billId, 10);
