@@ -13,6 +13,7 @@ import { SUBSCRIPTION_TOPICS, addSubscriptionOperations, concealAnswer, subscrip
 import { addBillingOperations, billingObserver } from './billing/index.ts';
 import { composeObservers } from './fhir/change-observer.ts';
 import type { ChangeObserver } from './fhir/change-observer.ts';
+import { writeLog } from './fhir/write-log.ts';
 import { inboundRoutes, webhookSourceRoutes } from './inbound/index.ts';
 import { unmatchedPaymentRoutes } from './inbound/unmatched-payments.ts';
 import { addressIn, parseCidrs } from './net/addresses.ts';
@@ -93,7 +94,9 @@ export function createApp(options: AppOptions): Express {
   app.use('/admin/webhook-sources', webhookSourceRoutes(authDeps));
   // One observer for every write, from /fhir or from billing: Subscriptions see both, and billing
   // re-matches held payments and waiting credit in the write's transaction (billing/observer.ts).
+  // The write log first: it only notes what each transaction wrote, for the inbound journal.
   const observer: ChangeObserver = composeObservers([
+    writeLog,
     subscriptionObserver({ allowPrivateNetworks: options.allowPrivateNetworks ?? false }),
     billingObserver({ db: options.db, observer: () => observer }),
   ]);

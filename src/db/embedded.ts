@@ -61,8 +61,10 @@ export async function createEmbeddedDatabase(dataDir: string, options: EmbeddedO
     transaction<T>(fn: (tx: Queryable) => Promise<T>, options?: TransactionOptions): Promise<T> {
       return exclusive(async () => {
         for (const statement of beginStatements(options)) await direct.query(statement);
+        // Each transaction its own handle (as on PostgreSQL), so what is kept by it (fhir/write-log.ts) ends with it.
+        const tx: Queryable = { query: (sql, params) => direct.query(sql, params) };
         try {
-          const result = await fn(direct);
+          const result = await fn(tx);
           await direct.query('COMMIT');
           return result;
         } catch (err) {

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Queryable } from '../db/index.ts';
+import { writtenIn } from '../fhir/write-log.ts';
 
 /**
  * The inbound event journal (`inbound_event`): every webhook event, as received, with what we
@@ -67,7 +68,10 @@ export async function findDuplicate(
   return { id: last.id, answer: JSON.parse(last.response) as StoredAnswer };
 }
 
-/** Journals one event with its outcome and the answer given. */
+/**
+ * Journals one event with its outcome and the answer given, and the resources its transaction wrote
+ * (call it on the transaction that ran the command, after the command).
+ */
 export async function recordEvent(
   conn: Queryable,
   e: InboundEvent,
@@ -75,12 +79,13 @@ export async function recordEvent(
 ): Promise<void> {
   await conn.query(
     `INSERT INTO inbound_event (tenant_id, source, event_type, dedupe_key, content_hash, body, status, response, error, duplicate_of,
-                                source_id, content_type, raw_body, headers)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::bigint, $11, $12, $13, $14::jsonb)`,
+                                source_id, content_type, raw_body, headers, resources)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::bigint, $11, $12, $13, $14::jsonb, $15::jsonb)`,
     [
       e.tenantId, e.source, e.eventType, e.dedupeKey, contentHash(e.canonical), JSON.stringify(e.body ?? null), outcome.status,
       outcome.answer === undefined ? null : JSON.stringify(outcome.answer), outcome.error ?? null, outcome.duplicateOf ?? null,
       e.sourceId ?? null, e.raw?.contentType ?? null, e.raw?.text ?? null, e.raw ? JSON.stringify(e.raw.headers) : null,
+      JSON.stringify(writtenIn(conn)),
     ],
   );
 }

@@ -60,7 +60,10 @@ export interface EventDetail extends EventSummary {
   headers: Record<string, string> | null;
   answer: { status: number; body: unknown } | null;
   duplicateOf: string | null;
-  /** FHIR resources the event's answer names (`Type/id`), from the answer's ids. */
+  /**
+   * FHIR resources the event's transaction wrote (`Type/id`), as the journal recorded them; for
+   * events journalled before it recorded them, those its answer and its payment name.
+   */
   resources: string[];
 }
 
@@ -72,27 +75,32 @@ const ANSWER_IDS: Record<string, string> = {
 };
 
 export async function getInboundEvent(conn: Queryable, tenantId: string, id: string): Promise<EventDetail | undefined> {
-  const rows = await conn.query<Omit<EventDetail, 'resources' | 'answer' | 'body' | 'headers'> & { response: string | null; body: string; headers: unknown }>(
+  const rows = await conn.query<Omit<EventDetail, 'resources' | 'answer' | 'body' | 'headers'> & { response: string | null; body: string; headers: unknown; resources: unknown }>(
     `SELECT id::text, source, source_id AS "sourceId", event_type AS "eventType", dedupe_key AS "dedupeKey", status,
             (response::jsonb->>'status')::int AS "answerStatus", error, to_json(received_at)#>>'{}' AS "receivedAt",
-            content_type AS "contentType", raw_body AS "rawBody", body, headers, response, duplicate_of::text AS "duplicateOf"
+            content_type AS "contentType", raw_body AS "rawBody", body, headers, response, duplicate_of::text AS "duplicateOf", resources
        FROM inbound_event WHERE tenant_id = $1 AND inbound_event.id = $2`,
     [tenantId, id],
   );
   const r = rows[0];
   if (!r) return undefined;
-  const { response, ...rest } = r;
+  const { response, resources: recorded, ...rest } = r;
   const answer = response === null ? null : (JSON.parse(response) as { status: number; body: unknown });
+  const written = typeof recorded === 'string' ? (JSON.parse(recorded) as string[]) : (recorded as string[] | null);
+  const base = {
+    ...rest,
+    body: JSON.parse(r.body),
+    headers: typeof r.headers === 'string' ? (JSON.parse(r.headers) as Record<string, string>) : (r.headers as Record<string, string> | null),
+    answer,
+  };
+  if (written) return { ...base, resources: written };
   const payments = await conn.query<{ pr: string; credit: string | null; claim: string }>(
     `SELECT payment_reconciliation_id AS pr, patient_credit_id AS credit, claim_id AS claim FROM patient_payment
       WHERE tenant_id = $1 AND payment_key = $2 AND $3 = 'processed'`,
     [tenantId, r.dedupeKey, r.status],
   );
   return {
-    ...rest,
-    body: JSON.parse(r.body),
-    headers: typeof r.headers === 'string' ? (JSON.parse(r.headers) as Record<string, string>) : (r.headers as Record<string, string> | null),
-    answer,
+    ...base,
     resources: [...new Set([...idsIn(answer?.body), ...payments.flatMap((p) => [`PaymentReconciliation/${p.pr}`, `Claim/${p.claim}`, ...(p.credit ? [`PatientCredit/${p.credit}`] : [])])])],
   };
 }
