@@ -3,7 +3,9 @@ export { BOOTSTRAP_SCOPES, bootstrapAuth, createClient, createTenant, deleteClie
 export type { ClientCredentials, ClientInput, ClientView, TenantInput } from './admin.ts';
 export { adminRoutes } from './admin-routes.ts';
 export { createSigningKey, listSigningKeys, publicJwks, rotateSigningKeys } from './keys.ts';
-export { adminAuth, bearerAuth, fhirAuth, webhookAuth } from './middleware.ts';
+export { NEEDS, refused, tenantAccess } from './tenant-access.ts';
+export type { Access } from './tenant-access.ts';
+export { TENANT_HEADER, adminAuth, bearerAuth, fhirAuth, operatorAuth, webhookAuth } from './middleware.ts';
 export type { AuthDeps, AuthLocals } from './middleware.ts';
 export { createFailureLimiter } from './rate-limit.ts';
 export type { FailureLimiter } from './rate-limit.ts';

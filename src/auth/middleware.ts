@@ -2,6 +2,7 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Queryable } from '../db/index.ts';
 import { refuse } from './result.ts';
 import type { Refusal } from './result.ts';
+import { tenantExists } from './store.ts';
 import { ADMIN_SCOPE, WEBHOOK_SCOPE } from './scopes.ts';
 import type { AuthSettings } from './settings.ts';
 import { verifyAccessToken } from './tokens.ts';
@@ -68,7 +69,7 @@ export function bearerAuth(deps: AuthDeps, render: Render, requirement?: Require
 }
 
 const renderFhir: Render = (res, refusal) => {
-  const code = refusal.status === 401 ? 'login' : 'forbidden';
+  const code = ({ 400: 'invalid', 401: 'login', 404: 'not-found' } as Record<number, string>)[refusal.status] ?? 'forbidden';
   res
     .status(refusal.status)
     .type('application/fhir+json')
@@ -83,9 +84,44 @@ const renderWebhook: Render = (res, refusal) => {
   res.status(refusal.status).json({ error: refusal.status === 401 ? 'Invalid or expired access token' : refusal.message });
 };
 
-/** /fhir: any valid token; the scopes are checked per interaction by the repository. */
+/**
+ * /fhir: any valid token; the scopes are checked per interaction by the repository. The tenant is
+ * the token's, or the one `X-Tenant` names: an operator (the `admin` scope, which spans tenants)
+ * reads and writes a tenant's FHIR data with its own FHIR scopes that way; a client without it may
+ * name only its own tenant (403 otherwise), and an unknown tenant is a 404.
+ */
 export function fhirAuth(deps: AuthDeps): RequestHandler {
-  return bearerAuth(deps, renderFhir);
+  const verify = bearerAuth(deps, renderFhir);
+  return (req, res, next) =>
+    verify(req, res, (err?: unknown) => {
+      if (err !== undefined) return next(err);
+      actingTenant(deps, req, res).then((refusal) => (refusal ? renderFhir(res, refusal) : next()), next);
+    });
+}
+
+export const TENANT_HEADER = 'X-Tenant';
+const TENANT_ID = /^[A-Za-z0-9._-]{1,128}$/;
+
+/** Applies `X-Tenant` to `res.locals.tenantId`; the refusal when it may not. */
+async function actingTenant(deps: AuthDeps, req: Request, res: Response): Promise<Refusal | undefined> {
+  const named = req.get(TENANT_HEADER);
+  const locals = res.locals as AuthLocals;
+  if (named === undefined || named === locals.tenantId) return undefined;
+  if (!TENANT_ID.test(named)) return refuse(400, 'invalid_request', `${TENANT_HEADER} must be a tenant id (letters, digits, . _ -)`);
+  if (!locals.principal.scopes.has(ADMIN_SCOPE)) {
+    return refuse(403, 'insufficient_scope', `${TENANT_HEADER} may name another tenant only with the admin scope; this client is of tenant ${locals.tenantId}`);
+  }
+  if (!(await tenantExists(deps.db, named))) return refuse(404, 'not_found', `Tenant ${named} not found`);
+  locals.tenantId = named;
+  return undefined;
+}
+
+/**
+ * The operator read APIs under /admin (ops/): any valid token, JSON errors; each route then asks
+ * for the scopes it needs and which tenant the client may read (tenant-access.ts).
+ */
+export function operatorAuth(deps: AuthDeps): RequestHandler {
+  return bearerAuth(deps, renderJson);
 }
 
 /** /admin: the `admin` scope. */

@@ -100,11 +100,15 @@ export async function responsibilityOf(repo: PostgresRepository, claims: Claim[]
   });
   const latest = responses.filter((r) => r.use === 'claim').sort(newestFirst)[0];
   if (!latest) return { amount: ZERO };
-  const total = latest.total?.find((t) => isMemberLiability(t.category?.coding));
-  if (total) return { amount: moneyAmount(total.amount, latest), claimResponse: latest };
-  const adjudications = [...(latest.item ?? []), ...(latest.addItem ?? [])].flatMap((i) => i.adjudication ?? []);
-  const owed = adjudications.filter((a) => isMemberLiability(a.category?.coding) && a.amount).map((a) => moneyAmount(a.amount, latest));
-  return { amount: sum(owed), claimResponse: latest };
+  return { amount: memberLiabilityOf(latest), claimResponse: latest };
+}
+
+/** What one ClaimResponse says the patient owes: its memberliability total, else the sum over its items. */
+export function memberLiabilityOf(response: ClaimResponse): Amount {
+  const total = response.total?.find((t) => isMemberLiability(t.category?.coding));
+  if (total) return moneyAmount(total.amount, response);
+  const adjudications = [...(response.item ?? []), ...(response.addItem ?? [])].flatMap((i) => i.adjudication ?? []);
+  return sum(adjudications.filter((a) => isMemberLiability(a.category?.coding) && a.amount).map((a) => moneyAmount(a.amount, response)));
 }
 
 function isMemberLiability(coding: { system?: string; code?: string }[] | undefined): boolean {

@@ -1,5 +1,9 @@
+import { patientBalance } from '../billing/index.ts';
 import type { Database } from '../db/index.ts';
-import { claimTimeline, overview, patientPayments } from '../ops/money.ts';
+import { FULL_ACCESS } from '../fhir/access.ts';
+import { PostgresRepository } from '../fhir/repository.ts';
+import { overview, patientPayments } from '../ops/money.ts';
+import { fullClaimTimeline } from '../ops/timeline.ts';
 import { getInboundEvent, listInboundEvents, listNotifications, listSubscriptions, replayFrom, subscriptionExists } from '../ops/store.ts';
 
 /**
@@ -15,7 +19,9 @@ export const OPS_USAGE = `  journal list --tenant T [--source S] [--status proce
   deliveries replay --tenant T [--id] SUBSCRIPTION_ID --from EVENT_NUMBER
                                                 send again every event from that number on
   payments list --tenant T [--patient Patient/ID] [--claim CLAIM_ID] [--limit N]
-  payments timeline --tenant T [--id] CLAIM_ID  a claim's payments, reversals and allocations
+  payments balance --tenant T --patient Patient/ID
+                                                responsibility, paid, open per claim lifecycle; credits
+  payments timeline --tenant T [--id] CLAIM_ID  a claim's ClaimResponses, payments, reversals, allocations
   overview --tenant T [--hours N]              per hour: messages in, attempts out, failures
 `;
 
@@ -86,8 +92,13 @@ export async function runOpsCommand(
       if (patient !== undefined && !/^Patient\/[A-Za-z0-9\-.]{1,64}$/.test(patient)) throw usage('--patient must be Patient/<id>');
       return { ok: true, value: await patientPayments(db, { tenantId: need('tenant'), patient, claimId: s('claim'), offset: 0, limit: limit() }) };
     }
+    case 'payments balance': {
+      const patient = need('patient');
+      if (!/^Patient\/[A-Za-z0-9\-.]{1,64}$/.test(patient)) throw usage('--patient must be Patient/<id>');
+      return { ok: true, value: await patientBalance(new PostgresRepository(db, { tenantId: need('tenant'), access: FULL_ACCESS, baseUrl: '' }), patient) };
+    }
     case 'payments timeline':
-      return { ok: true, value: { claimId: need('id'), entries: await claimTimeline(db, need('tenant'), need('id')) } };
+      return { ok: true, value: { claimId: need('id'), entries: await fullClaimTimeline(new PostgresRepository(db, { tenantId: need('tenant'), access: FULL_ACCESS, baseUrl: '' }), need('id')) } };
     case 'overview':
       return { ok: true, value: await overview(db, need('tenant'), int('hours', 1, 24 * 31, 24)!) };
     default:

@@ -1,7 +1,7 @@
 import express from 'express';
 import type { NextFunction, Request, Response, Router } from 'express';
 import { z } from 'zod';
-import { adminAuth } from '../auth/index.ts';
+import { NEEDS, operatorAuth, refused, tenantAccess } from '../auth/index.ts';
 import { applyUnmatchedPayment, discardUnmatchedPayment, listUnmatchedPayments, listWaitingClaimPayments, toJsonNumber, unmatchedPaymentTenant } from '../billing/index.ts';
 import type { Refusal } from '../billing/index.ts';
 import { FULL_ACCESS } from '../fhir/access.ts';
@@ -15,7 +15,9 @@ const DiscardBody = z.object({ reason: z.string().trim().min(1, 'reason is requi
 const Id = z.string().regex(/^[A-Za-z0-9-]{1,64}$/);
 
 /**
- * The operator's view of payments that wait for their claim (billing/unmatched.ts), admin scope:
+ * The operator's view of payments that wait for their claim (billing/unmatched.ts): the `admin`
+ * scope for every tenant, or a tenant's client for its own (system/PaymentReconciliation.rs to
+ * list; .c or `webhook` to apply or discard; auth/tenant-access.ts):
  *   GET  /admin/unmatched-payments?tenant=&source=   what waits, oldest first, with its age; and the
  *                                                    payers' claim payments waiting for their Claim
  *   POST /admin/unmatched-payments/:id/apply          apply it, now that its claim exists
@@ -25,14 +27,18 @@ const Id = z.string().regex(/^[A-Za-z0-9-]{1,64}$/);
  */
 export function unmatchedPaymentRoutes(deps: InboundDeps): Router {
   const routes = express.Router();
-  routes.use(UNMATCHED_PATH, adminAuth(deps.auth), express.json({ limit: '16kb' }));
+  routes.use(UNMATCHED_PATH, operatorAuth(deps.auth), express.json({ limit: '16kb' }));
 
   routes.get(UNMATCHED_PATH, async (req: Request, res: Response) => {
     const query = ListQuery.safeParse(emptyToUndefined(req.query));
     if (!query.success) return void res.status(400).json({ error: `Invalid query: ${query.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}` });
-    const waiting = await listUnmatchedPayments(deps.db, { tenantId: query.data.tenant, source: query.data.source });
+    const access = tenantAccess(res, query.data.tenant, NEEDS.waiting);
+    if (refused(res, access)) return;
+    // An operator naming no tenant sees every tenant's.
+    const tenantId = access.admin ? query.data.tenant : access.tenant;
+    const waiting = await listUnmatchedPayments(deps.db, { tenantId, source: query.data.source });
     // Payer claim payments (an 835's CLPs) that wait for their Claim apply by themselves when it is written.
-    const claims = query.data.source === undefined || query.data.source === 'x12-835' ? await listWaitingClaimPayments(deps.db, query.data.tenant) : [];
+    const claims = query.data.source === undefined || query.data.source === 'x12-835' ? await listWaitingClaimPayments(deps.db, tenantId) : [];
     res.json({ unmatchedPayments: waiting.map((u) => ({ ...u, amount: toJsonNumber(u.amount) })), waitingClaimPayments: claims });
   });
 
@@ -74,11 +80,16 @@ export function unmatchedPaymentRoutes(deps: InboundDeps): Router {
     }
   });
 
-  /** The payment's tenant (the operator names only its id); 404 when no tenant holds it. */
+  /**
+   * The payment's tenant (the operator names only its id); 404 when no tenant holds it, or when a
+   * tenant's client names another tenant's (it learns nothing of what it may not read).
+   */
   async function repoFor(req: Request, res: Response): Promise<PostgresRepository | undefined> {
     const id = Id.safeParse(req.params.id);
+    const access = tenantAccess(res, undefined, ['system/PaymentReconciliation.c'], 'webhook');
+    if (refused(res, access)) return undefined;
     const tenantId = id.success ? await unmatchedPaymentTenant(deps.db, id.data) : undefined;
-    if (!tenantId) {
+    if (!tenantId || (!access.admin && tenantId !== access.tenant)) {
       res.status(404).json({ error: `Unmatched payment ${String(req.params.id)} not found` });
       return undefined;
     }

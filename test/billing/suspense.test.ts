@@ -219,8 +219,11 @@ describe('the Cair webhook and the operator', () => {
     expect(await adminPost(`/${mine.id}/discard`, { reason: '   ' })).toMatchObject({ status: 400 });
     expect(await adminPost(`/${randomUUID()}/discard`, { reason: 'x' })).toMatchObject({ status: 404 });
     expect(await adminPost('/not%20an%20id/apply')).toMatchObject({ status: 404 });
-    const forbidden = await request(t.app).get('/admin/unmatched-payments').auth(c.token, { type: 'bearer' });
+    // A tenant client needs system/PaymentReconciliation.rs to list, and .c (or webhook) to discard.
+    const forbidden = await request(t.app).get('/admin/unmatched-payments').auth(await t.token('system/Claim.rs'), { type: 'bearer' });
     expect(forbidden.status).toBe(403);
+    const reader = await t.token('system/PaymentReconciliation.rs');
+    expect((await request(t.app).post(`/admin/unmatched-payments/${mine.id}/discard`).auth(reader, { type: 'bearer' }).send({ reason: 'x' })).status).toBe(403);
     const done = await adminPost(`/${mine.id}/discard`, { reason: 'duplicate of a cash payment' });
     expect(done.status).toBe(200);
     expect(done.body).toEqual({ unmatchedPaymentId: mine.id, status: 'discarded', reason: 'duplicate of a cash payment' });

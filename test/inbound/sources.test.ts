@@ -67,9 +67,11 @@ describe('registry', () => {
     expect(await t.db.query('SELECT count(*)::int AS n FROM webhook_source')).toEqual(before);
   });
 
-  it('needs the admin scope', async () => {
+  it('needs the admin scope to change; a tenant client with system/*.rs may list its own tenant\'s', async () => {
     const fhirOnly = await t.token('system/*.cruds');
-    expect((await adminReq('get', '/admin/webhook-sources', fhirOnly)).status).toBe(403);
+    expect((await adminReq('post', '/admin/webhook-sources', fhirOnly)).status).toBe(403);
+    expect((await adminReq('get', '/admin/webhook-sources', await t.token('system/Claim.rs'))).status).toBe(403);
+    expect((await adminReq('get', '/admin/webhook-sources?tenant=elsewhere', fhirOnly)).status).toBe(403);
     expect((await request(t.app).get('/admin/webhook-sources')).status).toBe(401);
   });
 

@@ -98,10 +98,10 @@ describe('operator APIs', () => {
     const first = (await get('/admin/inbound-events')).body.items[0].id;
     expect((await get(`/admin/inbound-events/${first}`, other)).status).toBe(404);
     expect((await get(`/admin/subscriptions/${subscriptionId}/notifications`, other)).status).toBe(404);
-    // Without the admin scope: 403, as for the rest of /admin.
-    const plain = await t.token('system/*.cruds');
-    expect((await get('/admin/inbound-events', plain)).status).toBe(403);
-    expect((await get('/admin/overview', plain)).status).toBe(403);
+    // Without the admin scope, a client whose scopes do not cover the view: 403 (tenant-access.test.ts has the rest).
+    const narrow = await t.token('system/Claim.rs');
+    expect((await get('/admin/inbound-events', narrow)).status).toBe(403);
+    expect((await get('/admin/overview', narrow)).status).toBe(403);
   });
 
   it('lists subscriptions with their notifications, attempts and health, and replays from an event number', async () => {
@@ -137,7 +137,9 @@ describe('operator APIs', () => {
     expect(byClaim.body.next).toBe(1);
 
     const timeline = await get(`/admin/claims/${claimId}/timeline`);
-    expect(timeline.body.entries.map((e: any) => [e.kind, e.amount])).toEqual([['payment', '10.10'], ['payment', '10.10'], ['payment', '10.10']]);
+    // The ClaimResponse with the responsibility it states (billing's reading, not the browser's), then the money.
+    expect(timeline.body.entries.map((e: any) => [e.kind, e.amount])).toEqual([['adjudication', '100.00'], ['payment', '10.10'], ['payment', '10.10'], ['payment', '10.10']]);
+    expect(timeline.body.entries[0].reference).toMatch(/^ClaimResponse\//);
 
     const o = await get('/admin/overview?hours=2');
     expect(o.body.hours).toHaveLength(2);
@@ -170,7 +172,7 @@ describe('operator APIs', () => {
     expect((await cli('deliveries', 'replay', ...tenant, subscriptionId)).code).toBe(2);
     expect((await cli('deliveries', 'replay', '--tenant', 'other-ops', subscriptionId, '--from', '1')).code).toBe(1);
     expect((await cli('payments', 'list', ...tenant, '--patient', patient)).out.items).toHaveLength(3);
-    expect((await cli('payments', 'timeline', ...tenant, claimId)).out.entries).toHaveLength(3);
+    expect((await cli('payments', 'timeline', ...tenant, claimId)).out.entries).toHaveLength(4);
     expect((await cli('overview', ...tenant, '--hours', '1')).out.waitingPayments).toBe(1);
   });
 });

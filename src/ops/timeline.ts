@@ -1,0 +1,43 @@
+import { Operator } from '@medplum/core';
+import type { ClaimResponse } from '@medplum/fhirtypes';
+import { memberLiabilityOf } from '../billing/index.ts';
+import type { PostgresRepository } from '../fhir/repository.ts';
+import { claimTimeline } from './money.ts';
+import type { TimelineEntry } from './money.ts';
+
+export interface AdjudicationEntry extends Omit<TimelineEntry, 'kind' | 'amount'> {
+  kind: 'adjudication';
+  /** The patient responsibility it states (decimal text), as billing reads it. */
+  amount: string;
+}
+
+/**
+ * A claim's whole timeline, oldest first: its ClaimResponses with the patient responsibility each
+ * states (billing's reading of them: claims.ts memberLiabilityOf), and the money of its lifecycle
+ * (money.ts claimTimeline), so a reader only displays it.
+ */
+export async function fullClaimTimeline(repo: PostgresRepository, claimId: string): Promise<(TimelineEntry | AdjudicationEntry)[]> {
+  const responses = await repo.searchResources<ClaimResponse>({
+    resourceType: 'ClaimResponse',
+    filters: [{ code: 'request', operator: Operator.EQUALS, value: `Claim/${claimId}` }],
+    count: 1000,
+  });
+  const adjudications: AdjudicationEntry[] = responses.map((cr) => ({
+    at: cr.created ?? cr.meta?.lastUpdated ?? '',
+    kind: 'adjudication',
+    amount: safeLiability(cr),
+    detail: `ClaimResponse ${cr.status}${cr.use && cr.use !== 'claim' ? ` (${cr.use})` : ''}, ${cr.outcome ?? ''}`,
+    reference: `ClaimResponse/${cr.id}`,
+  }));
+  const money = await claimTimeline(repo.conn, repo.context.tenantId, claimId);
+  return [...adjudications, ...money].sort((a, b) => Date.parse(a.at) - Date.parse(b.at) || a.kind.localeCompare(b.kind));
+}
+
+/** A response in another currency states no amount we bill (billing refuses to apply it). */
+function safeLiability(cr: ClaimResponse): string {
+  try {
+    return memberLiabilityOf(cr).toFixed(2);
+  } catch {
+    return '0.00';
+  }
+}
