@@ -30,6 +30,8 @@ describe('operations console in a browser', () => {
   let b: Browser;
   let patientId: string;
   let subscriptionId: string;
+  let beaSubscription: string;
+  let clinicB: { clientId: string; clientSecret: string };
 
   beforeAll(async () => {
     t = await startTestApp({ allowPrivateNetworks: true });
@@ -44,6 +46,16 @@ describe('operations console in a browser', () => {
     patientId = patient.id;
     const claim = await c.claim(`Patient/${patientId}`, { billId: 'CON-1' });
     await c.claimResponse(claim.id, { total: 100, patientRef: `Patient/${patientId}` });
+    // A second tenant, with its own patient, payment, subscription and a client with a secret.
+    const other = client(t, await t.token('system/*.cruds webhook', 'clinic-b'));
+    const bea = await other.fhir.create({ resourceType: 'Patient', name: [{ family: 'Bauer', given: ['Bea'] }], birthDate: '1975-06-07' });
+    const beaClaim = await other.claim(`Patient/${bea.id}`, { billId: 'CLB-1' });
+    await other.claimResponse(beaClaim.id, { total: 80, patientRef: `Patient/${bea.id}` });
+    expect((await other.pay({ billId: 'CLB-1', paymentAmount: 30.5, paymentDate: '2024-04-01', paymentTraceId: 'pi_clinic_b_1' })).status).toBe(200);
+    beaSubscription = (await other.fhir.create(classicSubscription('Claim', `${receiver.url}/clinic-b`))).id;
+    const created = await request(t.app).post('/admin/clients').auth(c.token, { type: 'bearer' }).send({ tenant: 'clinic-b', name: 'Clinic B front desk', scopes: ['system/*.cruds', 'webhook'] });
+    expect(created.status).toBe(201);
+    clinicB = created.body;
     b = await openBrowser();
   });
   afterAll(async () => {
@@ -174,6 +186,49 @@ describe('operations console in a browser', () => {
       const sources = await request(t.app).get('/admin/webhook-sources').auth(c.token, { type: 'bearer' });
       expect(sources.body.sources.map((s: { name: string; enabled: boolean }) => [s.name, s.enabled])).toEqual([['InstaMed main', false]]);
       await shoot('sources');
+    });
+
+    await step('admin-picks-tenant', async () => {
+      await page.getByLabel('Tenant').selectOption('clinic-b');
+      await page.getByRole('link', { name: 'Money' }).click();
+      await page.getByText('X-Tenant: clinic-b').waitFor();
+      await page.getByLabel('Patient name').fill('Bauer');
+      await page.getByRole('button', { name: 'Find' }).click();
+      await page.getByRole('link', { name: 'Bea Bauer' }).click();
+      await page.getByRole('heading', { name: 'Bea Bauer' }).waitFor();
+      // The server's figures: 80.00 owed, 30.50 paid, 49.50 open.
+      const lifecycle = page.getByRole('table', { name: 'Claim lifecycles' }).getByRole('row').filter({ hasText: 'CLB-1' });
+      await lifecycle.getByText('80.00').waitFor();
+      await lifecycle.getByText('49.50').waitFor();
+      await page.getByRole('region', { name: 'Totals' }).getByText('49.50').waitFor();
+      await page.getByRole('link', { name: 'Deliveries' }).click();
+      await page.getByRole('link', { name: beaSubscription }).waitFor();
+      expect(await page.getByRole('link', { name: subscriptionId }).count()).toBe(0);
+    });
+
+    await step('tenant-client', async () => {
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await page.getByLabel('Client id').fill(clinicB.clientId);
+      await page.getByLabel('Client secret').fill(clinicB.clientSecret);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.getByRole('heading', { name: 'Overview' }).waitFor();
+      const views = page.getByRole('navigation', { name: 'Views' });
+      for (const view of ['Overview', 'Inbound', 'Sources', 'Waiting payments', 'Deliveries', 'Money']) await views.getByRole('link', { name: view, exact: true }).waitFor();
+      expect(await page.getByLabel('Tenant').inputValue()).toBe('clinic-b');
+      await page.getByRole('link', { name: /1\s+messages in/ }).waitFor();
+      await views.getByRole('link', { name: 'Inbound', exact: true }).click();
+      const journal = page.getByRole('table', { name: 'Journal, newest first' });
+      await journal.getByText('processed').waitFor();
+      expect(await journal.getByRole('row').count()).toBe(2); // its one message, under the header
+      await views.getByRole('link', { name: 'Deliveries', exact: true }).click();
+      await page.getByRole('link', { name: beaSubscription }).waitFor();
+      expect(await page.getByRole('link', { name: subscriptionId }).count()).toBe(0);
+      await views.getByRole('link', { name: 'Money', exact: true }).click();
+      await page.getByRole('link', { name: 'Bea Bauer' }).waitFor();
+      expect(await page.getByRole('link', { name: 'Ada Okafor' }).count()).toBe(0);
+      await page.getByRole('link', { name: 'Bea Bauer' }).click();
+      await page.getByRole('table', { name: 'Claim lifecycles' }).getByText('49.50').waitFor();
+      await shoot('tenant-client');
     });
   });
 

@@ -2,6 +2,8 @@
 // memory (never a cookie or localStorage), so a reload signs out and the console can do nothing a
 // curl client with the same credentials could not.
 let session = null;
+/** The tenant an admin picked; /fhir calls name it in X-Tenant (the server allows that to admins only). */
+let acting = null;
 
 export function currentSession() {
   return session;
@@ -9,6 +11,42 @@ export function currentSession() {
 
 export function signOut() {
   session = null;
+  acting = null;
+}
+
+export function actFor(tenant) {
+  acting = tenant;
+}
+
+/**
+ * Whether the session's scopes cover `scope` (SMART system scopes: system/<Type|*>.<cruds|read|write|*>),
+ * the same rule the server applies (src/auth/scopes.ts), so the console offers only what it may do.
+ */
+export function covers(scope) {
+  if (!session) return false;
+  const letters = (a) => ({ read: 'rs', write: 'cud', '*': 'cruds' })[a] ?? a;
+  const parse = (s) => {
+    const m = /^system\/([^.]+)\.(.+)$/.exec(s);
+    return m ? { type: m[1], letters: letters(m[2]) } : null;
+  };
+  const want = parse(scope);
+  if (!want) return session.scopes.includes(scope);
+  const held = session.scopes.map(parse).filter(Boolean);
+  return [...want.letters].every((l) => held.some((h) => (h.type === '*' || (want.type !== '*' && h.type === want.type)) && h.letters.includes(l)));
+}
+
+/** What each view needs of a tenant's client (the server's rule: src/auth/tenant-access.ts); admin reads all. */
+export const NEEDS = {
+  journal: ['system/*.rs'],
+  sources: ['system/*.rs'],
+  overview: ['system/*.rs'],
+  deliveries: ['system/Subscription.rs'],
+  money: ['system/Claim.rs', 'system/ClaimResponse.rs', 'system/PaymentReconciliation.rs', 'system/PatientCredit.rs'],
+  waiting: ['system/PaymentReconciliation.rs'],
+};
+
+export function may(view) {
+  return Boolean(session?.admin) || (NEEDS[view] ?? []).every(covers);
 }
 
 /** Signs in through the token endpoint curl uses (POST /api/token). */
@@ -37,6 +75,7 @@ export class ApiError extends Error {
 export async function call(path, { method = 'GET', body, fhir = path.startsWith('/fhir') } = {}) {
   if (!session) throw new ApiError(401, 'Not signed in');
   const headers = { Authorization: `Bearer ${session.token}`, Accept: fhir ? 'application/fhir+json' : 'application/json' };
+  if (fhir && acting && acting !== session.tenant) headers['X-Tenant'] = acting;
   if (body !== undefined) headers['Content-Type'] = fhir ? 'application/fhir+json' : 'application/json';
   const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await res.text();

@@ -1,6 +1,6 @@
 import { render } from './vendor/preact.js';
 import { useEffect, useRef, useState } from './vendor/hooks.js';
-import { call, currentSession, signIn, signOut } from './api.js';
+import { actFor, call, currentSession, may, signIn, signOut } from './api.js';
 import { html, parseRoute, useLoad, Loading, Json, href } from './ui.js';
 import { Overview } from './views/overview.js';
 import { Inbound, InboundEvent } from './views/inbound.js';
@@ -9,13 +9,14 @@ import { Waiting } from './views/waiting.js';
 import { Deliveries, Delivery } from './views/deliveries.js';
 import { Money, Patient, ClaimTimeline } from './views/money.js';
 
+// [path, label, what it needs (api.js NEEDS)]
 const NAV = [
-  ['', 'Overview'],
-  ['inbound', 'Inbound'],
-  ['sources', 'Sources'],
-  ['waiting', 'Waiting payments'],
-  ['deliveries', 'Deliveries'],
-  ['money', 'Money'],
+  ['', 'Overview', 'overview'],
+  ['inbound', 'Inbound', 'journal'],
+  ['sources', 'Sources', 'sources'],
+  ['waiting', 'Waiting payments', 'waiting'],
+  ['deliveries', 'Deliveries', 'deliveries'],
+  ['money', 'Money', 'money'],
 ];
 
 function SignIn({ onSignedIn }) {
@@ -67,6 +68,12 @@ function Resource({ type, id }) {
 
 function Page({ route, ctx }) {
   const [view, a, b] = route.parts;
+  const nav = NAV.find(([path]) => path === (view ?? ''));
+  if (nav && !may(nav[2])) {
+    const first = NAV.find(([, , need]) => may(need));
+    return html`<h1 tabindex="-1">${nav[1]}</h1><p class="error" role="alert">This client's scopes do not cover ${nav[1]}.</p>
+      ${first ? html`<p><a href=${href(first[0])}>${first[1]}</a></p>` : html`<p>They cover none of the console's views.</p>`}`;
+  }
   switch (view ?? '') {
     case '': return html`<${Overview} ctx=${ctx} />`;
     case 'inbound': return a ? html`<${InboundEvent} ctx=${ctx} id=${a} />` : html`<${Inbound} ctx=${ctx} query=${route.query} />`;
@@ -97,14 +104,20 @@ function App() {
     return () => removeEventListener('hashchange', onHash);
   }, []);
   if (!session || !currentSession()) {
-    return html`<${SignIn} onSignedIn=${(s) => { setSession(s); setTenant(s.tenant); }} />`;
+    return html`<${SignIn} onSignedIn=${(s) => {
+      setSession(s);
+      setTenant(s.tenant);
+      actFor(s.tenant);
+      // A tenant's client whose scopes skip the overview starts on the first view it may see.
+      if (!may('overview')) location.hash = href(NAV.find(([, , need]) => may(need))?.[0] ?? '');
+    }} />`;
   }
+  // Every call follows the picked tenant: ?tenant= on /admin, X-Tenant on /fhir (admins only).
+  actFor(tenant);
   const ctx = {
     session,
     tenant,
-    /** ?tenant= for /admin calls; /fhir always serves the token's own tenant. */
     adminTenant: tenant,
-    fhirTenant: session.tenant,
   };
   const current = route.parts[0] ?? '';
   return html`
@@ -112,13 +125,12 @@ function App() {
     <header>
       <span class="brand">fhir-billing</span>
       <nav aria-label="Views"><ul>
-        ${NAV.map(([path, label]) => html`<li><a href=${href(path)} aria-current=${current === path ? 'page' : undefined}>${label}</a></li>`)}
+        ${NAV.filter(([, , need]) => may(need)).map(([path, label]) => html`<li><a href=${href(path)} aria-current=${current === path ? 'page' : undefined}>${label}</a></li>`)}
       </ul></nav>
       <${TenantPicker} session=${session} tenant=${tenant} setTenant=${setTenant} />
-      <span class="who">${session.clientId}</span>
-      <button type="button" onClick=${() => { signOut(); setSession(null); }}>Sign out</button>
+      <span class="who" title=${session.clientId}>${session.clientId}</span>
+      <button type="button" onClick=${() => { signOut(); setSession(null); location.hash = '#/'; }}>Sign out</button>
     </header>
-    ${!session.admin && html`<p class="error" role="alert">This client has no admin scope: the journal, deliveries and waiting payments need it.</p>`}
     <main id="main" ref=${main}><${Page} key=${`${tenant}|${location.hash}`} route=${route} ctx=${ctx} /></main>`;
 }
 

@@ -156,10 +156,10 @@ export function Json({ value, label }) {
 }
 
 /** A FHIR reference as a link into the console where it has a page. */
-export function RefLink({ reference }) {
+export function RefLink({ reference, label = reference }) {
   if (!reference) return '—';
   const [type, id] = reference.split('/');
-  if (type === 'Claim') return html`<a href=${href(`money/claim/${id}`)}>${reference}</a>`;
-  if (type === 'Patient') return html`<a href=${href(`money/patient/${id}`)}>${reference}</a>`;
-  return html`<a href=${href(`resource/${type}/${id}`)}>${reference}</a>`;
+  if (type === 'Claim') return html`<a href=${href(`money/claim/${id}`)}>${label}</a>`;
+  if (type === 'Patient') return html`<a href=${href(`money/patient/${id}`)}>${label}</a>`;
+  return html`<a href=${href(`resource/${type}/${id}`)}>${label}</a>`;
 }

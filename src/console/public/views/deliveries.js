@@ -1,5 +1,5 @@
 import { useState } from '../vendor/hooks.js';
-import { call, qs } from '../api.js';
+import { call, covers, qs } from '../api.js';
 import { html, useLoad, Loading, Table, Pager, Badge, Outcome, useAction, Chart, time, href } from '../ui.js';
 
 /** Every subscription of the tenant with its state and queue. */
@@ -32,8 +32,8 @@ export function Delivery({ ctx, id }) {
   const list = useLoad(() => call(`${base}/notifications${qs({ tenant: ctx.adminTenant, status, before, limit: 20 })}`), [ctx.adminTenant, id, status, before, tick]);
   const action = useAction();
   const refresh = () => setTick((t) => t + 1);
-  // $resend is a FHIR operation: it acts in the token's tenant only.
-  const fhirHere = ctx.adminTenant === ctx.fhirTenant;
+  // $resend is a FHIR operation: for another tenant the admin's call names it in X-Tenant (api.js).
+  const mayResend = ctx.session.admin || covers('system/Subscription.u');
   const resend = async () => {
     const r = await action.run(() => call(`/fhir/Subscription/${encodeURIComponent(id)}/$resend`, { method: 'POST', body: { resourceType: 'Parameters' } }),
       (p) => `Requeued ${p.parameter?.find((x) => x.name === 'requeued')?.valueInteger ?? 0} dead notifications${sub.data?.status === 'error' ? '; the subscription is requested again' : ''}`);
@@ -56,15 +56,15 @@ export function Delivery({ ctx, id }) {
       ${s.lastError && html`<dt>Last attempt's error</dt><dd class="error">${s.lastError}</dd>`}
     </dl>
     <div class="actions" role="group" aria-label="Delivery actions">
-      <button type="button" onClick=${resend} disabled=${action.busy || !fhirHere}>${s.status === 'error' ? 'Re-enable and resend dead' : 'Resend dead notifications'}</button>
+      <button type="button" onClick=${resend} disabled=${action.busy || !mayResend}>${s.status === 'error' ? 'Re-enable and resend dead' : 'Resend dead notifications'}</button>
       <form onSubmit=${replay} class="inline-form">
         <label for="replay-from">Replay from event number</label>
         <input id="replay-from" name="from" type="number" min="1" max=${Math.max(1, s.eventsCount)} required value="1" />
-        <button type="submit" disabled=${action.busy}>Replay</button>
+        <button type="submit" disabled=${action.busy || !mayResend}>Replay</button>
       </form>
       <button type="button" onClick=${refresh}>Refresh</button>
     </div>
-    ${!fhirHere && html`<p class="note">Resend acts through FHIR <code>$resend</code>, in the token's tenant (${ctx.fhirTenant}) only.</p>`}`}<//>
+    ${!mayResend && html`<p class="note">Resending and replaying need system/Subscription.u.</p>`}`}<//>
     <${Outcome} outcome=${action.outcome} />
     <${Loading} state=${health}>${(h) => !h.buckets.some((b) => b.attempts) ? html`<p>No delivery attempts in the last 24 hours.</p>` : html`<${Chart}
       title="Endpoint health, per hour (last 24 h)" hours=${h.buckets.map((b) => b.hour)}

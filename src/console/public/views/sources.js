@@ -38,13 +38,13 @@ export function Sources({ ctx }) {
         { label: 'State', render: (s) => html`<${Badge} value=${s.enabled ? 'enabled' : 'disabled'} />` },
         { label: 'Created', render: (s) => time(s.createdAt) },
         { label: 'Journal', render: (s) => html`<a href=${href('inbound', { sourceId: s.id })}>messages</a>` },
-        { label: 'Actions', render: (s) => html`<button type="button" onClick=${() => rotate(s)} disabled=${action.busy}>Rotate credentials<span class="sr"> of ${s.name}</span></button>
+        { label: 'Actions', render: (s) => !ctx.session.admin ? '—' : html`<button type="button" onClick=${() => rotate(s)} disabled=${action.busy}>Rotate credentials<span class="sr"> of ${s.name}</span></button>
             <button type="button" onClick=${() => toggle(s)} disabled=${action.busy}>${s.enabled ? 'Disable' : 'Enable'}<span class="sr"> ${s.name}</span></button>` },
       ]} />`}<//>
-    <form class="panel" onSubmit=${register} aria-labelledby="reg-h">
+    ${!ctx.session.admin ? html`<p class="note">Registering, rotating and disabling sources is the operator's (the <code>admin</code> scope).</p>` : html`<form class="panel" onSubmit=${register} aria-labelledby="reg-h">
       <h2 id="reg-h">Register a source</h2>
       <label>Kind <select name="kind"><option value="instamed">instamed</option></select></label>
       <label>Name <input name="name" required maxlength="200" /></label>
       <button type="submit" disabled=${action.busy}>Register</button>
-    </form>`;
+    </form>`}`;
 }

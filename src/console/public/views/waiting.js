@@ -1,10 +1,12 @@
-import { call, qs } from '../api.js';
+import { call, covers, qs } from '../api.js';
 import { html, useLoad, Loading, Table, Outcome, useAction, age, money, time, href } from '../ui.js';
 
 /** Payments waiting for their claim, oldest first: apply (once the claim exists) or discard with a reason. */
 export function Waiting({ ctx, query }) {
   const state = useLoad(() => call(`/admin/unmatched-payments${qs({ tenant: ctx.adminTenant, source: query.source })}`), [ctx.adminTenant, query.source]);
   const action = useAction();
+  // The server's rule for applying or discarding (src/auth/tenant-access.ts).
+  const mayAct = ctx.session.admin || ctx.session.scopes.includes('webhook') || covers('system/PaymentReconciliation.c');
   const apply = async (p) => {
     const r = await action.run(() => call(`/admin/unmatched-payments/${p.id}/apply`, { method: 'POST' }),
       (o) => `Applied bill ${p.billId}: ${money(String(o.amountSetOnClaim))} to the claim, ${money(String(o.excessAmount))} as credit`);
@@ -28,7 +30,7 @@ export function Waiting({ ctx, query }) {
         { label: 'Received', render: (p) => time(p.receivedAt) },
         { label: 'Age', render: (p) => age(p.ageSeconds), num: true },
         { label: 'Claim', render: (p) => html`<a href=${href('money', { billId: p.billId })}>find</a>` },
-        { label: 'Actions', render: (p) => html`<div class="row-actions">
+        { label: 'Actions', render: (p) => !mayAct ? '—' : html`<div class="row-actions">
             <button type="button" onClick=${() => apply(p)} disabled=${action.busy}>Apply<span class="sr"> bill ${p.billId}</span></button>
             <form onSubmit=${(e) => discard(e, p)}>
               <label class="sr" for=${`reason-${p.id}`}>Reason to discard bill ${p.billId}</label>
