@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Queryable } from '../db/index.ts';
-import { writtenIn } from '../fhir/write-log.ts';
+import { trackWrites, writtenIn } from '../fhir/write-log.ts';
 
 /**
  * The inbound event journal (`inbound_event`): every webhook event, as received, with what we
@@ -46,7 +46,8 @@ export function contentHash(canonical: unknown): string {
 }
 
 /**
- * Takes the event's dedupe lock (until the transaction ends) and returns the answer of an earlier
+ * Takes the event's dedupe lock (until the transaction ends), starts noting the transaction's
+ * writes for the journal, and returns the answer of an earlier
  * event with the same key and content whose outcome is final for its sender (`settled`: processed;
  * InstaMed also counts unmatched, since it was answered "stored" and must not be judged again),
  * if there is one.
@@ -57,6 +58,8 @@ export async function findDuplicate(
   settled: readonly EventStatus[] = ['processed'],
 ): Promise<{ id: string; answer: StoredAnswer } | undefined> {
   await conn.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`inbound|${e.tenantId}|${e.source}|${e.dedupeKey}`]);
+  // What the event's command writes from here on is recorded with it (recordEvent).
+  trackWrites(conn);
   const rows = await conn.query<{ id: string; content_hash: string; response: string }>(
     `SELECT id::text, content_hash, response FROM inbound_event
       WHERE tenant_id = $1 AND source = $2 AND dedupe_key = $3 AND status = ANY($4::text[])
