@@ -123,11 +123,14 @@ function startThread(dataDir: string, options: EmbeddedOptions): Promise<Databas
   let nextId = 1;
   let stopped: Error | undefined;
   let started = false;
+  /** Asked to close: the thread ends by itself once it has, and that is no loss. */
+  let closing = false;
 
   return new Promise((resolveStart, rejectStart) => {
     const thread: DatabaseThread = {
       call(request) {
         if (stopped) return Promise.reject(stopped);
+        if (request.op === 'close') closing = true;
         const id = nextId++;
         return new Promise((resolve, reject) => {
           // Throws (rejecting this promise) when a parameter cannot be copied to the thread.
@@ -150,7 +153,7 @@ function startThread(dataDir: string, options: EmbeddedOptions): Promise<Databas
       return waiting;
     };
     const fail = (err: Error): void => {
-      if (started && !stopped) options.onLost?.(err);
+      if (started && !stopped && !closing) options.onLost?.(err);
       stopped ??= err;
       rejectStart(err);
       for (const waiting of pending.values()) waiting.reject(err);
