@@ -3,7 +3,7 @@ import type { NextFunction, Request, Response, Router } from 'express';
 import { jsonBody } from '../../http/json-guard.ts';
 import { webhookAuth } from '../../auth/index.ts';
 import type { AuthLocals } from '../../auth/index.ts';
-import { applyPatientPayment, paymentKey, refuse, toJsonNumber } from '../../billing/index.ts';
+import { CURRENCY, applyPatientPayment, paymentKey, refuse, toJsonNumber } from '../../billing/index.ts';
 import type { AppliedPaymentOutcome, PatientPaymentInput } from '../../billing/index.ts';
 import { amount } from '../../billing/index.ts';
 import { FULL_ACCESS } from '../../fhir/access.ts';
@@ -120,6 +120,8 @@ function toInput(body: PatientPaymentBody): PatientPaymentInput {
     whenClaimUnknown: 'hold-for-operator',
     billId: body.billId,
     amount: amount(body.paymentAmount),
+    // Cair is USD by contract and names no currency: refused on a tenant whose books are in another.
+    currency: CURRENCY,
     ...(body.paymentDate != null && { paymentDate: isoDatePart(body.paymentDate)! }),
     ...(body.paymentMethod != null && { paymentMethod: body.paymentMethod }),
     ...(body.paymentTraceId != null && { paymentTraceId: body.paymentTraceId }),
