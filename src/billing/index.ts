@@ -21,7 +21,7 @@ export type { LifecycleBalance, PatientBalance } from './balance.ts';
 export { addBillingOperations } from './operations.ts';
 export { BillingFailure, refuse } from './result.ts';
 export type { BillingResult, Refusal, RefusalCode } from './result.ts';
-export { CURRENCY, MAX_AMOUNT, MINOR_DIGITS, amount, fixed, toJsonNumber } from './money.ts';
+export { CURRENCY, MAX_AMOUNT, MINOR_DIGITS, amount, bookCurrencyProblem, fixed, formatMoney, maxAmount, toJsonNumber } from './money.ts';
 export type { Amount } from './money.ts';
 export { bookCurrency, claimIdSystem, setClaimIdSystem } from './store.ts';
 export { MEMBER_LIABILITY, memberLiabilityOf } from './claims.ts';

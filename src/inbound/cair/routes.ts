@@ -119,9 +119,9 @@ function toInput(body: PatientPaymentBody): PatientPaymentInput {
     source: SOURCE,
     whenClaimUnknown: 'hold-for-operator',
     billId: body.billId,
-    amount: amount(body.paymentAmount),
-    // Cair is USD by contract and names no currency: refused on a tenant whose books are in another.
-    currency: CURRENCY,
+    amount: amount(body.paymentAmount, body.currency ?? CURRENCY),
+    // Cair is USD by contract unless the body names its currency; billing refuses another than the tenant's books.
+    currency: body.currency ?? CURRENCY,
     ...(body.paymentDate != null && { paymentDate: isoDatePart(body.paymentDate)! }),
     ...(body.paymentMethod != null && { paymentMethod: body.paymentMethod }),
     ...(body.paymentTraceId != null && { paymentTraceId: body.paymentTraceId }),
