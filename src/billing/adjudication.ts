@@ -11,7 +11,8 @@ import { amount, maxAmount } from './money.ts';
 import type { Amount } from './money.ts';
 import { BillingFailure, refuse } from './result.ts';
 import type { BillingResult } from './result.ts';
-import { bookCurrency, claimIdSystem } from './store.ts';
+import { bookCurrency } from './currency-store.ts';
+import { claimIdSystem } from './store.ts';
 
 /**
  * An insurer's (a health fund's) decision on a claim, as a sender reports it: one ClaimResponse per

@@ -1,7 +1,7 @@
 import type { PostgresRepository } from '../fhir/repository.ts';
 import { refuse } from './result.ts';
 import type { BillingResult } from './result.ts';
-import { bookCurrency } from './store.ts';
+import { bookCurrency } from './currency-store.ts';
 
 /**
  * The tenant's book currency for a command, read once in its transaction; a refusal (400) when the

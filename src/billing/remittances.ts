@@ -14,7 +14,8 @@ import type { Queryable } from '../db/index.ts';
 import type { RemittanceClaimRow } from './remittance-store.ts';
 import { PAYMENT_TYPE_SYSTEM } from './resources.ts';
 import { BillingFailure } from './result.ts';
-import { bookCurrency, claimIdSystem, lockAccount, lockPaymentKey } from './store.ts';
+import { bookCurrency } from './currency-store.ts';
+import { claimIdSystem, lockAccount, lockPaymentKey } from './store.ts';
 
 /**
  * Payer remittances, whatever format they came in (inbound/x12-835 maps the 835): one payer
