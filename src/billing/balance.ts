@@ -6,7 +6,8 @@ import type { PatientCredit } from '../profiles/index.ts';
 import { account, creditBooks } from './books.ts';
 import { lifecycleClaims, lifecycleIdOf, responsibilityOf } from './claims.ts';
 import { Money2, ZERO, fixed, max, sum } from './money.ts';
-import { accountBalance, bookCurrency } from './store.ts';
+import { bookCurrency } from './currency-store.ts';
+import { accountBalance } from './store.ts';
 
 /**
  * What a patient owes, has paid and has in credit, as billing computes it when it applies money:
