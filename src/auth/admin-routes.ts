@@ -1,22 +1,24 @@
 import express from 'express';
 import type { NextFunction, Request, Response, Router } from 'express';
+import type { Database } from '../db/index.ts';
 import { databaseUnavailable } from '../db/unavailable.ts';
-import { createClient, createTenant, deleteClient, listClients, listTenants, rotateSecret } from './admin.ts';
+import { changeTenant, createClient, createTenant, deleteClient, listClients, listTenants, rotateSecret } from './admin.ts';
 import { adminAuth } from './middleware.ts';
 import type { AuthDeps } from './middleware.ts';
 import type { Result } from './result.ts';
 
 /**
  * The admin API, for clients holding the `admin` scope (an operator's scope: it spans tenants):
- *   POST   /admin/tenants {id, name}
+ *   POST   /admin/tenants {id, name, currency?}      (currency: the book currency, ISO 4217, default USD)
  *   GET    /admin/tenants
+ *   PATCH  /admin/tenants/:id {currency}          (409 once money is booked for the tenant)
  *   POST   /admin/clients {tenant, name, scopes?, jwksUrl? | jwks?} → {clientId, clientSecret, tenant, scopes}
  *   GET    /admin/clients?tenant=      (an unknown tenant is a 404)
  *   DELETE /admin/clients/:id
  *   POST   /admin/clients/:id/rotate-secret → {clientId, clientSecret, tenant, scopes}
  * Errors are `{error}`.
  */
-export function adminRoutes(deps: AuthDeps): Router {
+export function adminRoutes(deps: AuthDeps & { db: Database }): Router {
   const routes = express.Router();
   routes.use(adminAuth(deps));
   routes.use(express.json({ limit: '256kb' }));
@@ -28,6 +30,7 @@ export function adminRoutes(deps: AuthDeps): Router {
   };
 
   routes.post('/tenants', async (req, res) => send(res, await createTenant(deps.db, req.body), 201));
+  routes.patch('/tenants/:id', async (req, res) => send(res, await changeTenant(deps.db, req.params.id, req.body)));
   routes.get('/tenants', async (_req, res) => {
     res.json({ tenants: await listTenants(deps.db) });
   });

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import type { Queryable } from '../db/index.ts';
+import { bookCurrencyProblem } from '../billing/money.ts';
+import type { Database, Queryable } from '../db/index.ts';
 import { checkJwksUrl } from './jwks-fetch.ts';
 import { activeSigningKey } from './keys.ts';
 import { ok, refuse } from './result.ts';
@@ -14,10 +15,22 @@ import * as store from './store.ts';
  * Tenants and API clients: what the admin API (/admin) and the command line (fhir-billing) do.
  * Inputs are validated here, so both front ends refuse the same things the same way.
  */
+/** A book currency: an ISO 4217 code of at most 2 minor digits (money columns are numeric(18,2)). */
+const Currency = z
+  .string()
+  .max(16)
+  .superRefine((code, ctx) => {
+    const problem = bookCurrencyProblem(code);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  });
+
 const TenantInput = z.object({
   id: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lower-case letters, digits and dashes, at most 63'),
   name: z.string().trim().min(1).max(200),
+  currency: Currency.default('USD'),
 });
+
+const TenantChange = z.object({ currency: Currency }).strict();
 
 /** A public key: no private or symmetric members. */
 const PublicJwk = z
@@ -63,12 +76,40 @@ function invalid(error: z.ZodError): ReturnType<typeof refuse> {
   return refuse(400, 'invalid_request', `Invalid request body: ${problems.join('; ')}`);
 }
 
-export async function createTenant(db: Queryable, input: unknown): Promise<Result<{ id: string; name: string }>> {
+export interface TenantView {
+  id: string;
+  name: string;
+  /** The book currency (ISO 4217). */
+  currency: string;
+}
+
+export async function createTenant(db: Queryable, input: unknown): Promise<Result<TenantView>> {
   const parsed = TenantInput.safeParse(input);
   if (!parsed.success) return invalid(parsed.error);
-  const { id, name } = parsed.data;
-  if (!(await store.insertTenant(db, id, name))) return refuse(409, 'conflict', `Tenant ${id} already exists`);
-  return ok({ id, name });
+  const { id, name, currency } = parsed.data;
+  if (!(await store.insertTenant(db, id, name, currency))) return refuse(409, 'conflict', `Tenant ${id} already exists`);
+  return ok({ id, name, currency });
+}
+
+/**
+ * Changes the tenant's book currency, only while no money is booked for it: amounts already booked
+ * would be in the old currency, and are never converted.
+ */
+export async function changeTenant(db: Database, id: string, input: unknown): Promise<Result<TenantView>> {
+  const parsed = TenantChange.safeParse(input);
+  if (!parsed.success) return invalid(parsed.error);
+  const { currency } = parsed.data;
+  return db.transaction(async (tx) => {
+    const tenant = await store.lockTenantCurrency(tx, id);
+    if (!tenant) return refuse(404, 'not_found', `Unknown tenant: ${id}`);
+    if (tenant.currency !== currency) {
+      if (await store.tenantHasMoney(tx, id)) {
+        return refuse(409, 'conflict', `Tenant ${id} has money booked in ${tenant.currency}; its book currency cannot change to ${currency}`);
+      }
+      await store.updateTenantCurrency(tx, id, currency);
+    }
+    return ok({ id, name: tenant.name, currency });
+  });
 }
 
 export async function createClient(db: Queryable, settings: AuthSettings, input: unknown): Promise<Result<ClientCredentials>> {
@@ -95,8 +136,8 @@ export async function createClient(db: Queryable, settings: AuthSettings, input:
   return ok({ clientId: row.id, clientSecret, tenant: row.tenantId, scopes: row.scopes });
 }
 
-export async function listTenants(db: Queryable): Promise<{ id: string; name: string; createdAt: string }[]> {
-  return (await store.selectTenants(db)).map((t) => ({ id: t.id, name: t.name, createdAt: new Date(t.createdAt).toISOString() }));
+export async function listTenants(db: Queryable): Promise<(TenantView & { createdAt: string })[]> {
+  return (await store.selectTenants(db)).map((t) => ({ id: t.id, name: t.name, currency: t.currency, createdAt: new Date(t.createdAt).toISOString() }));
 }
 
 /** The tenant's clients (every tenant's without one); an unknown tenant is a 404, not an empty list. */

@@ -79,13 +79,15 @@ export interface ClaimResponseInput {
   items: AdjudicatedItem[];
   totals: AdjudicationAmount[];
   payment?: InsurerPayment;
+  /** The book currency of every amount. */
+  currency: string;
 }
 
 export function claimResponse(i: ClaimResponseInput): ClaimResponse {
   const items: ClaimResponseItem[] = i.items.map((item) => ({
     itemSequence: item.sequence,
     adjudication: item.amounts.length > 0
-      ? item.amounts.map((a) => ({ category: category(a.category), ...(item.decision && { reason: { text: item.decision } }), amount: fhirMoney(a.amount) }))
+      ? item.amounts.map((a) => ({ category: category(a.category), ...(item.decision && { reason: { text: item.decision } }), amount: fhirMoney(a.amount, i.currency) }))
       : [{ category: category('benefit'), ...(item.decision && { reason: { text: item.decision } }) }],
   }));
   return {
@@ -102,12 +104,12 @@ export function claimResponse(i: ClaimResponseInput): ClaimResponse {
     outcome: i.outcome,
     ...(i.disposition && { disposition: i.disposition }),
     ...(items.length > 0 && { item: items }),
-    ...(i.totals.length > 0 && { total: i.totals.map((t) => ({ category: category(t.category), amount: fhirMoney(t.amount) })) }),
+    ...(i.totals.length > 0 && { total: i.totals.map((t) => ({ category: category(t.category), amount: fhirMoney(t.amount, i.currency) })) }),
     ...(i.payment && {
       payment: {
         type: { coding: [{ system: PAYMENT_ADJUSTMENT_TYPE_SYSTEM, code: 'complete', display: 'Complete' }] },
         date: i.payment.date,
-        amount: fhirMoney(i.payment.amount),
+        amount: fhirMoney(i.payment.amount, i.currency),
         identifier: i.payment.identifier,
       },
     }),
@@ -115,7 +117,7 @@ export function claimResponse(i: ClaimResponseInput): ClaimResponse {
 }
 
 /** What the insurer paid: issuer the insurer, one `payment` detail for the Claim (response: the ClaimResponse). */
-export function insurerReconciliation(args: { id?: string; payment: InsurerPayment; created: string; insurerId: string; insurerName: string; claimId: string; claimResponseId: string }): PaymentReconciliation {
+export function insurerReconciliation(args: { id?: string; payment: InsurerPayment; created: string; insurerId: string; insurerName: string; claimId: string; claimResponseId: string; currency: string }): PaymentReconciliation {
   const { payment } = args;
   return {
     resourceType: 'PaymentReconciliation',
@@ -127,7 +129,7 @@ export function insurerReconciliation(args: { id?: string; payment: InsurerPayme
     outcome: 'complete',
     disposition: `Paid by ${args.insurerName} for Claim/${args.claimId}`,
     paymentDate: payment.date,
-    paymentAmount: fhirMoney(payment.amount),
+    paymentAmount: fhirMoney(payment.amount, args.currency),
     paymentIdentifier: payment.identifier,
     detail: [
       {
@@ -136,7 +138,7 @@ export function insurerReconciliation(args: { id?: string; payment: InsurerPayme
         request: { reference: `Claim/${args.claimId}` },
         response: { reference: `ClaimResponse/${args.claimResponseId}` },
         date: payment.date,
-        amount: fhirMoney(payment.amount),
+        amount: fhirMoney(payment.amount, args.currency),
       },
     ],
   };

@@ -6,9 +6,12 @@ import type { AdjudicatedItem, AdjudicationAmount, InsurerPayment, InsurerRef } 
 import { findAdjudication, lockAdjudication, saveAdjudication, waitingForBillIds } from './adjudication-store.ts';
 import type { AdjudicationRow } from './adjudication-store.ts';
 import { findClaimsByBillId, lifecycleIdOf } from './claims.ts';
-import { amount } from './money.ts';
+import { currencyOf } from './currency.ts';
+import { amount, maxAmount } from './money.ts';
+import type { Amount } from './money.ts';
 import { BillingFailure, refuse } from './result.ts';
 import type { BillingResult } from './result.ts';
+import { bookCurrency } from './currency-store.ts';
 import { claimIdSystem } from './store.ts';
 
 /**
@@ -41,6 +44,11 @@ export interface AdjudicationInput {
   totals: AdjudicationAmount[];
   payment?: InsurerPayment;
   whenClaimUnknown?: 'refuse' | 'hold';
+  /**
+   * The currency the sender states its amounts in; absent: the book currency. Another is refused.
+   * Amounts are rounded here, half-even to the book currency's minor unit.
+   */
+  currency?: string;
 }
 
 export interface AdjudicationOutcome {
@@ -52,10 +60,14 @@ export interface AdjudicationOutcome {
 
 const keyOf = (i: Identifier): string => `${i.system ?? ''}|${i.value ?? ''}`;
 
-export async function recordAdjudication(repo: PostgresRepository, input: AdjudicationInput): Promise<BillingResult<AdjudicationOutcome>> {
-  if (!input.identifier.value || !input.identifier.system) throw new RangeError('An adjudication needs an identifier with a system and value');
+export async function recordAdjudication(repo: PostgresRepository, sent: AdjudicationInput): Promise<BillingResult<AdjudicationOutcome>> {
+  if (!sent.identifier.value || !sent.identifier.system) throw new RangeError('An adjudication needs an identifier with a system and value');
   return repo.withTransaction(async (tx) => {
     const tenantId = tx.context.tenantId;
+    const currency = await currencyOf(tx, sent.currency);
+    if (!currency.ok) return currency;
+    const input = inCurrency(sent, currency.value);
+    if (!input) return refuse('invalid', `An amount is above ${maxAmount(currency.value).toFixed()} ${currency.value}`, 'amount');
     const key = keyOf(input.identifier);
     await lockAdjudication(tx.conn, tenantId, key);
     const row = await findAdjudication(tx.conn, tenantId, key);
@@ -72,7 +84,7 @@ export async function recordAdjudication(repo: PostgresRepository, input: Adjudi
       await saveAdjudication(tx.conn, tenantId, rowOf(key, input, 'waiting', row?.claimResponseId ?? null, row?.paymentReconciliationId ?? null));
       return { ok: true, value: { status: 'waiting' } };
     }
-    return { ok: true, value: await apply(tx, key, input, claim, row) };
+    return { ok: true, value: await apply(tx, key, input, claim, row, currency.value) };
   });
 }
 
@@ -85,7 +97,7 @@ export async function applyWaitingAdjudications(repo: PostgresRepository, conn: 
     const input = revive(row.input);
     const claim = await claimFor(repo, input);
     // Another claim-id system than the one the report names: it keeps waiting.
-    if (claim) await apply(repo, key, input, claim, row);
+    if (claim) await apply(repo, key, input, claim, row, await bookCurrency(repo.conn, repo.context.tenantId));
   }
 }
 
@@ -97,7 +109,7 @@ async function claimFor(repo: PostgresRepository, input: AdjudicationInput): Pro
   return found[0];
 }
 
-async function apply(tx: PostgresRepository, key: string, input: AdjudicationInput, claim: Claim, row: AdjudicationRow | undefined): Promise<AdjudicationOutcome> {
+async function apply(tx: PostgresRepository, key: string, input: AdjudicationInput, claim: Claim, row: AdjudicationRow | undefined, currency: string): Promise<AdjudicationOutcome> {
   if (!claim.patient?.reference) throw new BillingFailure(`Claim/${claim.id} has no patient reference`);
   const insurerId = await insurerOrganization(tx, input.insurer);
   const response = claimResponse({
@@ -113,6 +125,7 @@ async function apply(tx: PostgresRepository, key: string, input: AdjudicationInp
     items: input.items,
     totals: input.totals,
     ...(input.payment && { payment: input.payment }),
+    currency,
   });
   const written = row?.claimResponseId ? await tx.updateResource(response) : await tx.createResource(response);
   let reconciliationId = row?.paymentReconciliationId ?? null;
@@ -125,6 +138,7 @@ async function apply(tx: PostgresRepository, key: string, input: AdjudicationInp
       insurerName: input.insurer.name,
       claimId: claim.id!,
       claimResponseId: written.id!,
+      currency,
     });
     reconciliationId = (reconciliationId ? await tx.updateResource(pr) : await tx.createResource(pr)).id!;
   }
@@ -146,6 +160,29 @@ function rowOf(key: string, input: AdjudicationInput, status: AdjudicationRow['s
     claimResponseId,
     paymentReconciliationId,
   };
+}
+
+/**
+ * The command with every amount rounded half-even to `currency`'s minor unit (the one rounding of an
+ * amount that entered in the sender's own precision) and the currency named; undefined when one is
+ * above maxAmount.
+ */
+function inCurrency(input: AdjudicationInput, currency: string): AdjudicationInput | undefined {
+  let tooLarge = false;
+  const round = (a: Amount): Amount => {
+    const r = amount(a, currency);
+    if (r.abs().gt(maxAmount(currency))) tooLarge = true;
+    return r;
+  };
+  const amounts = (list: AdjudicationAmount[]): AdjudicationAmount[] => list.map((a) => ({ ...a, amount: round(a.amount) }));
+  const rounded: AdjudicationInput = {
+    ...input,
+    currency,
+    items: input.items.map((item) => ({ ...item, amounts: amounts(item.amounts) })),
+    totals: amounts(input.totals),
+    ...(input.payment && { payment: { ...input.payment, amount: round(input.payment.amount) } }),
+  };
+  return tooLarge ? undefined : rounded;
 }
 
 /** A stored command back with its amounts as decimals. */

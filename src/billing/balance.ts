@@ -5,7 +5,8 @@ import type { PostgresRepository } from '../fhir/repository.ts';
 import type { PatientCredit } from '../profiles/index.ts';
 import { account, creditBooks } from './books.ts';
 import { lifecycleClaims, lifecycleIdOf, responsibilityOf } from './claims.ts';
-import { CURRENCY, Money2, ZERO, max, sum } from './money.ts';
+import { Money2, ZERO, fixed, max, sum } from './money.ts';
+import { bookCurrency } from './currency-store.ts';
 import { accountBalance } from './store.ts';
 
 /**
@@ -39,6 +40,7 @@ const MAX_PER_PATIENT = 1000;
 
 export async function patientBalance(repo: PostgresRepository, patientRef: string): Promise<PatientBalance> {
   const { tenantId } = repo.context;
+  const currency = await bookCurrency(repo.conn, tenantId);
   const claims = await repo.searchResources<Claim>({
     resourceType: 'Claim',
     filters: [{ code: 'patient', operator: Operator.EQUALS, value: patientRef }],
@@ -48,15 +50,15 @@ export async function patientBalance(repo: PostgresRepository, patientRef: strin
   const lifecycles: LifecycleBalance[] = [];
   for (const id of lifecycleIds.sort()) {
     const members = (await lifecycleClaims(repo, id)).filter((c) => c.status !== 'entered-in-error');
-    const owed = await responsibilityOf(repo, members);
+    const owed = await responsibilityOf(repo, members, currency);
     const paid = await accountBalance(repo.conn, tenantId, account.lifecycle(id));
     lifecycles.push({
       lifecycleId: id,
       claims: members.map((c) => ({ id: c.id!, billIds: (c.identifier ?? []).map((i) => i.value ?? '').filter(Boolean), status: c.status, created: c.created })),
       ...(owed.claimResponse && { claimResponse: `ClaimResponse/${owed.claimResponse.id}` }),
-      responsibility: owed.amount.toFixed(2),
-      paid: paid.toFixed(2),
-      open: max(ZERO, owed.amount.minus(paid)).toFixed(2),
+      responsibility: fixed(owed.amount, currency),
+      paid: fixed(paid, currency),
+      open: fixed(max(ZERO, owed.amount.minus(paid)), currency),
     });
   }
   // PatientCredit is ours, not an R4 type: the repository's generic search types it as a Resource.
@@ -65,12 +67,12 @@ export async function patientBalance(repo: PostgresRepository, patientRef: strin
   const credits = [];
   for (const c of creditResources) {
     const books = await creditBooks(repo, c.id!);
-    credits.push({ id: c.id!, status: c.status, amount: books.amount.toFixed(2), balance: books.balance.toFixed(2) });
+    credits.push({ id: c.id!, status: c.status, amount: fixed(books.amount, currency), balance: fixed(books.balance, currency) });
   }
-  const total = (values: string[]): string => sum(values.map((v) => new Money2(v))).toFixed(2);
+  const total = (values: string[]): string => fixed(sum(values.map((v) => new Money2(v))), currency);
   return {
     patient: patientRef,
-    currency: CURRENCY,
+    currency,
     totals: {
       responsibility: total(lifecycles.map((l) => l.responsibility)),
       paid: total(lifecycles.map((l) => l.paid)),

@@ -3,7 +3,7 @@ import type { Claim, Reference, Resource } from '@medplum/fhirtypes';
 import type { PostgresRepository } from '../fhir/repository.ts';
 import type { PatientCredit, PatientCreditAllocation } from '../profiles/index.ts';
 import { stampPaidAmount } from './claims.ts';
-import { CURRENCY, ZERO, fhirMoney, min } from './money.ts';
+import { ZERO, fhirMoney, fixed, min } from './money.ts';
 import type { Amount } from './money.ts';
 import { newPatientCredit, withCreditState } from './resources.ts';
 import { accountBalance, accountSums, creditAllocations, lockLifecycle, recordMovement, setLifecyclePaid } from './store.ts';
@@ -29,12 +29,12 @@ export const account = {
  * Adds `delta` (negative to take back) to the lifecycle's patientPaidAmount and writes it on every
  * claim of the lifecycle (a new version of each claim whose value changes). Returns the new total.
  */
-export async function changeLifecyclePaid(repo: PostgresRepository, lifecycleId: string, delta: Amount): Promise<Amount> {
+export async function changeLifecyclePaid(repo: PostgresRepository, lifecycleId: string, delta: Amount, currency: string): Promise<Amount> {
   const tenantId = repo.context.tenantId;
-  const paid = (await lockLifecycle(repo.conn, tenantId, lifecycleId)).plus(delta);
-  if (paid.isNegative()) throw new Error(`Lifecycle ${lifecycleId} would be paid ${paid.toFixed(2)}`);
+  const paid = (await lockLifecycle(repo.conn, tenantId, lifecycleId, currency)).plus(delta);
+  if (paid.isNegative()) throw new Error(`Lifecycle ${lifecycleId} would be paid ${fixed(paid, currency)}`);
   if (!delta.isZero()) await setLifecyclePaid(repo.conn, tenantId, lifecycleId, paid);
-  await stampPaidAmount(repo, lifecycleId, paid);
+  await stampPaidAmount(repo, lifecycleId, paid, currency);
   return paid;
 }
 
@@ -61,18 +61,19 @@ export async function creditBooks(repo: PostgresRepository, creditId: string): P
 export async function saveCredit(
   repo: PostgresRepository,
   creditId: string,
+  currency: string,
   options: { create?: { patient: Reference; paymentReconciliationId: string; created: string }; added?: PatientCreditAllocation } = {},
 ): Promise<PatientCredit> {
   const books = await creditBooks(repo, creditId);
   const current = options.create
-    ? newPatientCredit({ id: creditId, patient: options.create.patient, amount: books.amount, paymentReconciliationId: options.create.paymentReconciliationId, created: options.create.created })
+    ? newPatientCredit({ id: creditId, patient: options.create.patient, amount: books.amount, currency, paymentReconciliationId: options.create.paymentReconciliationId, created: options.create.created })
     : await repo.readResource<Resource>('PatientCredit', creditId).then((r) => r as unknown as PatientCredit);
   const nets = new Map((await creditAllocations(repo.conn, repo.context.tenantId, creditId)).map((a) => [a.allocationId, a.net]));
   const entries = [...(current.allocation ?? []), ...(options.added ? [options.added] : [])];
   const allocation = entries
-    .map((a) => ({ ...a, amount: fhirMoney(nets.get(a.id ?? '') ?? ZERO) }))
+    .map((a) => ({ ...a, amount: fhirMoney(nets.get(a.id ?? '') ?? ZERO, currency) }))
     .filter((a) => nets.get(a.id ?? '')?.gt(ZERO));
-  const next = withCreditState(current, { amount: books.amount, balance: books.balance, allocation });
+  const next = withCreditState(current, { amount: books.amount, balance: books.balance, allocation }, currency);
   const write = options.create
     ? repo.createResource(next as unknown as Resource, { assignedId: true })
     : repo.updateResource(next as unknown as Resource);
@@ -88,6 +89,8 @@ export interface PaymentAccounts {
   appliedAmount: Amount;
   creditedAmount: Amount;
   patientCreditId: string | null;
+  /** The book currency the payment was made in. */
+  currency: string;
 }
 
 /**
@@ -96,14 +99,14 @@ export interface PaymentAccounts {
  */
 export async function receivePayment(repo: PostgresRepository, p: PaymentAccounts, applied: Amount, credited: Amount): Promise<void> {
   const tenantId = repo.context.tenantId;
-  const common = { currency: CURRENCY, paymentId: p.id };
+  const common = { currency: p.currency, paymentId: p.id };
   await recordMovement(repo.conn, tenantId, { ...common, kind: 'payment.received', from: account.payer(p.patientRef), to: account.payment(p.id), amount: applied.plus(credited) });
   await recordMovement(repo.conn, tenantId, { ...common, kind: 'payment.applied', from: account.payment(p.id), to: account.lifecycle(p.lifecycleId), amount: applied, claimId: p.claimId });
   if (credited.gt(ZERO)) {
-    if (!p.patientCreditId) throw new Error(`Payment ${p.id} credits ${credited.toFixed(2)} without a PatientCredit`);
+    if (!p.patientCreditId) throw new Error(`Payment ${p.id} credits ${fixed(credited, p.currency)} without a PatientCredit`);
     await recordMovement(repo.conn, tenantId, { ...common, kind: 'payment.credited', from: account.payment(p.id), to: account.credit(p.patientCreditId), amount: credited, creditId: p.patientCreditId });
   }
-  await changeLifecyclePaid(repo, p.lifecycleId, applied);
+  await changeLifecyclePaid(repo, p.lifecycleId, applied, p.currency);
 }
 
 /**
@@ -113,13 +116,13 @@ export async function receivePayment(repo: PostgresRepository, p: PaymentAccount
  */
 export async function reducePayment(repo: PostgresRepository, p: PaymentAccounts, value: Amount): Promise<{ fromCredit: Amount; fromApplied: Amount }> {
   const tenantId = repo.context.tenantId;
-  const common = { currency: CURRENCY, paymentId: p.id };
-  const fromCredit = p.patientCreditId ? await takeBackFromCredit(repo, p.patientCreditId, p.id, min(value, p.creditedAmount)) : ZERO;
+  const common = { currency: p.currency, paymentId: p.id };
+  const fromCredit = p.patientCreditId ? await takeBackFromCredit(repo, p.patientCreditId, p.id, min(value, p.creditedAmount), p.currency) : ZERO;
   const fromApplied = min(value.minus(fromCredit), p.appliedAmount);
-  if (!fromCredit.plus(fromApplied).eq(value)) throw new Error(`Payment ${p.id}: ${value.minus(fromCredit).minus(fromApplied).toFixed(2)} could not be given back`);
+  if (!fromCredit.plus(fromApplied).eq(value)) throw new Error(`Payment ${p.id}: ${fixed(value.minus(fromCredit).minus(fromApplied), p.currency)} could not be given back`);
   await recordMovement(repo.conn, tenantId, { ...common, kind: 'applied.reversed', from: account.lifecycle(p.lifecycleId), to: account.payment(p.id), amount: fromApplied, claimId: p.claimId });
   await recordMovement(repo.conn, tenantId, { ...common, kind: 'payment.reduced', from: account.payment(p.id), to: account.payer(p.patientRef), amount: value });
-  await changeLifecyclePaid(repo, p.lifecycleId, fromApplied.negated());
+  await changeLifecyclePaid(repo, p.lifecycleId, fromApplied.negated(), p.currency);
   return { fromCredit, fromApplied };
 }
 
@@ -128,20 +131,20 @@ export async function reducePayment(repo: PostgresRepository, p: PaymentAccounts
  * balance, then by reversing its allocations, newest first (each reversal takes the money back
  * from that lifecycle, whose claims are re-stamped). Returns what it took, at most the credit's amount.
  */
-async function takeBackFromCredit(repo: PostgresRepository, creditId: string, paymentId: string, wanted: Amount): Promise<Amount> {
+async function takeBackFromCredit(repo: PostgresRepository, creditId: string, paymentId: string, wanted: Amount, currency: string): Promise<Amount> {
   const tenantId = repo.context.tenantId;
   let left = wanted;
   let taken = ZERO;
   const reduce = async (value: Amount): Promise<void> => {
     await recordMovement(repo.conn, tenantId, {
-      kind: 'credit.reduced', from: account.credit(creditId), to: account.payment(paymentId), amount: value, currency: CURRENCY, paymentId, creditId,
+      kind: 'credit.reduced', from: account.credit(creditId), to: account.payment(paymentId), amount: value, currency, paymentId, creditId,
     });
     left = left.minus(value);
     taken = taken.plus(value);
   };
   const fromBalance = min(left, (await creditBooks(repo, creditId)).balance);
   if (fromBalance.gt(ZERO)) await reduce(fromBalance);
-  await reverseAllocations(repo, creditId, left, reduce);
+  await reverseAllocations(repo, creditId, currency, left, reduce);
   return taken;
 }
 
@@ -153,6 +156,7 @@ async function takeBackFromCredit(repo: PostgresRepository, creditId: string, pa
 async function reverseAllocations(
   repo: PostgresRepository,
   creditId: string,
+  currency: string,
   wanted: Amount,
   moveOn: (back: Amount) => Promise<void>,
   reversalId?: string,
@@ -164,10 +168,10 @@ async function reverseAllocations(
     const back = min(wanted.minus(total), a.net);
     if (back.isZero()) continue;
     await recordMovement(repo.conn, tenantId, {
-      kind: 'allocation.reversed', from: account.lifecycle(a.lifecycleId), to: account.credit(creditId), amount: back, currency: CURRENCY,
+      kind: 'allocation.reversed', from: account.lifecycle(a.lifecycleId), to: account.credit(creditId), amount: back, currency,
       creditId, allocationId: a.allocationId, ...(reversalId && { reversalId }), ...(a.claimId && { claimId: a.claimId }),
     });
-    await changeLifecyclePaid(repo, a.lifecycleId, back.negated());
+    await changeLifecyclePaid(repo, a.lifecycleId, back.negated(), currency);
     await moveOn(back);
     total = total.plus(back);
   }
@@ -194,7 +198,7 @@ export async function giveBackPayment(
   value: Amount,
 ): Promise<GivenBack> {
   const tenantId = repo.context.tenantId;
-  const common = { currency: CURRENCY, paymentId: p.id, reversalId };
+  const common = { currency: p.currency, paymentId: p.id, reversalId };
   let left = value;
   const given: GivenBack = { fromBalance: ZERO, fromApplied: ZERO, fromAllocations: ZERO };
   const fromCredit = async (creditId: string, v: Amount): Promise<void> => {
@@ -209,14 +213,14 @@ export async function giveBackPayment(
   given.fromApplied = min(left, p.appliedAmount.minus(earlier));
   if (given.fromApplied.gt(ZERO)) {
     await recordMovement(repo.conn, tenantId, { ...common, kind: 'reversal.from-claim', from: account.lifecycle(p.lifecycleId), to: account.payment(p.id), amount: given.fromApplied, claimId: p.claimId });
-    await changeLifecyclePaid(repo, p.lifecycleId, given.fromApplied.negated());
+    await changeLifecyclePaid(repo, p.lifecycleId, given.fromApplied.negated(), p.currency);
     left = left.minus(given.fromApplied);
   }
   if (p.patientCreditId && left.gt(ZERO)) {
     const creditId = p.patientCreditId;
-    given.fromAllocations = await reverseAllocations(repo, creditId, left, (back) => fromCredit(creditId, back), reversalId);
+    given.fromAllocations = await reverseAllocations(repo, creditId, p.currency, left, (back) => fromCredit(creditId, back), reversalId);
   }
-  if (!left.isZero()) throw new Error(`Payment ${p.id}: ${left.toFixed(2)} of a reversal could not be given back`);
+  if (!left.isZero()) throw new Error(`Payment ${p.id}: ${fixed(left, p.currency)} of a reversal could not be given back`);
   await recordMovement(repo.conn, tenantId, { ...common, kind: 'payment.reversed', from: account.payment(p.id), to: account.payer(p.patientRef), amount: value });
   return given;
 }
@@ -225,16 +229,16 @@ export async function giveBackPayment(
  * `value` of a credit applied to a claim's lifecycle: the credit's balance goes down, the
  * lifecycle's total (and its claims' stamps) up, and the PatientCredit lists the allocation.
  */
-export async function allocateToLifecycle(repo: PostgresRepository, creditId: string, claim: Claim, lifecycleId: string, value: Amount): Promise<PatientCredit> {
-  const allocation = newAllocation(claim, value, new Date().toISOString());
+export async function allocateToLifecycle(repo: PostgresRepository, creditId: string, claim: Claim, lifecycleId: string, value: Amount, currency: string): Promise<PatientCredit> {
+  const allocation = newAllocation(claim, value, currency, new Date().toISOString());
   await recordMovement(repo.conn, repo.context.tenantId, {
-    kind: 'credit.allocated', from: account.credit(creditId), to: account.lifecycle(lifecycleId), amount: value, currency: CURRENCY,
+    kind: 'credit.allocated', from: account.credit(creditId), to: account.lifecycle(lifecycleId), amount: value, currency,
     creditId, allocationId: allocation.id, claimId: claim.id!,
   });
-  await changeLifecyclePaid(repo, lifecycleId, value);
-  return saveCredit(repo, creditId, { added: allocation });
+  await changeLifecyclePaid(repo, lifecycleId, value, currency);
+  return saveCredit(repo, creditId, currency, { added: allocation });
 }
 
-function newAllocation(claim: Claim, value: Amount, date: string): PatientCreditAllocation {
-  return { id: randomUUID(), claim: { reference: `Claim/${claim.id}` }, amount: fhirMoney(value), date };
+function newAllocation(claim: Claim, value: Amount, currency: string, date: string): PatientCreditAllocation {
+  return { id: randomUUID(), claim: { reference: `Claim/${claim.id}` }, amount: fhirMoney(value, currency), date };
 }

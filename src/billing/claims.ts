@@ -2,7 +2,7 @@ import { OperationOutcomeError, Operator, getStatus } from '@medplum/core';
 import type { Claim, ClaimResponse, Extension, Money } from '@medplum/fhirtypes';
 import type { PostgresRepository } from '../fhir/repository.ts';
 import { EXTENSION_URLS } from '../profiles/index.ts';
-import { CURRENCY, ZERO, amount, fhirMoney, sum } from './money.ts';
+import { ZERO, amount, fhirMoney, sum } from './money.ts';
 import type { Amount } from './money.ts';
 import { BillingFailure } from './result.ts';
 
@@ -88,7 +88,7 @@ export interface Responsibility {
  * the adjudications of its items and added items. No such ClaimResponse: zero (so a payment is
  * kept whole as a PatientCredit, allocatable once the claim is adjudicated).
  */
-export async function responsibilityOf(repo: PostgresRepository, claims: Claim[]): Promise<Responsibility> {
+export async function responsibilityOf(repo: PostgresRepository, claims: Claim[], currency: string): Promise<Responsibility> {
   if (claims.length === 0) return { amount: ZERO };
   const responses = await repo.searchResources<ClaimResponse>({
     resourceType: 'ClaimResponse',
@@ -100,28 +100,31 @@ export async function responsibilityOf(repo: PostgresRepository, claims: Claim[]
   });
   const latest = responses.filter((r) => r.use === 'claim').sort(newestFirst)[0];
   if (!latest) return { amount: ZERO };
-  return { amount: memberLiabilityOf(latest), claimResponse: latest };
+  return { amount: memberLiabilityOf(latest, currency), claimResponse: latest };
 }
 
-/** What one ClaimResponse says the patient owes: its memberliability total, else the sum over its items. */
-export function memberLiabilityOf(response: ClaimResponse): Amount {
+/** What one ClaimResponse says the patient owes (in the book currency): its memberliability total, else the sum over its items. */
+export function memberLiabilityOf(response: ClaimResponse, currency: string): Amount {
   const total = response.total?.find((t) => isMemberLiability(t.category?.coding));
-  if (total) return moneyAmount(total.amount, response);
+  if (total) return moneyAmount(total.amount, response, currency);
   const adjudications = [...(response.item ?? []), ...(response.addItem ?? [])].flatMap((i) => i.adjudication ?? []);
-  return sum(adjudications.filter((a) => isMemberLiability(a.category?.coding) && a.amount).map((a) => moneyAmount(a.amount, response)));
+  return sum(adjudications.filter((a) => isMemberLiability(a.category?.coding) && a.amount).map((a) => moneyAmount(a.amount, response, currency)));
 }
 
 function isMemberLiability(coding: { system?: string; code?: string }[] | undefined): boolean {
   return (coding ?? []).some((c) => c.system === MEMBER_LIABILITY.system && c.code === MEMBER_LIABILITY.code);
 }
 
-/** A ClaimResponse amount as money we can apply: in our currency (absent means ours), rounded half-even. */
-function moneyAmount(money: Money | undefined, source: ClaimResponse): Amount {
+/**
+ * A ClaimResponse amount as money we can apply: in the book currency (absent means it), rounded
+ * half-even to its minor unit.
+ */
+function moneyAmount(money: Money | undefined, source: ClaimResponse, currency: string): Amount {
   if (money?.value === undefined) return ZERO;
-  if (money.currency && money.currency !== CURRENCY) {
-    throw new BillingFailure(`ClaimResponse/${source.id} states the patient responsibility in ${money.currency}; payments are in ${CURRENCY}`);
+  if (money.currency && money.currency !== currency) {
+    throw new BillingFailure(`ClaimResponse/${source.id} states the patient responsibility in ${money.currency}; this tenant's books are in ${currency}`);
   }
-  return amount(money.value);
+  return amount(money.value, currency);
 }
 
 /** Newest first: `created`, then `meta.lastUpdated`, then id (stable). */
@@ -142,7 +145,7 @@ function time(value: string | undefined): number {
  * Writes `paid` into the patient-paid-amount extension of every claim of the lifecycle whose value
  * differs: a new version of each, through the repository, so Claim subscribers are notified.
  */
-export async function stampPaidAmount(repo: PostgresRepository, lifecycleId: string, paid: Amount): Promise<number> {
+export async function stampPaidAmount(repo: PostgresRepository, lifecycleId: string, paid: Amount, currency: string): Promise<number> {
   let written = 0;
   for (const found of await lifecycleClaims(repo, lifecycleId)) {
     // If-Match on the version read, so a client's concurrent edit of the claim is never overwritten:
@@ -150,10 +153,10 @@ export async function stampPaidAmount(repo: PostgresRepository, lifecycleId: str
     let claim: Claim = found;
     for (let attempt = 1; ; attempt++) {
       const current = claim.extension?.find((e) => e.url === EXTENSION_URLS.patientPaidAmount)?.valueMoney;
-      if (current?.value !== undefined && current.currency === CURRENCY && amount(current.value).eq(paid)) break;
+      if (current?.value !== undefined && current.currency === currency && amount(current.value, currency).eq(paid)) break;
       const extension: Extension[] = [
         ...(claim.extension ?? []).filter((e) => e.url !== EXTENSION_URLS.patientPaidAmount),
-        { url: EXTENSION_URLS.patientPaidAmount, valueMoney: fhirMoney(paid) },
+        { url: EXTENSION_URLS.patientPaidAmount, valueMoney: fhirMoney(paid, currency) },
       ];
       try {
         await repo.updateResource<Claim>({ ...claim, extension }, { ifMatch: claim.meta?.versionId });

@@ -4,7 +4,8 @@ import type { PostgresRepository } from '../fhir/repository.ts';
 import type { PatientCredit } from '../profiles/index.ts';
 import { allocateToLifecycle, creditBooks } from './books.ts';
 import { lifecycleClaims, lifecycleIdOf, patientRefOf, relativeReference, responsibilityOf } from './claims.ts';
-import { CURRENCY, ZERO, max, min } from './money.ts';
+import { currencyOf } from './currency.ts';
+import { ZERO, amount, fixed, formatMoney, max, maxAmount, min } from './money.ts';
 import type { Amount } from './money.ts';
 import { refuse } from './result.ts';
 import type { BillingResult } from './result.ts';
@@ -14,8 +15,13 @@ export interface AllocateCreditInput {
   creditId: string;
   /** The claim to apply the credit to: `Claim/<id>` (or an absolute URL ending so). */
   claim: string;
-  /** How much; absent: as much as the balance and the claim's open responsibility allow. */
+  /**
+   * How much, as sent (rounded here, half-even to the book currency's minor unit); absent: as much
+   * as the balance and the claim's open responsibility allow.
+   */
   amount?: Amount;
+  /** The currency the amount is stated in; absent: the book currency. Another is refused. */
+  currency?: string;
 }
 
 export interface AllocateCreditOutcome {
@@ -40,7 +46,12 @@ export async function allocateCredit(repo: PostgresRepository, input: AllocateCr
     const claimRef = relativeReference(input.claim);
     const [claimType, claimId] = claimRef.split('/');
     if (claimType !== 'Claim' || !claimId) return refuse('invalid', `claim must reference a Claim (Claim/<id>), not ${input.claim}`, 'claim');
-    if (input.amount !== undefined && !input.amount.gt(ZERO)) return refuse('invalid', 'amount must be positive', 'amount');
+    const currency = await currencyOf(tx, input.currency, 'amount');
+    if (!currency.ok) return currency;
+    const cur = currency.value;
+    const wanted = input.amount === undefined ? undefined : amount(input.amount, cur);
+    if (wanted !== undefined && !wanted.gt(ZERO)) return refuse('invalid', `amount must be positive after rounding to the minor unit of ${cur}`, 'amount');
+    if (wanted?.gt(maxAmount(cur))) return refuse('invalid', `amount must be at most ${fixed(maxAmount(cur), cur)}`, 'amount');
 
     const before = await readOptional<PatientCredit>(tx, 'PatientCredit', input.creditId);
     if (!before) return refuse('not-found', `PatientCredit/${input.creditId} not found`);
@@ -53,21 +64,21 @@ export async function allocateCredit(repo: PostgresRepository, input: AllocateCr
 
     await lockAccount(tx.conn, tenantId, patientRef);
     const lifecycleId = lifecycleIdOf(claim);
-    const paid = await lockLifecycle(tx.conn, tenantId, lifecycleId);
+    const paid = await lockLifecycle(tx.conn, tenantId, lifecycleId, cur);
     const { balance } = await creditBooks(tx, input.creditId);
     if (!balance.gt(ZERO)) return refuse('invalid', `PatientCredit/${input.creditId} has no balance left to allocate`);
-    const responsibility = await responsibilityOf(tx, await lifecycleClaims(tx, lifecycleId));
+    const responsibility = await responsibilityOf(tx, await lifecycleClaims(tx, lifecycleId), cur);
     const open = max(ZERO, responsibility.amount.minus(paid));
-    if (input.amount?.gt(balance)) {
-      return refuse('invalid', `amount ${input.amount.toFixed(2)} exceeds the credit's balance of ${balance.toFixed(2)} ${CURRENCY}`, 'amount');
+    if (wanted?.gt(balance)) {
+      return refuse('invalid', `amount ${fixed(wanted, cur)} exceeds the credit's balance of ${formatMoney(balance, cur)}`, 'amount');
     }
-    if (input.amount?.gt(open)) {
-      return refuse('invalid', `amount ${input.amount.toFixed(2)} exceeds the open patient responsibility of ${open.toFixed(2)} ${CURRENCY} on Claim/${claimId}`, 'amount');
+    if (wanted?.gt(open)) {
+      return refuse('invalid', `amount ${fixed(wanted, cur)} exceeds the open patient responsibility of ${formatMoney(open, cur)} on Claim/${claimId}`, 'amount');
     }
-    const value = input.amount ?? min(balance, open);
+    const value = wanted ?? min(balance, open);
     if (value.isZero()) return refuse('invalid', `Claim/${claimId} has no open patient responsibility to allocate to`, 'claim');
 
-    const credit = await allocateToLifecycle(tx, input.creditId, claim, lifecycleId, value);
+    const credit = await allocateToLifecycle(tx, input.creditId, claim, lifecycleId, value, cur);
     return { ok: true, value: { credit, allocated: value, claimId, claimLifecycleId: lifecycleId } };
   });
 }

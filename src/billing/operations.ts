@@ -5,7 +5,7 @@ import { FULL_ACCESS, assertAllowed } from '../fhir/access.ts';
 import { notFoundError } from '../fhir/outcomes.ts';
 import type { PostgresRepository } from '../fhir/repository.ts';
 import { allocateCredit } from './credits.ts';
-import { CURRENCY, MAX_AMOUNT, amount } from './money.ts';
+import { Money2 } from './money.ts';
 import type { Amount } from './money.ts';
 import type { Refusal } from './result.ts';
 
@@ -24,13 +24,14 @@ async function allocate(req: FhirRequest, repo: FhirRepository): Promise<FhirRes
   const pg = repo as PostgresRepository;
   // The command writes with the server's access; the caller must be allowed to change the credit.
   assertAllowed(pg.context.access, 'PatientCredit', 'u');
-  const { claim, value } = parseParameters(req.body);
-  const result = await allocateCredit(pg.withAccess(FULL_ACCESS), { creditId: req.params.id, claim, amount: value });
+  const { claim, value, currency } = parseParameters(req.body);
+  const result = await allocateCredit(pg.withAccess(FULL_ACCESS), { creditId: req.params.id, claim, amount: value, ...(currency && { currency }) });
   if (!result.ok) throw refusalError(result);
   return [allOk, result.value.credit as unknown as Resource];
 }
 
-function parseParameters(body: unknown): { claim: string; value: Amount | undefined } {
+/** The amount as sent: allocateCredit rounds it to the tenant's book currency and checks its currency. */
+function parseParameters(body: unknown): { claim: string; value: Amount | undefined; currency?: string } {
   if (!isResource(body, 'Parameters')) throw new OperationOutcomeError(badRequest('Send a Parameters resource with claim and, optionally, amount'));
   const params = (body as Parameters).parameter ?? [];
   const one = (name: string): ParametersParameter | undefined => {
@@ -42,20 +43,12 @@ function parseParameters(body: unknown): { claim: string; value: Amount | undefi
   if (typeof claim !== 'string' || claim === '') throw new OperationOutcomeError(badRequest('Parameter claim (valueReference to a Claim) is required', 'claim'));
   const a = one('amount');
   if (!a) return { claim, value: undefined };
-  let raw: number | undefined;
-  if (a.valueMoney) {
-    if (a.valueMoney.currency && a.valueMoney.currency !== CURRENCY) {
-      throw new OperationOutcomeError(badRequest(`amount must be in ${CURRENCY}, not ${a.valueMoney.currency}`, 'amount'));
-    }
-    raw = a.valueMoney.value;
-  } else {
-    raw = a.valueDecimal;
-  }
+  const raw: unknown = a.valueMoney ? a.valueMoney.value : a.valueDecimal;
+  const currency: unknown = a.valueMoney?.currency;
   if (typeof raw !== 'number' || !Number.isFinite(raw)) throw new OperationOutcomeError(badRequest('Parameter amount needs a valueMoney or valueDecimal', 'amount'));
-  const value = amount(raw);
-  if (!value.gt(0)) throw new OperationOutcomeError(badRequest('amount must be positive (at least 0.01 after rounding to cents)', 'amount'));
-  if (value.gt(MAX_AMOUNT)) throw new OperationOutcomeError(badRequest(`amount must be at most ${MAX_AMOUNT.toFixed(2)}`, 'amount'));
-  return { claim, value };
+  if (currency !== undefined && typeof currency !== 'string') throw new OperationOutcomeError(badRequest('amount.currency must be a currency code', 'amount'));
+  // A JSON number's shortest round-trip form: the literal sent, for up to 15 significant digits.
+  return { claim, value: new Money2(String(raw)), ...(currency && { currency }) };
 }
 
 function refusalError(r: Refusal): OperationOutcomeError {

@@ -3,7 +3,8 @@ import type { Claim } from '@medplum/fhirtypes';
 import type { PostgresRepository } from '../fhir/repository.ts';
 import { receivePayment, reducePayment, saveCredit } from './books.ts';
 import { findClaimsByBillId, lifecycleClaims, lifecycleIdOf, patientRefOf, responsibilityOf } from './claims.ts';
-import { CURRENCY, ZERO, max, min } from './money.ts';
+import { currencyOf } from './currency.ts';
+import { ZERO, formatMoney, max, min } from './money.ts';
 import type { Amount } from './money.ts';
 import { holdPayment, sameJson, settleHeld } from './hold.ts';
 import type { UnmatchedPaymentOutcome } from './hold.ts';
@@ -23,8 +24,13 @@ export interface PatientPaymentInput {
   billId: string;
   /** The Claim.identifier system of billId (a webhook source's option); absent: the tenant's claim-id system. */
   claimIdSystem?: string;
-  /** Positive, already rounded to cents (money.amount). */
+  /** Positive, already rounded to the currency's minor unit (money.amount). */
   amount: Amount;
+  /**
+   * The currency the sender states the amount in (USD for the senders that are USD by contract);
+   * absent: the tenant's book currency. Another than the book currency is refused (invalid).
+   */
+  currency?: string;
   /** YYYY-MM-DD; absent: today (UTC) for a new payment, unchanged for a resend. */
   paymentDate?: string;
   /** Absent: none for a new payment, unchanged for a resend. */
@@ -92,6 +98,8 @@ export async function applyPatientPayment(repo: PostgresRepository, input: Patie
   if (bad) return bad;
   return repo.withTransaction(async (tx) => {
     const tenantId = tx.context.tenantId;
+    const currency = await currencyOf(tx, input.currency, 'amount');
+    if (!currency.ok) return currency;
     const key = paymentKey(input);
     await lockPaymentKey(tx.conn, tenantId, key);
     const system = input.claimIdSystem ?? (await claimIdSystem(tx.conn, tenantId));
@@ -119,7 +127,7 @@ export async function applyPatientPayment(repo: PostgresRepository, input: Patie
 
     const existing = await findPayment(tx.conn, tenantId, key);
     if (!existing) {
-      const created = await createPayment(tx, claim, patientRef, key, input);
+      const created = await createPayment(tx, claim, patientRef, key, input, currency.value);
       // The same payment held earlier (its claim was not here then) is this one now.
       await settleHeld(tx, key, created.paymentId);
       // Reversals that arrived before their original apply now, in the order they came.
@@ -160,11 +168,12 @@ async function createPayment(
   patientRef: string,
   key: string,
   input: PatientPaymentInput,
+  currency: string,
 ): Promise<AppliedPaymentOutcome> {
   const tenantId = repo.context.tenantId;
   const lifecycleId = lifecycleIdOf(claim);
-  const paid = await lockLifecycle(repo.conn, tenantId, lifecycleId);
-  const responsibility = await responsibilityOf(repo, await lifecycleClaims(repo, lifecycleId));
+  const paid = await lockLifecycle(repo.conn, tenantId, lifecycleId, currency);
+  const responsibility = await responsibilityOf(repo, await lifecycleClaims(repo, lifecycleId), currency);
   const open = max(ZERO, responsibility.amount.minus(paid));
   const applied = min(input.amount, open);
   const credited = input.amount.minus(applied);
@@ -181,7 +190,7 @@ async function createPayment(
     amount: input.amount,
     appliedAmount: applied,
     creditedAmount: credited,
-    currency: CURRENCY,
+    currency,
     paymentDate: input.paymentDate ?? today(),
     paymentMethod: input.paymentMethod ?? null,
     claimResponseId: responsibility.claimResponse?.id ?? null,
@@ -200,7 +209,7 @@ async function createPayment(
 
   await createReconciliation(repo, row);
   if (row.patientCreditId) {
-    await saveCredit(repo, row.patientCreditId, { create: { patient: { reference: patientRef }, paymentReconciliationId: row.paymentReconciliationId, created: new Date().toISOString() } });
+    await saveCredit(repo, row.patientCreditId, currency, { create: { patient: { reference: patientRef }, paymentReconciliationId: row.paymentReconciliationId, created: new Date().toISOString() } });
   }
   return outcome('created', row);
 }
@@ -222,17 +231,17 @@ async function updatePayment(repo: PostgresRepository, existing: PaymentRow, inp
     sameJson(existing.identifiers, identifiers);
   if (existing.amount.eq(input.amount) && sameDetails) return { ok: true, value: outcome('unchanged', existing) };
   if (existing.status === 'cancelled' || existing.reversedAmount.gt(ZERO)) {
-    const what = existing.status === 'cancelled' ? 'voided' : `reversed by ${existing.reversedAmount.toFixed(2)} ${CURRENCY}`;
+    const what = existing.status === 'cancelled' ? 'voided' : `reversed by ${formatMoney(existing.reversedAmount, existing.currency)}`;
     return refuse('conflict', `Payment ${input.paymentTraceId ?? existing.id} was ${what}; a changed resend is refused`, 'paymentTraceId');
   }
 
-  const paid = await lockLifecycle(repo.conn, tenantId, existing.lifecycleId);
+  const paid = await lockLifecycle(repo.conn, tenantId, existing.lifecycleId, existing.currency);
   const row: PaymentRow = { ...existing, amount: input.amount, paymentDate, paymentMethod, instrument, identifiers };
   const delta = input.amount.minus(existing.amount);
 
   if (delta.gt(ZERO)) {
     // More money: the difference applies like a new payment would, the rest is credited.
-    const responsibility = await responsibilityOf(repo, await lifecycleClaims(repo, row.lifecycleId));
+    const responsibility = await responsibilityOf(repo, await lifecycleClaims(repo, row.lifecycleId), row.currency);
     const add = min(delta, max(ZERO, responsibility.amount.minus(paid)));
     const extra = delta.minus(add);
     row.appliedAmount = row.appliedAmount.plus(add);
@@ -250,7 +259,7 @@ async function updatePayment(repo: PostgresRepository, existing: PaymentRow, inp
   await rewriteReconciliation(repo, row);
   if (row.patientCreditId) {
     const exists = existing.patientCreditId !== null;
-    await saveCredit(repo, row.patientCreditId, exists ? {} : { create: { patient: { reference: row.patientRef }, paymentReconciliationId: row.paymentReconciliationId, created: new Date().toISOString() } });
+    await saveCredit(repo, row.patientCreditId, row.currency, exists ? {} : { create: { patient: { reference: row.patientRef }, paymentReconciliationId: row.paymentReconciliationId, created: new Date().toISOString() } });
   }
   return { ok: true, value: outcome('updated', row) };
 }

@@ -13,6 +13,7 @@ export function reconciliationOf(row: PaymentRow, created: string): PaymentRecon
     created,
     paymentDate: row.paymentDate,
     amount: row.amount,
+    currency: row.currency,
     applied: row.appliedAmount,
     credited: row.creditedAmount,
     method: row.paymentMethod,

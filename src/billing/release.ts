@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { PostgresRepository } from '../fhir/repository.ts';
 import { account, changeLifecyclePaid, saveCredit } from './books.ts';
 import { lifecycleClaims, responsibilityOf } from './claims.ts';
-import { CURRENCY, ZERO, min } from './money.ts';
+import { ZERO, fixed, min } from './money.ts';
 import type { Amount } from './money.ts';
 import { rewriteReconciliation } from './records.ts';
 import { lifecycleAllocations, lifecyclePaymentKeys } from './remittance-store.ts';
@@ -17,10 +17,10 @@ import { accountSums, findPayment, lockLifecycle, recordMovement, savePayment } 
  * applied + credited is still its amount). The caller holds the patient's account lock.
  * Returns what was released.
  */
-export async function releaseExcess(repo: PostgresRepository, lifecycleId: string): Promise<Amount> {
+export async function releaseExcess(repo: PostgresRepository, lifecycleId: string, currency: string): Promise<Amount> {
   const tenantId = repo.context.tenantId;
-  const paid = await lockLifecycle(repo.conn, tenantId, lifecycleId);
-  const owed = (await responsibilityOf(repo, await lifecycleClaims(repo, lifecycleId))).amount;
+  const paid = await lockLifecycle(repo.conn, tenantId, lifecycleId, currency);
+  const owed = (await responsibilityOf(repo, await lifecycleClaims(repo, lifecycleId), currency)).amount;
   let left = paid.minus(owed);
   if (!left.gt(ZERO)) return ZERO;
   const released = left;
@@ -29,11 +29,11 @@ export async function releaseExcess(repo: PostgresRepository, lifecycleId: strin
     if (left.isZero()) break;
     const back = min(left, a.net);
     await recordMovement(repo.conn, tenantId, {
-      kind: 'allocation.reversed', from: account.lifecycle(lifecycleId), to: account.credit(a.creditId), amount: back, currency: CURRENCY,
+      kind: 'allocation.reversed', from: account.lifecycle(lifecycleId), to: account.credit(a.creditId), amount: back, currency,
       creditId: a.creditId, allocationId: a.allocationId, ...(a.claimId && { claimId: a.claimId }),
     });
-    await changeLifecyclePaid(repo, lifecycleId, back.negated());
-    await saveCredit(repo, a.creditId);
+    await changeLifecyclePaid(repo, lifecycleId, back.negated(), currency);
+    await saveCredit(repo, a.creditId, currency);
     left = left.minus(back);
   }
 
@@ -45,16 +45,16 @@ export async function releaseExcess(repo: PostgresRepository, lifecycleId: strin
     if (!back.gt(ZERO)) continue;
     const isNew = p.patientCreditId === null;
     const creditId = p.patientCreditId ?? randomUUID();
-    const common = { currency: CURRENCY, paymentId: p.id };
+    const common = { currency: p.currency, paymentId: p.id };
     await recordMovement(repo.conn, tenantId, { ...common, kind: 'applied.reversed', from: account.lifecycle(lifecycleId), to: account.payment(p.id), amount: back, claimId: p.claimId });
     await recordMovement(repo.conn, tenantId, { ...common, kind: 'payment.credited', from: account.payment(p.id), to: account.credit(creditId), amount: back, creditId });
-    await changeLifecyclePaid(repo, lifecycleId, back.negated());
+    await changeLifecyclePaid(repo, lifecycleId, back.negated(), currency);
     const row = { ...p, appliedAmount: p.appliedAmount.minus(back), creditedAmount: p.creditedAmount.plus(back), patientCreditId: creditId };
     await savePayment(repo.conn, tenantId, row);
     await rewriteReconciliation(repo, row);
-    await saveCredit(repo, creditId, isNew ? { create: { patient: { reference: p.patientRef }, paymentReconciliationId: p.paymentReconciliationId, created: new Date().toISOString() } } : {});
+    await saveCredit(repo, creditId, currency, isNew ? { create: { patient: { reference: p.patientRef }, paymentReconciliationId: p.paymentReconciliationId, created: new Date().toISOString() } } : {});
     left = left.minus(back);
   }
-  if (!left.isZero()) throw new Error(`Lifecycle ${lifecycleId}: ${left.toFixed(2)} paid beyond its responsibility could not be released`);
+  if (!left.isZero()) throw new Error(`Lifecycle ${lifecycleId}: ${fixed(left, currency)} paid beyond its responsibility could not be released`);
   return released;
 }

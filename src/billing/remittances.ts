@@ -3,6 +3,7 @@ import { Operator } from '@medplum/core';
 import type { Claim, ClaimResponse, Identifier, Organization, PaymentReconciliation, PaymentReconciliationDetail, Reference } from '@medplum/fhirtypes';
 import type { PostgresRepository } from '../fhir/repository.ts';
 import { findClaimsByBillId, lifecycleClaims, lifecycleIdOf, patientRefOf } from './claims.ts';
+import { currencyOf } from './currency.ts';
 import { fhirMoney } from './money.ts';
 import type { Amount } from './money.ts';
 import { releaseExcess } from './release.ts';
@@ -13,6 +14,7 @@ import type { Queryable } from '../db/index.ts';
 import type { RemittanceClaimRow } from './remittance-store.ts';
 import { PAYMENT_TYPE_SYSTEM } from './resources.ts';
 import { BillingFailure } from './result.ts';
+import { bookCurrency } from './currency-store.ts';
 import { claimIdSystem, lockAccount, lockPaymentKey } from './store.ts';
 
 /**
@@ -33,6 +35,8 @@ export interface RemittanceInput {
   traceNumber: string;
   payerId: string;
   paymentAmount: Amount;
+  /** The currency of every amount of it (the 835's: USD); another than the book currency is refused. */
+  currency: string;
   paymentDate: string;
   /** Who paid and who was paid, as the payer names them (an Organization each, found or created by identifier). */
   payer: PartyInput;
@@ -51,17 +55,23 @@ export interface RemittanceRef {
   id: string;
   traceKey: string;
   payer: Reference<Organization>;
+  /** The book currency. */
+  currency: string;
 }
 
 export type BeginOutcome =
   | { status: 'new'; remittanceId: string; paymentReconciliationId: string; remittance: RemittanceRef }
-  | { status: 'seen'; remittanceId: string; paymentReconciliationId: string; contentHash: string };
+  | { status: 'seen'; remittanceId: string; paymentReconciliationId: string; contentHash: string }
+  /** Not in the tenant's book currency: nothing written. */
+  | { status: 'refused'; message: string };
 
 export const traceKey = (payerId: string, traceNumber: string): string => JSON.stringify([payerId, traceNumber]);
 
 /** Starts a remittance, or says it was recorded before (then the caller writes nothing more of it). */
 export async function beginRemittance(tx: PostgresRepository, input: RemittanceInput): Promise<BeginOutcome> {
   const tenantId = tx.context.tenantId;
+  const currency = await currencyOf(tx, input.currency);
+  if (!currency.ok) return { status: 'refused', message: currency.message };
   const key = traceKey(input.payerId, input.traceNumber);
   await lockPaymentKey(tx.conn, tenantId, `remittance:${key}`);
   const seen = await findRemittance(tx.conn, tenantId, key);
@@ -75,7 +85,7 @@ export async function beginRemittance(tx: PostgresRepository, input: RemittanceI
     id, traceKey: key, traceNumber: input.traceNumber, payerId: input.payerId, paymentAmount: input.paymentAmount, paymentDate: input.paymentDate,
     paymentReconciliationId, header: { reconciliation, payer, payee, adjustments: [] },
   });
-  return { status: 'new', remittanceId: id, paymentReconciliationId, remittance: { id, traceKey: key, payer } };
+  return { status: 'new', remittanceId: id, paymentReconciliationId, remittance: { id, traceKey: key, payer, currency: currency.value } };
 }
 
 /** One claim payment: the ClaimResponse to write (billing adds request and patient), or the reversal of one. */
@@ -118,7 +128,7 @@ export async function finishRemittance(tx: PostgresRepository, remittanceId: str
   const r = await readRemittance(tx.conn, tx.context.tenantId, remittanceId);
   const header = { ...r.header, adjustments: end.adjustments };
   await closeRemittance(tx.conn, tx.context.tenantId, remittanceId, end.contentHash, header);
-  return writeReconciliation(tx, remittanceId, 'create');
+  return writeReconciliation(tx, remittanceId, 'create', await bookCurrency(tx.conn, tx.context.tenantId));
 }
 
 /**
@@ -130,18 +140,20 @@ export async function applyWaitingRemittanceClaims(tx: PostgresRepository, billI
   const tenantId = tx.context.tenantId;
   const touched = new Set<string>();
   let applied = 0;
+  let currency: string | undefined;
   for (const row of await lockWaitingClaims(tx.conn, tenantId, billIds)) {
     const found = await findClaimsByBillId(tx, row.claimIdSystem, row.billId);
     if (found.length === 0) continue; // the bill id is in another identifier system
     // Marked applied first: the writes below re-stamp claims, whose observer must not apply it again.
     await saveRemittanceClaim(tx.conn, tenantId, { ...row, status: 'applied', claimId: found[0].id! });
     const r = await readRemittance(tx.conn, tenantId, row.remittanceId);
-    await applyToClaim(tx, { id: r.id, traceKey: r.traceKey, payer: (r.header as { payer: Reference<Organization> }).payer }, row, found[0]);
+    currency ??= await bookCurrency(tx.conn, tenantId);
+    await applyToClaim(tx, { id: r.id, traceKey: r.traceKey, payer: (r.header as { payer: Reference<Organization> }).payer, currency }, row, found[0]);
     await saveRemittanceClaim(tx.conn, tenantId, row);
     touched.add(row.remittanceId);
     applied++;
   }
-  for (const id of touched) await writeReconciliation(tx, id, 'update');
+  for (const id of touched) await writeReconciliation(tx, id, 'update', currency!);
   return applied;
 }
 
@@ -194,7 +206,7 @@ async function applyToClaim(tx: PostgresRepository, remittance: RemittanceRef, r
     });
     row.claimResponseId = response.id!;
   }
-  await releaseExcess(tx, lifecycleId);
+  await releaseExcess(tx, lifecycleId, remittance.currency);
 }
 
 /** The active response a reversal names: the newest on the lifecycle with its payer claim id. */
@@ -214,7 +226,7 @@ async function reversedResponse(tx: PostgresRepository, lifecycleId: string, pay
 }
 
 /** The PaymentReconciliation as its rows have it: one detail per claim payment, then the adjustments. */
-async function writeReconciliation(tx: PostgresRepository, remittanceId: string, how: 'create' | 'update'): Promise<PaymentReconciliation> {
+async function writeReconciliation(tx: PostgresRepository, remittanceId: string, how: 'create' | 'update', currency: string): Promise<PaymentReconciliation> {
   const tenantId = tx.context.tenantId;
   const r = await readRemittance(tx.conn, tenantId, remittanceId);
   const header = r.header as { reconciliation: PaymentReconciliation; payee: Reference<Organization>; adjustments: PaymentReconciliationDetail[] };
@@ -227,7 +239,7 @@ async function writeReconciliation(tx: PostgresRepository, remittanceId: string,
       ...(c.claimResponseId && { response: { reference: `ClaimResponse/${c.claimResponseId}` } }),
       payee: header.payee,
       date: header.reconciliation.paymentDate,
-      amount: fhirMoney(c.paidAmount),
+      amount: fhirMoney(c.paidAmount, currency),
     });
   }
   detail.push(...header.adjustments);

@@ -1,7 +1,7 @@
 import type { CodeableConcept, Extension, PaymentReconciliation, PaymentReconciliationDetail, Reference } from '@medplum/fhirtypes';
 import { CANONICAL_BASE, EXTENSION_URLS } from '../profiles/index.ts';
 import type { PatientCredit, PatientCreditAllocation, PatientCreditStatus } from '../profiles/index.ts';
-import { ZERO, fhirMoney } from './money.ts';
+import { ZERO, fhirMoney, formatMoney } from './money.ts';
 import type { Amount } from './money.ts';
 import type { PaymentIdentifier, PaymentInstrument } from './store.ts';
 
@@ -48,6 +48,8 @@ export interface PaymentReconciliationInput {
   /** YYYY-MM-DD */
   paymentDate: string;
   amount: Amount;
+  /** The book currency of every amount. */
+  currency: string;
   applied: Amount;
   credited: Amount;
   method: string | null;
@@ -86,7 +88,7 @@ export function paymentReconciliation(p: PaymentReconciliationInput): PaymentRec
       request: { reference: `Claim/${p.claimId}` },
       ...(p.claimResponseId && { response: { reference: `ClaimResponse/${p.claimResponseId}` } }),
       date: p.paymentDate,
-      amount: fhirMoney(p.applied),
+      amount: fhirMoney(p.applied, p.currency),
     },
   ];
   if (p.credited.gt(ZERO)) {
@@ -94,12 +96,12 @@ export function paymentReconciliation(p: PaymentReconciliationInput): PaymentRec
       ...(identifier && { identifier }),
       type: { coding: [{ system: PAYMENT_TYPE_SYSTEM, code: 'advance', display: 'Advance' }] },
       date: p.paymentDate,
-      amount: fhirMoney(p.credited),
+      amount: fhirMoney(p.credited, p.currency),
     });
   }
   let disposition = p.credited.gt(ZERO)
-    ? `Applied ${p.applied.toFixed(2)} USD to claim lifecycle ${p.lifecycleId}; ${p.credited.toFixed(2)} USD held as a patient credit`
-    : `Applied ${p.applied.toFixed(2)} USD to claim lifecycle ${p.lifecycleId}`;
+    ? `Applied ${formatMoney(p.applied, p.currency)} to claim lifecycle ${p.lifecycleId}; ${formatMoney(p.credited, p.currency)} held as a patient credit`
+    : `Applied ${formatMoney(p.applied, p.currency)} to claim lifecycle ${p.lifecycleId}`;
   if (p.status === 'cancelled') disposition = `Voided; everything it applied or credited was given back (was: ${disposition})`;
   if (p.settlementFailed) disposition += '; the processor reported a settlement error';
   return {
@@ -113,7 +115,7 @@ export function paymentReconciliation(p: PaymentReconciliationInput): PaymentRec
     outcome: p.settlementFailed ? 'error' : 'complete',
     disposition,
     paymentDate: p.paymentDate,
-    paymentAmount: fhirMoney(p.amount),
+    paymentAmount: fhirMoney(p.amount, p.currency),
     ...(identifier && { paymentIdentifier: identifier }),
     detail,
   };
@@ -134,6 +136,8 @@ export interface ReversalReconciliationInput {
   /** YYYY-MM-DD */
   date: string;
   amount: Amount;
+  /** The book currency of every amount. */
+  currency: string;
   /** Taken back from what the payment applied to the claim's lifecycle ... */
   fromClaim: Amount;
   /** ... and from its PatientCredit (balance and allocations). */
@@ -162,10 +166,10 @@ export function reversalReconciliation(r: ReversalReconciliationInput): PaymentR
   const adjustment = { coding: [{ system: PAYMENT_TYPE_SYSTEM, code: 'adjustment', display: 'Adjustment' }], text: REVERSAL_WORDS[r.kind] };
   const detail: PaymentReconciliationDetail[] = [];
   if (r.fromClaim.gt(ZERO) || r.fromCredit.isZero()) {
-    detail.push({ identifier, predecessor, type: adjustment, request: { reference: `Claim/${r.claimId}` }, date: r.date, amount: fhirMoney(r.fromClaim.negated()) });
+    detail.push({ identifier, predecessor, type: adjustment, request: { reference: `Claim/${r.claimId}` }, date: r.date, amount: fhirMoney(r.fromClaim.negated(), r.currency) });
   }
-  if (r.fromCredit.gt(ZERO)) detail.push({ identifier, predecessor, type: adjustment, date: r.date, amount: fhirMoney(r.fromCredit.negated()) });
-  const from = [r.fromClaim.gt(ZERO) && `${r.fromClaim.toFixed(2)} USD from claim Claim/${r.claimId}`, r.fromCredit.gt(ZERO) && `${r.fromCredit.toFixed(2)} USD from PatientCredit/${r.patientCreditId}`].filter(Boolean);
+  if (r.fromCredit.gt(ZERO)) detail.push({ identifier, predecessor, type: adjustment, date: r.date, amount: fhirMoney(r.fromCredit.negated(), r.currency) });
+  const from = [r.fromClaim.gt(ZERO) && `${formatMoney(r.fromClaim, r.currency)} from claim Claim/${r.claimId}`, r.fromCredit.gt(ZERO) && `${formatMoney(r.fromCredit, r.currency)} from PatientCredit/${r.patientCreditId}`].filter(Boolean);
   return {
     resourceType: 'PaymentReconciliation',
     id: r.id,
@@ -176,7 +180,7 @@ export function reversalReconciliation(r: ReversalReconciliationInput): PaymentR
     outcome: 'complete',
     disposition: `${REVERSAL_WORDS[r.kind]} of payment ${r.originalTraceId} (PaymentReconciliation/${r.originalReconciliationId}): ${from.join(' and ')}`,
     paymentDate: r.date,
-    paymentAmount: fhirMoney(r.amount.negated()),
+    paymentAmount: fhirMoney(r.amount.negated(), r.currency),
     paymentIdentifier: identifier,
     detail,
   };
@@ -197,29 +201,30 @@ export interface PatientCreditState {
 }
 
 /** The credit with `state` written in: amount, balance, status and allocations. */
-export function withCreditState(credit: PatientCredit, state: PatientCreditState): PatientCredit {
+export function withCreditState(credit: PatientCredit, state: PatientCreditState, currency: string): PatientCredit {
   const { allocation: _old, ...rest } = credit;
   return {
     ...rest,
     status: creditStatus(state.amount, state.balance),
-    amount: fhirMoney(state.amount),
-    balance: fhirMoney(state.balance),
+    amount: fhirMoney(state.amount, currency),
+    balance: fhirMoney(state.balance, currency),
     ...(state.allocation.length > 0 && { allocation: state.allocation }),
   };
 }
 
-export function newPatientCredit(args: { id: string; patient: Reference; amount: Amount; paymentReconciliationId: string; created: string }): PatientCredit {
+export function newPatientCredit(args: { id: string; patient: Reference; amount: Amount; currency: string; paymentReconciliationId: string; created: string }): PatientCredit {
   return withCreditState(
     {
       resourceType: 'PatientCredit',
       id: args.id,
       status: 'unallocated',
       patient: args.patient as PatientCredit['patient'],
-      amount: fhirMoney(args.amount),
-      balance: fhirMoney(args.amount),
+      amount: fhirMoney(args.amount, args.currency),
+      balance: fhirMoney(args.amount, args.currency),
       source: { reference: `PaymentReconciliation/${args.paymentReconciliationId}` },
       created: args.created,
     },
     { amount: args.amount, balance: args.amount, allocation: [] },
+    args.currency,
   );
 }

@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { PaymentReconciliation } from '@medplum/fhirtypes';
 import type { PostgresRepository } from '../fhir/repository.ts';
 import { giveBackPayment, saveCredit } from './books.ts';
-import { CURRENCY, ZERO } from './money.ts';
+import { currencyOf } from './currency.ts';
+import { ZERO, fixed, formatMoney } from './money.ts';
 import type { Amount } from './money.ts';
 import { rewriteReconciliation } from './records.ts';
 import { reversalReconciliation } from './resources.ts';
@@ -35,8 +36,10 @@ export interface ReversalInput {
   originalTraceId: string;
   /** The reversal's own transaction id; absent for a void (the original's id). Required otherwise. */
   reversalTraceId?: string;
-  /** Positive, rounded to cents; absent: all that remains of the original. */
+  /** Positive, rounded to the currency's minor unit; absent: all that remains of the original. */
   amount?: Amount;
+  /** The currency the sender states the amount in; absent: the book currency. Another is refused. */
+  currency?: string;
   /** YYYY-MM-DD; absent: today (UTC). */
   date?: string;
   /** The processor's identifiers of the reversal, on its PaymentReconciliation. */
@@ -71,11 +74,13 @@ export async function reversePayment(repo: PostgresRepository, input: ReversalIn
   const reversalTraceId = input.reversalTraceId ?? input.originalTraceId;
   return repo.withTransaction(async (tx) => {
     const tenantId = tx.context.tenantId;
+    const currency = await currencyOf(tx, input.currency, 'amount');
+    if (!currency.ok) return currency;
     const originalKey = `trace:${input.originalTraceId}`;
     await lockPaymentKey(tx.conn, tenantId, originalKey);
     const reversalKey = `${input.kind}:${reversalTraceId}`;
     const existing = await findReversal(tx.conn, tenantId, reversalKey);
-    if (existing) return again(existing, input);
+    if (existing) return again(existing, input, currency.value);
 
     const row: ReversalRow = {
       id: randomUUID(),
@@ -136,14 +141,14 @@ function discardedOriginal(kind: ReversalKind, traceId: string, reason: string |
 }
 
 /** The same reversal identity again: the same request is unchanged (or still waiting); another amount conflicts. */
-function again(existing: ReversalRow, input: ReversalInput): BillingResult<ReversalOutcome> {
+function again(existing: ReversalRow, input: ReversalInput, currency: string): BillingResult<ReversalOutcome> {
   if (existing.originalKey !== `trace:${input.originalTraceId}`) {
     return refuse('conflict', `${existing.kind} ${existing.reversalTraceId} was already recorded for another payment`, 'reversalTraceId');
   }
   const asked = input.amount ?? null;
   const same = asked === null ? existing.requestedAmount === null || existing.kind === 'void' : existing.requestedAmount?.eq(asked) || (existing.requestedAmount === null && existing.amount.eq(asked));
   if (!same) {
-    return refuse('conflict', `${existing.kind} ${existing.reversalTraceId} was already recorded for ${(existing.requestedAmount ?? existing.amount).toFixed(2)} ${CURRENCY}`, 'amount');
+    return refuse('conflict', `${existing.kind} ${existing.reversalTraceId} was already recorded for ${formatMoney(existing.requestedAmount ?? existing.amount, currency)}`, 'amount');
   }
   if (existing.status === 'waiting') return { ok: true, value: waitingOutcome(existing) };
   if (existing.status === 'refused') return refuse('invalid', existing.refusal ?? 'This reversal was refused', 'amount');
@@ -162,7 +167,7 @@ async function applyReversal(repo: PostgresRepository, r: ReversalRow, payment: 
   const updated: PaymentRow = { ...payment, reversedAmount: payment.reversedAmount.plus(value), ...(r.kind === 'void' && { status: 'cancelled' as const }) };
   await savePayment(repo.conn, tenantId, updated);
   await rewriteReconciliation(repo, updated);
-  if (payment.patientCreditId && given.fromBalance.plus(given.fromAllocations).gt(ZERO)) await saveCredit(repo, payment.patientCreditId);
+  if (payment.patientCreditId && given.fromBalance.plus(given.fromAllocations).gt(ZERO)) await saveCredit(repo, payment.patientCreditId, payment.currency);
 
   const applied: ReversalRow = { ...r, status: 'applied', amount: value, ...given, paymentId: payment.id, paymentReconciliationId: payment.paymentReconciliationId };
   if (r.kind === 'void') await cancelEarlierReversals(repo, payment.id);
@@ -175,6 +180,7 @@ async function applyReversal(repo: PostgresRepository, r: ReversalRow, payment: 
         kind: r.kind,
         date: r.reversalDate,
         amount: value,
+        currency: payment.currency,
         fromClaim: given.fromApplied,
         fromCredit: given.fromBalance.plus(given.fromAllocations),
         reversalTraceId: r.reversalTraceId,
@@ -206,8 +212,9 @@ function checkAmount(r: ReversalRow, payment: PaymentRow, remaining: Amount): Re
   if (payment.status === 'cancelled') return refuse('invalid', `Payment ${name} was voided; nothing is left to ${r.kind}`, 'originalTraceId');
   if (remaining.isZero()) return refuse('invalid', `Payment ${name} was reversed in full; nothing is left to ${r.kind}`, 'originalTraceId');
   if (r.requestedAmount?.gt(remaining)) {
-    const done = payment.reversedAmount.gt(ZERO) ? ` (${payment.reversedAmount.toFixed(2)} of its ${payment.amount.toFixed(2)} already reversed)` : '';
-    return refuse('invalid', `A ${r.kind} of ${r.requestedAmount.toFixed(2)} ${CURRENCY} exceeds the ${remaining.toFixed(2)} ${CURRENCY} left of payment ${name}${done}`, 'amount');
+    const c = payment.currency;
+    const done = payment.reversedAmount.gt(ZERO) ? ` (${fixed(payment.reversedAmount, c)} of its ${fixed(payment.amount, c)} already reversed)` : '';
+    return refuse('invalid', `A ${r.kind} of ${formatMoney(r.requestedAmount, c)} exceeds the ${formatMoney(remaining, c)} left of payment ${name}${done}`, 'amount');
   }
   return undefined;
 }

@@ -47,8 +47,8 @@ export async function lockAccount(conn: Queryable, tenantId: string, patientRef:
  * Locks the lifecycle's row (creating it on first use) and returns its patientPaidAmount. Taken after
  * the account lock; it also covers a lifecycle whose claims name different patients.
  */
-export async function lockLifecycle(conn: Queryable, tenantId: string, lifecycleId: string): Promise<Amount> {
-  await conn.query('INSERT INTO billing_lifecycle (tenant_id, lifecycle_id) VALUES ($1, $2) ON CONFLICT DO NOTHING', [tenantId, lifecycleId]);
+export async function lockLifecycle(conn: Queryable, tenantId: string, lifecycleId: string, currency: string): Promise<Amount> {
+  await conn.query('INSERT INTO billing_lifecycle (tenant_id, lifecycle_id, currency) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [tenantId, lifecycleId, currency]);
   const rows = await conn.query<{ paid: string }>(
     'SELECT patient_paid_amount::text AS paid FROM billing_lifecycle WHERE tenant_id = $1 AND lifecycle_id = $2 FOR UPDATE',
     [tenantId, lifecycleId],

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import {
   createClient,
+  changeTenant,
   createTenant,
   deleteClient,
   listClients,
@@ -25,7 +26,9 @@ export const USAGE = `usage: fhir-billing <command> [options]
 
   help                                          this text
   migrate                                       apply pending migrations
-  tenants create --id ID --name NAME
+  tenants create --id ID --name NAME [--currency AUD]
+                                                the book currency (ISO 4217), default USD
+  tenants set-currency --id ID --currency CODE  refused once money is booked for the tenant
   tenants list
   clients create --tenant T --name N [--scopes "system/Claim.rs webhook ..."]
                  [--jwks-url URL | --jwks FILE]  prints the secret, once
@@ -104,7 +107,9 @@ async function run(db: Database, settings: AuthSettings, command: string, values
     case 'migrate':
       return { ok: true, value: { applied: await migrate(db) } };
     case 'tenants create':
-      return createTenant(db, { id: need('id'), name: need('name') });
+      return createTenant(db, { id: need('id'), name: need('name'), ...(optional('currency') !== undefined && { currency: optional('currency') }) });
+    case 'tenants set-currency':
+      return changeTenant(db, need('id'), { currency: need('currency') });
     case 'tenants list':
       return { ok: true, value: { tenants: await listTenants(db) } };
     case 'clients create': {

@@ -1,6 +1,6 @@
 import { Operator } from '@medplum/core';
 import type { ClaimResponse } from '@medplum/fhirtypes';
-import { memberLiabilityOf } from '../billing/index.ts';
+import { ZERO, bookCurrency, fixed, memberLiabilityOf } from '../billing/index.ts';
 import type { PostgresRepository } from '../fhir/repository.ts';
 import { claimTimeline } from './money.ts';
 import type { TimelineEntry } from './money.ts';
@@ -22,10 +22,11 @@ export async function fullClaimTimeline(repo: PostgresRepository, claimId: strin
     filters: [{ code: 'request', operator: Operator.EQUALS, value: `Claim/${claimId}` }],
     count: 1000,
   });
+  const currency = await bookCurrency(repo.conn, repo.context.tenantId);
   const adjudications: AdjudicationEntry[] = responses.map((cr) => ({
     at: cr.created ?? cr.meta?.lastUpdated ?? '',
     kind: 'adjudication',
-    amount: safeLiability(cr),
+    amount: safeLiability(cr, currency),
     detail: `ClaimResponse ${cr.status}${cr.use && cr.use !== 'claim' ? ` (${cr.use})` : ''}, ${cr.outcome ?? ''}`,
     reference: `ClaimResponse/${cr.id}`,
   }));
@@ -34,10 +35,10 @@ export async function fullClaimTimeline(repo: PostgresRepository, claimId: strin
 }
 
 /** A response in another currency states no amount we bill (billing refuses to apply it). */
-function safeLiability(cr: ClaimResponse): string {
+function safeLiability(cr: ClaimResponse, currency: string): string {
   try {
-    return memberLiabilityOf(cr).toFixed(2);
+    return fixed(memberLiabilityOf(cr, currency), currency);
   } catch {
-    return '0.00';
+    return fixed(ZERO, currency);
   }
 }

@@ -17,7 +17,7 @@ describe('POST /admin/tenants', () => {
   it('creates a tenant; a duplicate is 409; a bad id is 400', async () => {
     const res = await post('/admin/tenants', { id: 'acme-clinic', name: 'Acme Clinic' });
     expect(res.status).toBe(201);
-    expect(res.body).toEqual({ id: 'acme-clinic', name: 'Acme Clinic' });
+    expect(res.body).toEqual({ id: 'acme-clinic', name: 'Acme Clinic', currency: 'USD' });
     expect((await post('/admin/tenants', { id: 'acme-clinic', name: 'Again' })).status).toBe(409);
     const bad = await post('/admin/tenants', { id: 'Not A Slug', name: 'x' });
     expect(bad.status).toBe(400);

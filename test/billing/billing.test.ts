@@ -436,7 +436,7 @@ describe('PatientCredit $allocate', () => {
     await outcome([{ name: 'claim', valueReference: { reference: 'Patient/1' } }], 400, /must reference a Claim/);
     await outcome([], 400, /claim .* is required/);
     await outcome([{ name: 'claim', valueReference: { reference: { resourceType: 'Patient' } } }], 400, /claim .* is required/);
-    await outcome([claimParam(target.id), { name: 'amount', valueMoney: { value: 5, currency: 'EUR' } }], 400, /must be in USD/);
+    await outcome([claimParam(target.id), { name: 'amount', valueMoney: { value: 5, currency: 'EUR' } }], 400, /amount is in EUR but this tenant's books are in USD/);
     await outcome([claimParam(target.id), { name: 'amount', valueDecimal: -1 }], 400, /must be positive/);
     await outcome([claimParam(target.id), { name: 'amount', valueString: '5' }], 400, /valueMoney or valueDecimal/);
     const res = await request(t.app).post(`/fhir/PatientCredit/${credit.id}/$allocate`).auth(c.token, { type: 'bearer' }).send({ resourceType: 'Patient' });

@@ -29,7 +29,7 @@ async function cli(...args: string[]): Promise<{ code: number; out: any; err: st
 
 describe('fhir-billing commands', () => {
   it('tenants create; clients create, list, rotate-secret, delete; and the credentials work on the server', async () => {
-    expect((await cli('tenants', 'create', '--id', 'acme', '--name', 'Acme Clinic')).out).toEqual({ id: 'acme', name: 'Acme Clinic' });
+    expect((await cli('tenants', 'create', '--id', 'acme', '--name', 'Acme Clinic')).out).toEqual({ id: 'acme', name: 'Acme Clinic', currency: 'USD' });
     const duplicate = await cli('tenants', 'create', '--id', 'acme', '--name', 'Again');
     expect(duplicate.code).toBe(1);
     expect(JSON.parse(duplicate.err)).toEqual({ error: 'Tenant acme already exists' });
@@ -135,7 +135,7 @@ describe('the fhir-billing process', () => {
       );
     });
     expect(code).toBe(0);
-    expect(JSON.parse(stdout)).toEqual({ id: 'acme', name: 'Acme' });
+    expect(JSON.parse(stdout)).toEqual({ id: 'acme', name: 'Acme', currency: 'USD' });
    }, 180_000); // a process that opens and migrates the database: slow on a loaded machine
 
   it('reports a bad setting as one {error} line, not a stack trace', async () => {
@@ -170,6 +170,6 @@ describe('the fhir-billing process', () => {
     }
     const accepted = await run();
     expect(accepted.code).toBe(0);
-    expect(JSON.parse(accepted.stdout)).toEqual({ id: 'held', name: 'Held' });
+    expect(JSON.parse(accepted.stdout)).toEqual({ id: 'held', name: 'Held', currency: 'USD' });
   }, 180_000); // a server process and two command processes: slow on a loaded machine
 });

@@ -207,7 +207,7 @@ describe('404 and 200', () => {
     const body = doc.components.schemas.PatientPaymentRequest;
     expect(body.required).toEqual(['billId', 'paymentAmount']);
     expect(body.properties.paymentAmount).toMatchObject({ type: 'number', exclusiveMinimum: 0 });
-    expect(Object.keys(body.properties).sort()).toEqual(['billId', 'paymentAmount', 'paymentDate', 'paymentMethod', 'paymentTraceId']);
+    expect(Object.keys(body.properties).sort()).toEqual(['billId', 'currency', 'paymentAmount', 'paymentDate', 'paymentMethod', 'paymentTraceId']);
     expect(doc.components.schemas.PatientPaymentResponse.properties.data.required).toEqual(['claimId', 'claimLifecycleId', 'amountSetOnClaim']);
     expect(doc.components.schemas.TokenRequest.required).toEqual(['clientId', 'clientSecret']);
     // valid against the OpenAPI 3.1 schema, every $ref resolving

@@ -112,4 +112,28 @@ describe('tyro payload format', () => {
     expect(got.slice(before).map((r) => bodyOf(r).event)).toEqual(['healthFundRejectedInvoice']);
     expect(bodyOf(got[before]).transaction).toMatchObject({ businessStatus: 'declined', claims: [{ status: 'rejected' }] });
   });
+
+  it('an AUD tenant\'s events go out in AUD: currencyCode and cents as its FHIR Money has them', async () => {
+    const admin = await t.token('admin');
+    const created = await request(t.app).post('/admin/tenants').auth(admin, { type: 'bearer' }).send({ id: 'tyro-aud', name: 'Sydney', currency: 'AUD' });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const aud = client(t, await t.token('system/*.cruds', 'tyro-aud'));
+    const s = await registerTyro(t, admin, { tenant: 'tyro-aud' });
+    const extension = [
+      { url: `${OWN_SD}/subscription-payload-format`, valueCode: 'tyro' },
+      { url: `${OWN_SD}/subscription-secret`, valueString: OUT_SECRET },
+    ];
+    const sub = await request(t.app).post('/fhir/Subscription').auth(aud.token, { type: 'bearer' }).send(classicSubscription('ClaimResponse?', `${receiver.url}/tyro-aud`, { extension }));
+    expect(sub.status, JSON.stringify(sub.body)).toBe(201);
+    const claim = await aud.claim(await aud.patient(), { billId: `inv-${randomBytes(5).toString('hex')}` });
+    const before = receiver.received.length;
+    const event = { event: 'healthFundApprovedInvoice', transaction: { ...transaction({ id: txnId(), invoiceReference: claim.billId, modified: '2026-12-01T10:00:00.000Z', items: [[8000, 2055]] }), currencyCode: 'AUD' } };
+    expect((await postSigned(t, s.url, s.credentials!.signingSecret!, event)).status).toBe(200);
+    const got = (await receiver.waitFor(before + 1)).slice(before).find((r) => r.url === '/tyro-aud');
+    expect(got).toBeDefined();
+    const out = bodyOf(got!).transaction;
+    expect(out.currencyCode).toBe('AUD');
+    expect(out.claims[0]).toMatchObject({ amountExpectedBenefit: 8000, amountExpectedBenefitString: '$80.00' });
+    expect(out.claims[0].claimItems[0]).toMatchObject({ amountGap: 2055, amountGapString: '$20.55' });
+  });
 });

@@ -3,7 +3,7 @@ import type { NextFunction, Request, Response, Router } from 'express';
 import { jsonBody } from '../../http/json-guard.ts';
 import { webhookAuth } from '../../auth/index.ts';
 import type { AuthLocals } from '../../auth/index.ts';
-import { applyPatientPayment, paymentKey, refuse, toJsonNumber } from '../../billing/index.ts';
+import { CURRENCY, applyPatientPayment, paymentKey, refuse, toJsonNumber } from '../../billing/index.ts';
 import type { AppliedPaymentOutcome, PatientPaymentInput } from '../../billing/index.ts';
 import { amount } from '../../billing/index.ts';
 import { FULL_ACCESS } from '../../fhir/access.ts';
@@ -119,7 +119,9 @@ function toInput(body: PatientPaymentBody): PatientPaymentInput {
     source: SOURCE,
     whenClaimUnknown: 'hold-for-operator',
     billId: body.billId,
-    amount: amount(body.paymentAmount),
+    amount: amount(body.paymentAmount, body.currency ?? CURRENCY),
+    // Cair is USD by contract unless the body names its currency; billing refuses another than the tenant's books.
+    currency: body.currency ?? CURRENCY,
     ...(body.paymentDate != null && { paymentDate: isoDatePart(body.paymentDate)! }),
     ...(body.paymentMethod != null && { paymentMethod: body.paymentMethod }),
     ...(body.paymentTraceId != null && { paymentTraceId: body.paymentTraceId }),

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { MAX_AMOUNT, amount } from '../../billing/index.ts';
+import { MAX_AMOUNT, amount, bookCurrencyProblem } from '../../billing/index.ts';
 
 /**
  * The Cair Health patient-payment webhook's body and answers (shared/seeds/000, the contract).
@@ -40,7 +40,15 @@ export const PatientPaymentBody = z
         .positive('paymentAmount must be positive')
         .refine((n) => !(n > 0) || amount(n).gt(0), 'paymentAmount must be at least 0.01 (amounts are rounded to cents)')
         .refine((n) => !amount(n).gt(MAX_AMOUNT), `paymentAmount must be at most ${MAX_AMOUNT.toFixed(2)}`)
-        .meta({ description: 'The payment amount in USD. Must be a positive number; rounded half-even to cents.', examples: [150.75] }),
+        .meta({ description: 'The payment amount, in USD unless `currency` says otherwise. Must be a positive number; rounded half-even to the currency\'s minor unit (cents).', examples: [150.75] }),
+      currency: z
+        .string({ error: 'currency must be a string' })
+        .refine((c) => bookCurrencyProblem(c) === undefined, 'currency must be an ISO 4217 code of at most 2 minor digits, such as USD or AUD')
+        .nullish()
+        .meta({
+          description: "ISO 4217 code of paymentAmount; absent: USD (the contract's). It must be the tenant's book currency (else 400): amounts are never converted.",
+          examples: ['USD'],
+        }),
       paymentDate: z
         .string({ error: 'paymentDate must be a string' })
         .regex(ISO_8601, DATE_MESSAGE)
@@ -67,6 +75,13 @@ export const PatientPaymentBody = z
     },
     { error: 'The request body must be a JSON object' },
   )
+  .superRefine((b, ctx) => {
+    // A currency without cents (JPY) rounds 0.4 to nothing: positive must hold after its own rounding.
+    const currency = b.currency ?? 'USD';
+    if (b.currency && bookCurrencyProblem(currency) === undefined && b.paymentAmount > 0 && !amount(b.paymentAmount, currency).gt(0)) {
+      ctx.addIssue({ code: 'custom', path: ['paymentAmount'], message: `paymentAmount must be positive after rounding to the minor unit of ${currency}` });
+    }
+  })
   .meta({ title: 'PatientPaymentRequest', description: 'Patient payment information' });
 
 export type PatientPaymentBody = z.infer<typeof PatientPaymentBody>;

@@ -1,4 +1,4 @@
-import { applyPatientPayment, recordSettlement, reversePayment } from '../../billing/index.ts';
+import { CURRENCY, applyPatientPayment, recordSettlement, reversePayment } from '../../billing/index.ts';
 import type { PaymentIdentifier, PaymentInstrument, Refusal, ReversalKind } from '../../billing/index.ts';
 import type { PostgresRepository } from '../../fhir/repository.ts';
 import type { EventStatus } from '../journal.ts';
@@ -39,6 +39,8 @@ export async function runMessage(repo: PostgresRepository, m: Message, r: Reader
         source: SOURCE,
         billId: m.billId!,
         amount: m.amount!,
+        // InstaMed is USD by contract, and its messages name no currency: refused on a tenant whose books are in another.
+        currency: CURRENCY,
         ...(m.date && { paymentDate: m.date }),
         ...(r.get('transactionType') && { paymentMethod: r.get('transactionType')!.slice(0, 100) }),
         paymentTraceId: m.transactionId!,
@@ -63,6 +65,7 @@ export async function runMessage(repo: PostgresRepository, m: Message, r: Reader
         source: SOURCE,
         kind,
         originalTraceId: original,
+        currency: CURRENCY,
         ...(kind !== 'void' && { reversalTraceId: m.transactionId! }),
         ...(m.amount && kind !== 'void' && { amount: m.amount }),
         ...(m.date && { date: m.date }),

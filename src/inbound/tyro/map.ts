@@ -1,5 +1,5 @@
 import type { AdjudicatedItem, AdjudicationAmount, AdjudicationCategory, AdjudicationInput } from '../../billing/index.ts';
-import { CURRENCY, MAX_AMOUNT, amount } from '../../billing/index.ts';
+import { MAX_AMOUNT, amount } from '../../billing/index.ts';
 import { CANONICAL_BASE } from '../../profiles/index.ts';
 import { amountOf, transactionIdOf } from '../../formats/tyro.ts';
 import type { AmountField, TyroEvent, TyroTransaction } from '../../formats/tyro.ts';
@@ -59,9 +59,6 @@ const CATEGORY: Record<AmountField, AdjudicationCategory> = {
 export type Mapped = { ok: true; input: AdjudicationInput; state: State } | { ok: false; problem: string };
 
 export function toAdjudication(event: TyroEvent, t: TyroTransaction, source: { claimIdentifierSystem: string | null; funder: string }): Mapped {
-  if (t.currencyCode && t.currencyCode.toUpperCase() !== CURRENCY) {
-    return { ok: false, problem: `currencyCode ${t.currencyCode}: this server keeps its books in ${CURRENCY}` };
-  }
   const state = stateOf(event, t);
   const amounts = (record: Record<string, unknown>, where: string): AdjudicationAmount[] | string => {
     const out: AdjudicationAmount[] = [];
@@ -122,6 +119,8 @@ export function toAdjudication(event: TyroEvent, t: TyroTransaction, source: { c
       ...(state === 'paid' && { payment: { identifier, amount: benefit, date: asOf.slice(0, 10) } }),
       ...(state === 'cancelled' && { status: 'cancelled' as const }),
       whenClaimUnknown: 'hold',
+      // Billing refuses another currency than the tenant's books (400) and rounds to its minor unit.
+      ...(t.currencyCode && { currency: t.currencyCode.toUpperCase() }),
     },
   };
 }

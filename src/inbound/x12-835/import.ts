@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import { BillingFailure, beginRemittance, finishRemittance, recordClaimAdjudication } from '../../billing/index.ts';
 import type { BeginOutcome } from '../../billing/index.ts';
 import type { PostgresRepository } from '../../fhir/repository.ts';
-import { adjudicationInput, adjustmentDetail, remittanceInput, signedPayment } from './map.ts';
+import { adjudicationInput, adjustmentDetail, currencyOf, remittanceInput, signedPayment } from './map.ts';
 import type { RemittanceHeader } from './model.ts';
 import { readRemittance } from './parse.ts';
 import { X12BalanceError, X12Error } from './segments.ts';
@@ -40,6 +40,7 @@ export interface ImportOptions {
 }
 
 class Conflict extends Error {}
+class Refused extends Error {}
 
 export async function importRemittance(repo: PostgresRepository, source: Readable, options: ImportOptions = {}): Promise<ImportResult> {
   let claims = 0;
@@ -47,13 +48,15 @@ export async function importRemittance(repo: PostgresRepository, source: Readabl
     const remittances = await repo.withTransaction(async (tx) => {
       const done: RemittanceSummary[] = [];
       let header: RemittanceHeader | undefined;
-      let begun: BeginOutcome | undefined;
+      let begun: Exclude<BeginOutcome, { status: 'refused' }> | undefined;
       let summary: RemittanceSummary | undefined;
       let seq = 0;
       for await (const part of readRemittance(source)) {
         if (part.type === 'header') {
           header = part.header;
-          begun = await beginRemittance(tx, remittanceInput(header));
+          const started = await beginRemittance(tx, remittanceInput(header));
+          if (started.status === 'refused') throw new Refused(`Payer trace ${header.traceNumber}: ${started.message}; nothing was changed`);
+          begun = started;
           seq = 0;
           summary = {
             traceNumber: header.traceNumber, payerId: header.payerId, status: begun.status === 'new' ? 'created' : 'unchanged',
@@ -64,12 +67,12 @@ export async function importRemittance(repo: PostgresRepository, source: Readabl
           summary!.claims++;
           options.onClaim?.(++claims);
           if (begun!.status !== 'new') continue;
-          const outcome = await recordClaimAdjudication(tx, begun!.remittance, seq, { ...adjudicationInput(part.claim, header!.paymentDate), ...(options.claimIdSystem && { claimIdSystem: options.claimIdSystem }) });
+          const outcome = await recordClaimAdjudication(tx, begun!.remittance, seq, { ...adjudicationInput(part.claim, header!.paymentDate, currencyOf(header!)), ...(options.claimIdSystem && { claimIdSystem: options.claimIdSystem }) });
           if (outcome.status === 'applied') summary!.applied++;
           else summary!.waiting++;
         } else {
           if (begun!.status === 'new') {
-            await finishRemittance(tx, begun!.remittanceId, { contentHash: part.end.contentHash, adjustments: part.end.adjustments.map((a) => adjustmentDetail(a, header!.paymentDate)) });
+            await finishRemittance(tx, begun!.remittanceId, { contentHash: part.end.contentHash, adjustments: part.end.adjustments.map((a) => adjustmentDetail(a, header!.paymentDate, currencyOf(header!))) });
           } else if (begun!.contentHash !== part.end.contentHash) {
             throw new Conflict(`Payer trace ${header!.traceNumber} (payer ${header!.payerId}) was imported before with other content; nothing was changed`);
           }
@@ -86,6 +89,7 @@ export async function importRemittance(repo: PostgresRepository, source: Readabl
       return { ok: false, status, message: err.message, ...(err.segment && { segment: err.segment }), ...(err.position && { position: err.position }) };
     }
     if (err instanceof Conflict) return { ok: false, status: 409, message: err.message };
+    if (err instanceof Refused) return { ok: false, status: 400, message: err.message };
     if (err instanceof BillingFailure) return { ok: false, status: 422, message: err.message };
     throw err;
   }

@@ -1,5 +1,5 @@
 import type { ClaimResponse, ClaimResponseItem, ClaimResponseItemAdjudication, CodeableConcept, Identifier, PaymentReconciliationDetail } from '@medplum/fhirtypes';
-import { CURRENCY, MEMBER_LIABILITY, PAYER_CLAIM_ID_SYSTEM, PAYMENT_TRACE_ID_SYSTEM, PAYMENT_TYPE_SYSTEM, fhirMoney } from '../../billing/index.ts';
+import { CURRENCY as X12_CURRENCY, MEMBER_LIABILITY, PAYER_CLAIM_ID_SYSTEM, PAYMENT_TRACE_ID_SYSTEM, PAYMENT_TYPE_SYSTEM, fhirMoney } from '../../billing/index.ts';
 import type { Amount, ClaimAdjudicationInput, PartyInput, RemittanceInput } from '../../billing/index.ts';
 import type { Adjustment, ClaimPayment, Party, ProviderAdjustment, RemittanceHeader, ServiceLine } from './model.ts';
 
@@ -31,6 +31,11 @@ const STATUS_WORDS: Record<string, string> = {
 const METHOD_WORDS: Record<string, string> = { ACH: 'ACH', CHK: 'Check', FWT: 'Federal Reserve wire transfer', BOP: 'Financial institution option', NON: 'Non-payment data' };
 
 /** BPR02 as money to the provider: a debit (BPR03 D) is money taken back, negative. */
+/** CUR02 when the 835 names its currency; otherwise USD (the 835 is a US transaction). */
+export function currencyOf(h: Pick<RemittanceHeader, 'currency'>): string {
+  return h.currency ?? X12_CURRENCY;
+}
+
 export function signedPayment(h: Pick<RemittanceHeader, 'paymentAmount' | 'creditDebit'>): Amount {
   return h.creditDebit === 'D' ? h.paymentAmount.negated() : h.paymentAmount;
 }
@@ -40,12 +45,14 @@ export function isReversal(c: ClaimPayment): boolean {
 }
 
 export function remittanceInput(h: RemittanceHeader): RemittanceInput {
+  const currency = currencyOf(h);
   const trace: Identifier = { system: PAYMENT_TRACE_ID_SYSTEM, value: h.traceNumber };
   const signed = signedPayment(h);
   return {
     traceNumber: h.traceNumber,
     payerId: h.payerId,
     paymentAmount: signed,
+    currency,
     paymentDate: h.paymentDate,
     payer: party(h.payer, X12.payerId),
     payee: party(h.payee, X12.payerId),
@@ -57,7 +64,7 @@ export function remittanceInput(h: RemittanceHeader): RemittanceInput {
       outcome: 'complete',
       disposition: `Payer remittance ${h.traceNumber} (${METHOD_WORDS[h.method] ?? h.method}, BPR01 ${h.handling})`,
       paymentDate: h.paymentDate,
-      paymentAmount: fhirMoney(signed),
+      paymentAmount: fhirMoney(signed, currency),
       paymentIdentifier: trace,
     },
   };
@@ -69,7 +76,7 @@ function party(p: Party, otherSystem: string): PartyInput {
   return { name: p.name, identifier: { system, value: p.id } };
 }
 
-export function adjudicationInput(c: ClaimPayment, paymentDate: string): ClaimAdjudicationInput {
+export function adjudicationInput(c: ClaimPayment, paymentDate: string, currency: string): ClaimAdjudicationInput {
   const identifier: Identifier[] = c.payerClaimControlNumber ? [{ system: PAYER_CLAIM_ID_SYSTEM, value: c.payerClaimControlNumber }] : [];
   const words = STATUS_WORDS[c.status] ?? `Claim status ${c.status}`;
   const response: ClaimResponse = {
@@ -84,38 +91,38 @@ export function adjudicationInput(c: ClaimPayment, paymentDate: string): ClaimAd
     insurer: {},
     outcome: c.status === '25' ? 'partial' : 'complete',
     disposition: `${words} (CLP02 ${c.status})`,
-    payment: { type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/ex-paymenttype', code: 'complete' }] }, date: paymentDate, amount: fhirMoney(c.paid) },
+    payment: { type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/ex-paymenttype', code: 'complete' }] }, date: paymentDate, amount: fhirMoney(c.paid, currency) },
     total: [
-      { category: code(ADJUDICATION, 'submitted'), amount: fhirMoney(c.charge) },
-      { category: code(ADJUDICATION, 'benefit'), amount: fhirMoney(c.paid) },
-      { category: code(MEMBER_LIABILITY.system, MEMBER_LIABILITY.code), amount: fhirMoney(c.patientResponsibility) },
+      { category: code(ADJUDICATION, 'submitted'), amount: fhirMoney(c.charge, currency) },
+      { category: code(ADJUDICATION, 'benefit'), amount: fhirMoney(c.paid, currency) },
+      { category: code(MEMBER_LIABILITY.system, MEMBER_LIABILITY.code), amount: fhirMoney(c.patientResponsibility, currency) },
     ],
-    ...(c.adjustments.length + c.remarks.length > 0 && { adjudication: [...c.adjustments.map(adjustment), ...c.remarks.map(remark)] }),
-    ...(c.services.length > 0 && { item: c.services.map(item) }),
+    ...(c.adjustments.length + c.remarks.length > 0 && { adjudication: [...c.adjustments.map((a) => adjustment(a, currency)), ...c.remarks.map(remark)] }),
+    ...(c.services.length > 0 && { item: c.services.map((sv, i) => item(sv, i, currency)) }),
   };
   const { request: _r, patient: _p, insurer: _i, ...template } = response;
   return { billId: c.patientControlNumber, ...(c.payerClaimControlNumber && { payerClaimId: c.payerClaimControlNumber }), statusCode: c.status, paid: c.paid, reversal: isReversal(c), response: template };
 }
 
-function item(s: ServiceLine, index: number): ClaimResponseItem {
+function item(s: ServiceLine, index: number, currency: string): ClaimResponseItem {
   const sequence = s.lineControl && /^[1-9]\d{0,8}$/.test(s.lineControl) ? Number(s.lineControl) : index + 1;
   const procedure = [s.procedure.qualifier, s.procedure.code, ...s.procedure.modifiers].filter(Boolean).join(':');
   return {
     itemSequence: sequence,
     adjudication: [
-      { category: code(ADJUDICATION, 'submitted'), reason: { text: `SVC01 ${procedure}` }, amount: fhirMoney(s.charge), ...(s.units && /^\d+(\.\d+)?$/.test(s.units) && { value: Number(s.units) }) },
-      { category: code(ADJUDICATION, 'benefit'), amount: fhirMoney(s.paid) },
-      ...s.adjustments.map(adjustment),
+      { category: code(ADJUDICATION, 'submitted'), reason: { text: `SVC01 ${procedure}` }, amount: fhirMoney(s.charge, currency), ...(s.units && /^\d+(\.\d+)?$/.test(s.units) && { value: Number(s.units) }) },
+      { category: code(ADJUDICATION, 'benefit'), amount: fhirMoney(s.paid, currency) },
+      ...s.adjustments.map((a) => adjustment(a, currency)),
       ...s.remarks.map(remark),
     ],
   };
 }
 
-function adjustment(a: Adjustment): ClaimResponseItemAdjudication {
+function adjustment(a: Adjustment, currency: string): ClaimResponseItemAdjudication {
   return {
     category: code(X12.groupCode, a.group),
     reason: code(X12.carc, a.reason),
-    amount: fhirMoney(a.amount),
+    amount: fhirMoney(a.amount, currency),
     ...(a.quantity && /^-?\d+(\.\d+)?$/.test(a.quantity) && { value: Number(a.quantity) }),
   };
 }
@@ -125,12 +132,12 @@ function remark(code_: string): ClaimResponseItemAdjudication {
 }
 
 /** PLB: positive amounts were withheld from the payment, so the detail is their negative. */
-export function adjustmentDetail(a: ProviderAdjustment, paymentDate: string): PaymentReconciliationDetail {
+export function adjustmentDetail(a: ProviderAdjustment, paymentDate: string, currency: string): PaymentReconciliationDetail {
   return {
     ...(a.reference && { identifier: { system: X12.plbReason, value: a.reference } }),
     type: { coding: [{ system: PAYMENT_TYPE_SYSTEM, code: 'adjustment', display: 'Adjustment' }], text: `PLB ${a.reason}${a.reference ? ` ${a.reference}` : ''} (provider ${a.providerId})` },
     date: a.date ?? paymentDate,
-    amount: fhirMoney(a.amount.negated() as Amount, CURRENCY),
+    amount: fhirMoney(a.amount.negated() as Amount, currency),
   };
 }
 

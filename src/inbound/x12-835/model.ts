@@ -35,6 +35,8 @@ export interface RemittanceHeader {
   payee: Party;
   /** DTM*405 production date, YYYY-MM-DD. */
   productionDate?: string;
+  /** CUR02, when the 835 names its currency (CUR*PR*USD). */
+  currency?: string;
 }
 
 export interface Adjustment {

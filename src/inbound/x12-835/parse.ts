@@ -145,6 +145,10 @@ class TransactionSet {
         this.#header.payerId = required(s, '3', 'TRN03 (payer identifier)');
         return;
       case 'DTM': return this.#dtm(s);
+      case 'CUR':
+        // Only the payer's currency (CUR01 PR) is the remittance's; it is checked against the books.
+        if (s['1'] === 'PR' && s['2']) this.#header.currency = String(s['2']).toUpperCase();
+        return;
       case 'N1': {
         this.#party = String(s['1']);
         this.#header.parties.set(this.#party, { name: String(s['2'] ?? ''), ...(s['3'] && { idQualifier: String(s['3']) }), ...(s['4'] && { id: String(s['4']) }) });
