@@ -20,6 +20,8 @@ export interface ReindexOptions {
   /** Start after this key (the `last` a previous, interrupted run reported). */
   after?: ResourceKey;
   batchSize?: number;
+  /** Stop after about this many (at a batch's end): one bounded step of a longer run. */
+  limit?: number;
   /** This server's FHIR bases: absolute references under them are indexed as local (references.ts). */
   localBases?: readonly string[];
 }
@@ -28,6 +30,8 @@ export interface ReindexResult {
   reindexed: number;
   /** The last key reindexed: pass it as `after` to resume. Absent when nothing was. */
   last?: ResourceKey;
+  /** No resource is left after `last`; false when `limit` stopped the run first. */
+  done: boolean;
 }
 
 export const DEFAULT_REINDEX_BATCH = 500;
@@ -38,9 +42,11 @@ export async function reindex(db: Database, options: ReindexOptions = {}, onBatc
   let last = options.after;
   let reindexed = 0;
   for (;;) {
+    const size = Math.min(batchSize, (options.limit ?? Infinity) - reindexed);
+    if (size <= 0) return { reindexed, done: false, ...(last && last !== options.after && { last }) };
     // The key is taken from the committed batch: a retried transaction must not have moved it.
     const keys = await db.transaction(async (tx) => {
-      const rows = await selectForReindex(tx, filter, last, batchSize);
+      const rows = await selectForReindex(tx, filter, last, size);
       for (const row of rows) {
         const key = { tenantId: row.tenantId, resourceType: row.resourceType, id: row.id };
         await replaceSearchIndex(tx, key, extractSearchIndex(JSON.parse(row.content), options.localBases));
@@ -50,7 +56,7 @@ export async function reindex(db: Database, options: ReindexOptions = {}, onBatc
     const count = keys.length;
     if (count > 0) last = keys[count - 1];
     reindexed += count;
-    if (count > 0) onBatch?.({ reindexed, last });
-    if (count < batchSize) return { reindexed, ...(last && last !== options.after && { last }) };
+    if (count > 0) onBatch?.({ reindexed, last, done: count < size });
+    if (count < size) return { reindexed, done: true, ...(last && last !== options.after && { last }) };
   }
 }

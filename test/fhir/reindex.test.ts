@@ -104,6 +104,36 @@ describe('reindex', () => {
     expect(await ids(`/fhir/Claim?identifier=${news}&_count=100`)).toEqual(created.map((c) => c.id).toSorted());
   });
 
+  it('POST /admin/reindex does it in bounded steps while the server runs (the embedded database\'s way)', async () => {
+    const admin = await t.token('admin');
+    const post = (body: unknown, as = admin) => request(t.app).post('/admin/reindex').auth(as, { type: 'bearer' }).send(body as object);
+    const created: string[] = [];
+    for (let i = 0; i < 5; i++) created.push((await api().post('/fhir/Claim', claim('Patient/steps', `steps-${i}`))).body.id);
+    await forgetParameter('Claim', 'token', 'identifier');
+    const wanted = `/fhir/Claim?identifier=${created.map((_, i) => `${CLAIM_ID_SYSTEM}|steps-${i}`).join(',')}`;
+    expect(await ids(wanted)).toEqual([]);
+
+    let step = await post({ type: 'Claim', max: 2, batch: 1 });
+    expect([step.status, step.body.reindexed, step.body.done]).toEqual([200, 2, false]);
+    let steps = 1;
+    while (!step.body.done) {
+      step = await post({ type: 'Claim', max: 2, batch: 1, after: step.body.last });
+      expect(step.status).toBe(200);
+      steps++;
+    }
+    expect(steps).toBeGreaterThanOrEqual(3);
+    expect(await ids(wanted)).toEqual(created.toSorted());
+
+    expect((await post({ type: 'Claim' }, token)).status).toBe(403); // FHIR scopes are not the admin scope
+    for (const body of [{ max: 0 }, { type: 'Nope' }, { after: 'x' }, { batch: 'many' }, { other: 1 }, []]) {
+      const res = await post(body);
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect(res.body.error).toMatch(/^Invalid/);
+    }
+    const malformed = await request(t.app).post('/admin/reindex').auth(admin, { type: 'bearer' }).set('content-type', 'application/json').send('{');
+    expect([malformed.status, malformed.body.error]).toEqual([400, 'Invalid request body: malformed JSON']);
+  });
+
   it('refuses a bad option with the usage, and writes nothing', async () => {
     for (const args of [['--type', 'Nope'], ['--batch', '0'], ['--batch', 'x'], ['--after', 'only/two'], ['--after', '//']]) {
       const run = await cli('reindex', ...args);
