@@ -7,7 +7,7 @@
  *   BENCH_CLAIMS_SMALL  default 10000;  BENCH_CLAIMS_LARGE  default 1000000
  *   BENCH_SEARCHES      sequential identifier (and chained) searches per size (default 2000)
  *   BENCH_TRANSACTIONS  transactions of 1,000 conditional patient updates (default and most 10)
- *   BENCH_SEED_BATCH    claims per INSERT (default 2000); BENCH_SEED_CONNECTIONS (default 2)
+ *   BENCH_SEED_BATCH    claims per INSERT ... SELECT (default 20000); BENCH_SEED_CONNECTIONS (default 2)
  *   BENCH_SERVER_NODE_ARGS  extra node flags for the server, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
  *
  * Phases: seed (bulk loader, seed.ts) to the small size → identifier search (hit and no match) on
@@ -33,7 +33,7 @@ import type { LoadResult, Target, Work } from './load.ts';
 import { sample, share } from './cpu.ts';
 import { fmt, log, ms, report, resultsMarkdown } from './report.ts';
 import type { Measured, Results } from './report.ts';
-import { ProgressBar, seedClaims } from './seed.ts';
+import { ProgressBar, seedClaims, verifySeeded } from './seed.ts';
 import { startServer } from './server.ts';
 import type { RunningServer } from './server.ts';
 
@@ -53,7 +53,7 @@ const config = {
   searches: env('BENCH_SEARCHES', 2000),
   /** Transactions of 1,000 patients each (10: every patient the seeded Claims point at). */
   transactions: Math.min(env('BENCH_TRANSACTIONS', 10), 10),
-  seedBatch: env('BENCH_SEED_BATCH', 2000),
+  seedBatch: env('BENCH_SEED_BATCH', 20_000),
   seedConnections: env('BENCH_SEED_CONNECTIONS', 2),
   serverNodeArgs: (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean),
 };
@@ -146,6 +146,8 @@ async function main(): Promise<void> {
         clients.forEach((c) => c.release());
       }
       const seconds = bar.finish();
+      // The SQL-made rows must be the repository's: a sample across what this seed wrote.
+      await verifySeeded(pool, TENANT, salt, Array.from({ length: 20 }, (_, i) => seeded + Math.floor((i * want) / 20)));
       seeded += want;
       results.seeding.push({ claims: want, seconds, settleSeconds: 0, settledBy: 'nothing yet (measured unanalysed first)' });
       log(`seeded ${fmt(want)} Claims in ${seconds.toFixed(1)} s (${fmt(want / seconds)}/s)${settle ? '' : '; not analysed'}`);

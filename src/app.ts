@@ -19,6 +19,7 @@ import { unmatchedPaymentRoutes } from './inbound/unmatched-payments.ts';
 import { addressIn, parseCidrs } from './net/addresses.ts';
 import { consoleRoutes } from './console/routes.ts';
 import { opsRoutes } from './ops/routes.ts';
+import { reindexRoutes } from './fhir/reindex-routes.ts';
 
 export interface AppOptions {
   db: Database;
@@ -102,6 +103,8 @@ export function createApp(options: AppOptions): Express {
   ]);
   // Payments waiting for their claim (admin scope), before /admin's catch-all 404.
   app.use(unmatchedPaymentRoutes({ db: options.db, auth: authDeps, observer, baseUrl: options.baseUrl }));
+  // Rebuilding the search index after a search parameter was added (admin scope), before /admin's catch-all 404.
+  app.use(reindexRoutes({ ...authDeps, baseUrl: options.baseUrl }));
   // The operator read APIs (the console's and the CLI's), on their own paths under /admin.
   app.use('/admin', opsRoutes(authDeps));
   app.use('/admin', adminRoutes(authDeps));

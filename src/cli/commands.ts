@@ -21,6 +21,7 @@ import { REMITTANCE_USAGE, importRemittanceFile } from './remittances.ts';
 import type { Progress } from './remittances.ts';
 import { OPS_OPTIONS, OPS_USAGE, runOpsCommand } from './ops.ts';
 import { SOURCES_OPTIONS, SOURCES_USAGE, runSourceCommand } from './sources.ts';
+import { REINDEX_OPTIONS, REINDEX_USAGE, runReindex } from './reindex.ts';
 
 export const USAGE = `usage: fhir-billing <command> [options]
 
@@ -44,6 +45,7 @@ export const USAGE = `usage: fhir-billing <command> [options]
                                                 looked up in (default the Cair claim-id system)
 ${SOURCES_USAGE}${OPS_USAGE}
 ${REMITTANCE_USAGE}
+${REINDEX_USAGE}
 Runs on the database the server's environment names (DATABASE_URL, DATABASE_SCHEMA, DATA_DIR).
 `;
 
@@ -69,6 +71,7 @@ const OPTIONS = {
   help: { type: 'boolean', short: 'h' },
   ...SOURCES_OPTIONS,
   ...OPS_OPTIONS,
+  ...REINDEX_OPTIONS,
 } as const;
 
 class UsageError extends Error {}
@@ -155,6 +158,8 @@ async function run(db: Database, settings: AuthSettings, command: string, values
     }
     case 'remittance import':
       return importRemittanceFile(db, need('file'), need('tenant'), progress);
+    case 'reindex':
+      return runReindex(db, values, (message) => new UsageError(message), progress);
     default: {
       const sources = command.startsWith('sources ') ? await runSourceCommand(db, settings, command.slice(8), values, need) : undefined;
       if (sources) return sources;

@@ -1,6 +1,6 @@
 import { DEFAULT_MAX_SEARCH_COUNT, DEFAULT_SEARCH_COUNT, OperationOutcomeError, badRequest, notFound } from '@medplum/core';
 import type { Bundle, BundleEntry, Resource } from '@medplum/fhirtypes';
-import type { PostgresRepository } from './repository.ts';
+import type { ResourceReader } from './repository-reads.ts';
 import { fhirDateRange } from './search/dates.ts';
 import { assertPaging } from './search/limits.ts';
 import { countHistory, selectHistory } from './storage.ts';
@@ -18,7 +18,7 @@ export interface HistoryRequest {
 }
 
 /** A `history` Bundle, newest version first; a delete is an entry with a request and no resource. */
-export async function historyBundle(repo: PostgresRepository, req: HistoryRequest): Promise<Bundle> {
+export async function historyBundle(repo: ResourceReader, req: HistoryRequest): Promise<Bundle> {
   const count = Math.min(req.count ?? DEFAULT_SEARCH_COUNT, DEFAULT_MAX_SEARCH_COUNT);
   const offset = req.offset ?? 0;
   if (!Number.isInteger(count) || !Number.isInteger(offset) || count < 0 || offset < 0) {

@@ -1,81 +1,33 @@
 import { randomUUID } from 'node:crypto';
-import {
-  OperationOutcomeError,
-  allOk,
-  badRequest,
-  conflict,
-  created,
-  getStatus,
-  gone,
-  isResource,
-  notFound,
-  preconditionFailed,
-} from '@medplum/core';
+import { OperationOutcomeError, allOk, badRequest, conflict, created, getStatus, notFound, preconditionFailed } from '@medplum/core';
 import type { Operation, SearchRequest, WithId } from '@medplum/core';
-import { FhirRepository } from '@medplum/fhir-router';
-import type {
-  CreateResourceOptions,
-  DeleteResourceOptions,
-  ReadHistoryOptions,
-  TransactionOptions,
-  UpdateResourceOptions,
-} from '@medplum/fhir-router';
-import type { Bundle, OperationOutcome, Parameters, Reference, Resource, ResourceType } from '@medplum/fhirtypes';
+import type { CreateResourceOptions, DeleteResourceOptions, TransactionOptions, UpdateResourceOptions } from '@medplum/fhir-router';
+import type { OperationOutcome, Parameters, Resource, ResourceType } from '@medplum/fhirtypes';
 import type { Database, Queryable } from '../db/index.ts';
-import { SUPPORTED_RESOURCE_TYPES, validateResource } from '../profiles/index.ts';
+import { validateResource } from '../profiles/index.ts';
 import { extractSearchIndex } from './search/index-values.ts';
-import { searchResources } from './search/search.ts';
-import { searchSystem } from './search/system.ts';
 import type { ChangeObserver } from './change-observer.ts';
-import { assertAllowed } from './access.ts';
-import type { AccessPolicy, ScopeInteraction } from './access.ts';
-import { historyBundle } from './history.ts';
-import type { HistoryRequest } from './history.ts';
-import { notFoundError } from './outcomes.ts';
-import { localReference, resolveConditionalReferences } from './references.ts';
+import type { AccessPolicy } from './access.ts';
+import { resolveConditionalReferences } from './references.ts';
 import { applyPatchOrRefuse, assertWellFormedPatch } from './patch.ts';
-import { selectCurrent, selectCurrentMany, selectVersion, writeVersion } from './storage.ts';
-import type { Interaction, ResourceKey, StoredVersion } from './storage.ts';
+import { ResourceReader, ID_PATTERN, liveContent } from './repository-reads.ts';
+import type { RequestContext } from './repository-reads.ts';
+import { selectCurrent, writeVersion } from './storage.ts';
+import type { Interaction, StoredVersion } from './storage.ts';
 
-/** Who is asking: every read and write is confined to this tenant. */
-export interface RequestContext {
-  tenantId: string;
-  /** What the caller's scopes allow; checked by every method before it touches the database. */
-  access: AccessPolicy;
-  /** Absolute base of the FHIR API (e.g. https://host/fhir), for fullUrl and paging links. */
-  baseUrl: string;
-  /**
-   * Every absolute base under which a reference is to this server (PUBLIC_BASE_URL's and the
-   * request's /fhir); absent: baseUrl alone. References under them are local (references.ts).
-   */
-  localBases?: string[];
-}
-
-const ID_PATTERN = /^[A-Za-z0-9\-.]{1,64}$/;
-const supportedTypes = new Set<string>(SUPPORTED_RESOURCE_TYPES);
+export type { RequestContext };
 
 /**
  * The FHIR repository on PostgreSQL that @medplum/fhir-router's FhirRouter drives. One instance per
  * request, carrying the tenant; inside `withTransaction` a second instance shares the transaction.
+ * The reads, history and search are ResourceReader's (repository-reads.ts); here are the writes.
  */
-export class PostgresRepository extends FhirRepository {
-  readonly db: Database;
-  readonly context: RequestContext;
+export class PostgresRepository extends ResourceReader {
   readonly #observer: ChangeObserver | undefined;
-  /** Set while this instance runs inside a transaction. */
-  readonly #tx: Queryable | undefined;
 
   constructor(db: Database, context: RequestContext, options: { observer?: ChangeObserver; tx?: Queryable } = {}) {
-    super();
-    this.db = db;
-    this.context = context;
+    super(db, context, options.tx);
     this.#observer = options.observer;
-    this.#tx = options.tx;
-  }
-
-  /** This server's FHIR bases, for telling local absolute references from foreign ones. */
-  get localBases(): string[] {
-    return this.context.localBases ?? (this.context.baseUrl ? [this.context.baseUrl] : []);
   }
 
   /**
@@ -86,17 +38,12 @@ export class PostgresRepository extends FhirRepository {
     return createdResources.has(resource);
   }
 
-  /** The connection to read with: the open transaction, if any. */
-  get conn(): Queryable {
-    return this.#tx ?? this.db;
-  }
-
   /**
    * This repository (tenant, observer, open transaction) with another access policy: for the
    * server's own writes on behalf of a caller whose scopes were checked (billing's FHIR operations).
    */
   withAccess(access: AccessPolicy): PostgresRepository {
-    return new PostgresRepository(this.db, { ...this.context, access }, { observer: this.#observer, tx: this.#tx });
+    return new PostgresRepository(this.db, { ...this.context, access }, { observer: this.#observer, tx: this.tx });
   }
 
   setMode(): void {
@@ -108,7 +55,7 @@ export class PostgresRepository extends FhirRepository {
   }
 
   async withTransaction<TResult>(callback: (txRepo: this) => Promise<TResult>, options?: TransactionOptions): Promise<TResult> {
-    if (this.#tx) return callback(this); // nested: join the open transaction
+    if (this.tx) return callback(this); // nested: join the open transaction
     return this.db.transaction(
       (tx) => callback(new PostgresRepository(this.db, this.context, { observer: this.#observer, tx }) as this),
       { isolation: options?.serializable ? 'serializable' : 'read committed' },
@@ -116,20 +63,20 @@ export class PostgresRepository extends FhirRepository {
   }
 
   async createResource<T extends Resource>(resource: T, options?: CreateResourceOptions): Promise<WithId<T>> {
-    this.#allow(resource.resourceType, 'c');
+    this.allow(resource.resourceType, 'c');
     const id = options?.assignedId && resource.id ? resource.id : this.generateId();
     return this.#write({ ...resource, id }, 1, 'create');
   }
 
   async updateResource<T extends Resource>(resource: T, options?: UpdateResourceOptions): Promise<WithId<T>> {
-    this.#allow(resource.resourceType, 'u');
+    this.allow(resource.resourceType, 'u');
     if (!resource.id || !ID_PATTERN.test(resource.id)) {
       throw new OperationOutcomeError(badRequest('Missing or invalid id', `${resource.resourceType}.id`));
     }
     return this.withTransaction(async (repo) => {
-      const key = repo.#key(resource.resourceType, resource.id!);
+      const key = repo.key(resource.resourceType, resource.id!);
       const current = await selectCurrent(repo.conn, key, true);
-      if (!current || current.deleted) repo.#allow(resource.resourceType, 'c'); // this update creates
+      if (!current || current.deleted) repo.allow(resource.resourceType, 'c'); // this update creates
       assertVersionMatches(current, options?.ifMatch);
       // Update on an unknown id creates it with the client's id (CapabilityStatement: updateCreate).
       return repo.#write(resource, current ? current.versionId + 1 : 1, current && !current.deleted ? 'update' : 'create');
@@ -142,10 +89,10 @@ export class PostgresRepository extends FhirRepository {
     patch: Operation[] | Parameters,
     options?: UpdateResourceOptions,
   ): Promise<WithId<T>> {
-    this.#allow(resourceType, 'u');
+    this.allow(resourceType, 'u');
     assertWellFormedPatch(patch);
     return this.withTransaction(async (repo) => {
-      const current = await selectCurrent(repo.conn, repo.#key(resourceType, id), true);
+      const current = await selectCurrent(repo.conn, repo.key(resourceType, id), true);
       const stored = liveContent(current, resourceType, id) as T;
       assertVersionMatches(current, options?.ifMatch);
       // As the client may see it (a fresh parse, so patched in place): the patch never reads what is hidden.
@@ -159,9 +106,9 @@ export class PostgresRepository extends FhirRepository {
   }
 
   async deleteResource(resourceType: string, id: string, options?: DeleteResourceOptions): Promise<void> {
-    this.#allow(resourceType, 'd');
+    this.allow(resourceType, 'd');
     await this.withTransaction(async (repo) => {
-      const key = repo.#key(resourceType, id);
+      const key = repo.key(resourceType, id);
       const current = await selectCurrent(repo.conn, key, true);
       if (!current) throw new OperationOutcomeError(notFound);
       if (current.deleted) return; // deleting a deleted resource is a no-op success
@@ -179,97 +126,6 @@ export class PostgresRepository extends FhirRepository {
       });
       await work?.(repo.conn);
     });
-  }
-
-  async readResource<T extends Resource>(resourceType: string, id: string): Promise<WithId<T>> {
-    this.#allow(resourceType, 'r');
-    if (!ID_PATTERN.test(id)) throw new OperationOutcomeError(notFound);
-    return liveContent(await selectCurrent(this.conn, this.#key(resourceType, id)), resourceType, id) as WithId<T>;
-  }
-
-  async readReference<T extends Resource>(reference: Reference<T>): Promise<WithId<T>> {
-    const [resourceType, id] = localReference(reference.reference ?? '', this.localBases).split('/');
-    if (!resourceType || !id) throw new OperationOutcomeError(badRequest(`Invalid reference: ${reference.reference}`));
-    return this.readResource<T>(resourceType, id);
-  }
-
-  async readReferences<T extends Resource>(references: readonly Reference<T>[]): Promise<(T | Error)[]> {
-    // One query per type rather than one per reference: _include reads many at once.
-    const byType = new Map<string, string[]>();
-    const local = references.map((ref) => localReference(ref.reference ?? '', this.localBases));
-    for (const reference of local) {
-      const [type, id] = reference.split('/');
-      if (type && id && supportedTypes.has(type)) byType.set(type, [...(byType.get(type) ?? []), id]);
-    }
-    // _include of a type the caller may not read is refused as a whole (403), not silently trimmed.
-    for (const type of byType.keys()) this.#allow(type, 'r');
-    const found = new Map<string, StoredVersion>();
-    for (const [type, ids] of byType) {
-      for (const row of await selectCurrentMany(this.conn, this.context.tenantId, type, ids)) {
-        if (!row.deleted) found.set(`${type}/${row.id}`, row);
-      }
-    }
-    return local.map((reference) => {
-      const row = found.get(reference);
-      return row ? (JSON.parse(row.content) as T) : new OperationOutcomeError(notFound);
-    });
-  }
-
-  async readVersion<T extends Resource>(resourceType: string, id: string, vid: string): Promise<WithId<T>> {
-    this.#allow(resourceType, 'r');
-    const versionId = Number(vid);
-    if (!Number.isInteger(versionId) || versionId < 1 || !ID_PATTERN.test(id)) throw new OperationOutcomeError(notFound);
-    const version = await selectVersion(this.conn, this.#key(resourceType, id), versionId);
-    if (!version) throw new OperationOutcomeError(notFound);
-    if (version.deleted) throw new OperationOutcomeError(gone);
-    return JSON.parse(version.content);
-  }
-
-  async readHistory<T extends Resource>(resourceType: string, id: string, options?: ReadHistoryOptions): Promise<Bundle<WithId<T>>> {
-    this.#allow(resourceType, 'r');
-    return historyBundle(this, { resourceType, id, offset: options?.offset, count: options?.limit }) as Promise<Bundle<WithId<T>>>;
-  }
-
-  /** System history (`GET /fhir/_history`): every type the caller may search, newest first. */
-  async readSystemHistory(options: Omit<HistoryRequest, 'resourceType' | 'id'>): Promise<Bundle> {
-    const types = SUPPORTED_RESOURCE_TYPES.filter((type) => this.context.access.allows(type, 's'));
-    if (types.length === 0) assertAllowed(this.context.access, 'Patient', 's'); // the 403 says what is missing
-    return historyBundle(this, { ...options, resourceType: types });
-  }
-
-  /** Type-level history (`GET /fhir/Claim/_history`), which FhirRepository does not declare. */
-  async readTypeHistory(resourceType: string, options: Omit<HistoryRequest, 'resourceType' | 'id'>): Promise<Bundle> {
-    this.#allow(resourceType, 's');
-    return historyBundle(this, { ...options, resourceType });
-  }
-
-  async search<T extends Resource>(searchRequest: SearchRequest<T>): Promise<Bundle<WithId<T>>> {
-    if (searchRequest.types?.length) {
-      for (const type of searchRequest.types) this.#allow(type, 's');
-      return searchSystem(this, searchRequest) as Promise<Bundle<WithId<T>>>;
-    }
-    this.#allow(searchRequest.resourceType, 's');
-    return searchResources(this, searchRequest) as Promise<Bundle<WithId<T>>>;
-  }
-
-  /** A chain or `_has` reads another type's index: the caller needs search scope on that type too. */
-  allowSearchOf(resourceType: string): void {
-    this.#allow(resourceType, 's');
-  }
-
-  async searchByReference<T extends Resource>(
-    searchRequest: SearchRequest<T>,
-    referenceField: string,
-    references: string[],
-  ): Promise<Record<string, WithId<T>[]>> {
-    const result: Record<string, WithId<T>[]> = {};
-    for (const reference of references) {
-      result[reference] = await this.searchResources<T>({
-        ...searchRequest,
-        filters: [...(searchRequest.filters ?? []), { code: referenceField, operator: 'eq', value: reference }],
-      });
-    }
-    return result;
   }
 
   // Conditional interactions without criteria would act on whichever resource happens to be alone.
@@ -317,16 +173,6 @@ export class PostgresRepository extends FhirRepository {
     return { resource: undefined as unknown as WithId<T>, outcome };
   }
 
-  /** 404 for a type we do not serve, then 403 unless the caller's scopes allow the interaction. */
-  #allow(resourceType: string, interaction: ScopeInteraction): void {
-    assertSupportedType(resourceType);
-    assertAllowed(this.context.access, resourceType, interaction);
-  }
-
-  #key(resourceType: string, id: string): ResourceKey {
-    return { tenantId: this.context.tenantId, resourceType, id };
-  }
-
   /**
    * Stamps id and meta, validates, indexes and stores one version, with whatever the observer
    * (Subscriptions) must record in the same transaction. A write nobody observes is one statement,
@@ -348,7 +194,7 @@ export class PostgresRepository extends FhirRepository {
     const work = await this.#observer?.plan(this.conn, change);
     const store = async (conn: Queryable): Promise<void> => {
       await writeVersion(conn, {
-        key: this.#key(resourceType, id!),
+        key: this.key(resourceType, id!),
         versionId,
         lastUpdated: stored.meta!.lastUpdated!,
         deleted: false,
@@ -359,7 +205,7 @@ export class PostgresRepository extends FhirRepository {
       await work?.(conn);
     };
     try {
-      await (work && !this.#tx ? this.withTransaction((repo) => store(repo.conn)) : store(this.conn));
+      await (work && !this.tx ? this.withTransaction((repo) => store(repo.conn)) : store(this.conn));
     } catch (err) {
       if ((err as { code?: string }).code === '23505') {
         throw new OperationOutcomeError(conflict(`${resourceType}/${id} was written concurrently; retry`));
@@ -373,12 +219,6 @@ export class PostgresRepository extends FhirRepository {
 
 /** The resources the writes of this process created, for the 201 of a PUT (weak: no leak). */
 const createdResources = new WeakSet<Resource>();
-
-function assertSupportedType(resourceType: string): void {
-  if (!supportedTypes.has(resourceType)) {
-    throw notFoundError(`Resource type ${resourceType} is not supported by this server`);
-  }
-}
 
 function assertHasCriteria(search: SearchRequest): void {
   if (!search.filters?.length) {
@@ -394,12 +234,3 @@ function assertVersionMatches(current: StoredVersion | undefined, ifMatch: strin
   }
 }
 
-function liveContent(current: StoredVersion | undefined, resourceType: string, id: string): Resource {
-  if (!current) throw new OperationOutcomeError(notFound);
-  if (current.deleted) throw new OperationOutcomeError(gone);
-  const resource = JSON.parse(current.content) as Resource;
-  if (!isResource(resource) || resource.resourceType !== resourceType || resource.id !== id) {
-    throw new Error(`Stored content of ${resourceType}/${id} is corrupt`);
-  }
-  return resource;
-}

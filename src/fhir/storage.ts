@@ -120,6 +120,14 @@ export async function writeVersion(db: Queryable, v: NewVersion): Promise<void> 
       ctes.push(`del_${table} AS (DELETE FROM search_${table} WHERE tenant_id = $1 AND resource_type = $2 AND resource_id = $3)`);
     }
   }
+  insertIndexRows(ctes, bind, ix);
+
+  // Its text varies only with which index tables get rows: a handful of texts, each prepared once.
+  await db.query(`WITH ${ctes.join(',\n')} SELECT 1`, params, { prepare: true });
+}
+
+/** CTEs inserting the index rows of the resource whose tenant, type and id are $1, $2, $3. */
+function insertIndexRows(ctes: string[], bind: (value: unknown) => string, ix: SearchIndexRows): void {
   const insertRows = (table: string, columns: string[], types: string[], rows: unknown[][]): void => {
     if (rows.length === 0) return;
     const arrays = columns.map((_, c) => `${bind(rows.map((r) => r[c]))}::${types[c]}[]`);
@@ -133,7 +141,40 @@ export async function writeVersion(db: Queryable, v: NewVersion): Promise<void> 
   insertRows('reference', ['code', 'reference', 'target_id'], ['text', 'text', 'text'], ix.reference.map((r) => [r.code, r.reference, r.targetId]));
   insertRows('date', ['code', 'low', 'high'], ['text', 'timestamptz', 'timestamptz'], ix.date.map((d) => [d.code, d.low, d.high]));
   insertRows('number', ['code', 'value', 'system', 'unit'], ['text', 'numeric', 'text', 'text'], ix.number.map((n) => [n.code, n.value, n.system, n.unit]));
+}
 
-  // Its text varies only with which index tables get rows: a handful of texts, each prepared once.
+/** The stored current version of a live resource, with its key (the reindex reads these). */
+export interface CurrentResource extends ResourceKey {
+  content: string;
+}
+
+/**
+ * The next `limit` live resources after `after` in key order, locked FOR UPDATE: a writer of one
+ * of them waits (its own SELECT ... FOR UPDATE comes first, repository.ts) until the caller's
+ * transaction has replaced the index rows, and then replaces them again with its own version's.
+ */
+export async function selectForReindex(
+  db: Queryable,
+  filter: { tenantId?: string; resourceType?: string },
+  after: ResourceKey | undefined,
+  limit: number,
+): Promise<CurrentResource[]> {
+  return db.query<CurrentResource>(
+    `SELECT tenant_id AS "tenantId", resource_type AS "resourceType", id, content FROM resource
+      WHERE NOT deleted AND ($1::text IS NULL OR tenant_id = $1) AND ($2::text IS NULL OR resource_type = $2)
+        AND (tenant_id, resource_type, id) > ($3, $4, $5)
+      ORDER BY tenant_id, resource_type, id LIMIT $6 FOR UPDATE`,
+    [filter.tenantId ?? null, filter.resourceType ?? null, after?.tenantId ?? '', after?.resourceType ?? '', after?.id ?? '', limit],
+  );
+}
+
+/** Replaces one resource's index rows with `index`, in one statement. */
+export async function replaceSearchIndex(db: Queryable, key: ResourceKey, index: SearchIndexRows): Promise<void> {
+  const params: unknown[] = [key.tenantId, key.resourceType, key.id];
+  const bind = (value: unknown): string => `$${params.push(value)}`;
+  const ctes = ['token', 'string', 'reference', 'date', 'number'].map(
+    (table) => `del_${table} AS (DELETE FROM search_${table} WHERE tenant_id = $1 AND resource_type = $2 AND resource_id = $3)`,
+  );
+  insertIndexRows(ctes, bind, index);
   await db.query(`WITH ${ctes.join(',\n')} SELECT 1`, params, { prepare: true });
 }

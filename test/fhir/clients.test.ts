@@ -8,7 +8,7 @@ import type { TestApp } from '../support/app.ts';
 import { CLAIM_ID_SYSTEM, claim, patient } from '../support/fixtures.ts';
 
 // A FHIR client library's usual calls, unmodified, against the real server on a port of its own:
-// MedplumClient (fhir-kit-client and SMART's fhirclient are not dependencies of this repository).
+// MedplumClient. fhir-kit-client and SMART's fhirclient: clients-fhir-kit.test.ts, clients-smart.test.ts.
 
 let t: TestApp;
 let server: Server;

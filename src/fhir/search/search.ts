@@ -2,12 +2,12 @@ import { DEFAULT_MAX_SEARCH_COUNT, DEFAULT_SEARCH_COUNT, OperationOutcomeError, 
 import type { SearchRequest } from '@medplum/core';
 import { getExtraEntries } from '@medplum/fhir-router';
 import type { Bundle, BundleEntry, BundleLink, Resource } from '@medplum/fhirtypes';
-import type { PostgresRepository } from '../repository.ts';
+import type { ResourceReader } from '../repository-reads.ts';
 import { getDataType } from '@medplum/core';
 import { compileSearch, countStatement, pageStatement, usesKeyset } from './query.ts';
 
 /** Runs a search and assembles the `searchset` Bundle: matches, `_include`s, total and paging links. */
-export async function searchResources(repo: PostgresRepository, request: SearchRequest): Promise<Bundle> {
+export async function searchResources(repo: ResourceReader, request: SearchRequest): Promise<Bundle> {
   const count = Math.min(request.count ?? DEFAULT_SEARCH_COUNT, DEFAULT_MAX_SEARCH_COUNT);
   const offset = request.offset ?? 0;
   if (!Number.isInteger(count) || !Number.isInteger(offset) || count < 0 || offset < 0) {
@@ -55,13 +55,13 @@ export async function searchResources(repo: PostgresRepository, request: SearchR
   return { resourceType: 'Bundle', type: 'searchset', ...(total !== undefined && { total }), link, entry };
 }
 
-async function countMatches(repo: PostgresRepository, request: SearchRequest): Promise<number> {
+async function countMatches(repo: ResourceReader, request: SearchRequest): Promise<number> {
   const search = compileSearch(repo.context.tenantId, { ...request, cursor: undefined }, { sort: false, localBases: repo.localBases });
   const rows = await repo.conn.query<{ n: string }>(countStatement(search), search.params);
   return Number(rows[0].n);
 }
 
-function pageUrl(repo: PostgresRepository, request: SearchRequest, count: number, offset: number): string {
+function pageUrl(repo: ResourceReader, request: SearchRequest, count: number, offset: number): string {
   return `${repo.context.baseUrl}/${request.resourceType}${formatSearchQuery({ ...request, count, offset })}`;
 }
 

@@ -1,7 +1,7 @@
 import { DEFAULT_MAX_SEARCH_COUNT, DEFAULT_SEARCH_COUNT, OperationOutcomeError, badRequest, formatSearchQuery } from '@medplum/core';
 import type { SearchRequest } from '@medplum/core';
 import type { Bundle, BundleEntry, BundleLink } from '@medplum/fhirtypes';
-import type { PostgresRepository } from '../repository.ts';
+import type { ResourceReader } from '../repository-reads.ts';
 import { searchResources } from './search.ts';
 
 /**
@@ -10,7 +10,7 @@ import { searchResources } from './search.ts';
  * paged by a keyset `_cursor` of `Type/id`, so pages neither skip nor repeat. Every parameter must
  * be one each type has (a 400 names the type that lacks it); `_sort` and `_offset` are refused.
  */
-export async function searchSystem(repo: PostgresRepository, request: SearchRequest): Promise<Bundle> {
+export async function searchSystem(repo: ResourceReader, request: SearchRequest): Promise<Bundle> {
   const types = [...new Set(request.types ?? [])].sort();
   if (types.length === 0) throw new OperationOutcomeError(badRequest('A system-level search needs _type'));
   if (request.sortRules?.length || request.offset) throw new OperationOutcomeError(badRequest('A system-level search is ordered by type and id: _sort and _offset are not supported'));
