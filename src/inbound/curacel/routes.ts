@@ -9,7 +9,7 @@ import { FULL_ACCESS } from '../../fhir/access.ts';
 import { PostgresRepository } from '../../fhir/repository.ts';
 import { inspectJson } from '../../http/json-guard.ts';
 import { decodeUtf8 } from '../body.ts';
-import { findDuplicate, recordEvent } from '../journal.ts';
+import { handleOnce, recordAlone } from '../journal.ts';
 import type { EventStatus, InboundEvent, RawMessage, StoredAnswer } from '../journal.ts';
 import type { InboundDeps } from '../sender.ts';
 import { admitSource } from '../sources/authenticate.ts';
@@ -85,18 +85,11 @@ export function curacelRoutes<T>(k: CuracelKind<T>, deps: InboundDeps): Router {
     const event: InboundEvent = { tenantId: source.tenantId, source: k.kind, sourceId: source.id, eventType, dedupeKey, canonical: parsed.data, body: json, raw };
     const repo = new PostgresRepository(deps.db, { tenantId: source.tenantId, access: FULL_ACCESS, baseUrl: fhirBase(req) }, { observer: deps.observer });
     try {
-      const answer = await repo.withTransaction(async (tx): Promise<StoredAnswer> => {
-        const duplicate = await findDuplicate(tx.conn, event);
-        if (duplicate) {
-          await recordEvent(tx.conn, event, { status: 'duplicate', answer: duplicate.answer, duplicateOf: duplicate.id });
-          return duplicate.answer;
-        }
+      const answer = await handleOnce(repo, event, async (tx) => {
         const system = source.claimIdentifierSystem ?? (await claimIdSystem(tx.conn, source.tenantId));
         const mapped: CuracelSource = { id: source.id, name: source.name, currency: options.currency, claimIdentifierSystem: system };
         const done = await recordPayerDecision(tx, k.input(parsed.data, mapped));
-        const stored: StoredAnswer = { status: 200, body: answerOf(eventType, done) };
-        await recordEvent(tx.conn, event, { status: 'processed', answer: stored });
-        return stored;
+        return { status: 'processed', answer: { status: 200, body: answerOf(eventType, done) } };
       });
       res.status(answer.status).json(answer.body);
     } catch (err) {
@@ -168,7 +161,5 @@ function unreadEvent(kind: string, source: SourceRow, raw: RawMessage, eventType
 }
 
 async function journalAlone(deps: InboundDeps, event: InboundEvent, status: EventStatus, answer: StoredAnswer, req: Request, error?: string): Promise<void> {
-  await deps.db
-    .transaction((tx) => recordEvent(tx, event, { status, answer, ...(error && { error }) }))
-    .catch((journalErr: unknown) => req.log?.error({ err: journalErr }, `could not journal the ${event.source} post`));
+  await recordAlone(deps.db, event, { status, answer, ...(error && { error }) }, (journalErr) => req.log?.error({ err: journalErr }, `could not journal the ${event.source} post`));
 }
