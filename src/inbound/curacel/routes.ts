@@ -12,7 +12,7 @@ import { decodeUtf8 } from '../body.ts';
 import { handleOnce, recordAlone } from '../journal.ts';
 import type { EventStatus, InboundEvent, RawMessage, StoredAnswer } from '../journal.ts';
 import type { InboundDeps } from '../sender.ts';
-import { admitSource } from '../sources/authenticate.ts';
+import { TOO_MANY, admitSource, underFailureLimit } from '../sources/authenticate.ts';
 import { hmacSha256HexMatches, signingSecretOf } from '../sources/signing.ts';
 import { findSource } from '../sources/store.ts';
 import type { SourceRow } from '../sources/store.ts';
@@ -23,8 +23,8 @@ import type { CuracelOptions, CuracelSource } from './options.ts';
  * (x-curacel-signature, hex HMAC-SHA256) from PHP, which escapes `/` and non-ASCII, so the bytes
  * as received are verified, never a re-serialisation. Then, in ONE transaction: the journal's
  * dedupe lock, the billing command, the journal row; commit, answer. Every post is journalled raw,
- * refused ones included. Answers are JSON: `{message, ...}`; a 400 names the field (`field`); 503
- * with Retry-After while the database is unreachable.
+ * refused ones included. Answers are JSON: `{message, ...}`; a 400 names the field (`field`); 429
+ * with Retry-After past the limit of bad signatures; 503 with Retry-After while the database is unreachable.
  */
 export interface CuracelKind<T> {
   kind: string;
@@ -61,9 +61,16 @@ export function curacelRoutes<T>(k: CuracelKind<T>, deps: InboundDeps): Router {
     if (denied) return refuse(denied.status, denied.message, {}, `${k.kind}.unauthenticated`);
     const options = source.options as CuracelOptions;
     const signature = req.get(SIGNATURE);
-    if (signature === undefined ? !options.acceptUnsigned : !(await signatureMatches(deps, source, bytes, signature))) {
-      const message = signature === undefined ? `The ${SIGNATURE} header is required` : `The ${SIGNATURE} header does not match the body`;
-      return refuse(401, message, {}, `${k.kind}.unauthenticated`);
+    if (signature === undefined) {
+      if (!options.acceptUnsigned) return refuse(401, `The ${SIGNATURE} header is required`, {}, `${k.kind}.unauthenticated`);
+    } else {
+      // Bad signatures are limited as bad passwords are (sources/authenticate.ts): 429 past the limit.
+      const checked = await underFailureLimit(req, source, deps.auth, async () => ((await signatureMatches(deps, source, bytes, signature)) ? undefined : 'mismatch'));
+      if (checked.limited) {
+        res.set('Retry-After', String(checked.retryAfter));
+        return refuse(429, TOO_MANY, { retryAfter: checked.retryAfter }, `${k.kind}.unauthenticated`);
+      }
+      if (checked.failure) return refuse(401, `The ${SIGNATURE} header does not match the body`, {}, `${k.kind}.unauthenticated`);
     }
     if (text === undefined) return refuse(400, 'The body is not valid UTF-8');
     let json: unknown;

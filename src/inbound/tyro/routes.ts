@@ -26,7 +26,7 @@ const MAX_BODY = 1024 * 1024;
 /**
  * Tyro Health's invoice webhooks (shared/seeds/004). The sender retries on a timeout or a 500 and
  * on nothing else, so: 200 once stored (also an older event that changed nothing, and a duplicate),
- * 401 / 403 authentication, 400 a body we cannot read (final: a retry would not read better), 500
+ * 401 / 403 authentication (429 with Retry-After past the limit of bad signatures), 400 a body we cannot read (final: a retry would not read better), 500
  * only when we failed (the database away included: a 503 would never be retried). Every request is journalled raw, refused ones included. Signed POSTs come
  * to the source URL; GET, PUT and DELETE (never signed) to the token URL. A body, when there is
  * one, is applied whatever the method; without one there is nothing to apply, and the notice is
@@ -51,7 +51,10 @@ export function tyroRoutes(deps: InboundDeps): Router {
     };
 
     const denied = await authenticateTyro(req, source, deps.auth, bytes, tokenUrl ? (req.params.urlToken as string) : undefined);
-    if (denied) return refuse(denied.status, denied.message, 'tyro.unauthenticated');
+    if (denied) {
+      if (denied.retryAfter !== undefined) res.set('Retry-After', String(denied.retryAfter));
+      return refuse(denied.status, denied.message, 'tyro.unauthenticated');
+    }
     if (text === undefined) return refuse(400, 'The body is not valid UTF-8');
     const queryEvent = typeof req.query.event === 'string' ? req.query.event : undefined;
     if (text.trim() === '') return notice(req, res, source, message, queryEvent);
