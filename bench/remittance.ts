@@ -7,7 +7,8 @@
  * GC every tenth of the file (what the importer keeps): a streaming importer keeps about the same
  * whatever the size of the file.
  *
- *   DATABASE_URL               default postgres://postgres@127.0.0.1:5432/test (a schema of its own)
+ *   DATABASE_URL               default postgres://postgres@127.0.0.1:5432/test (a schema of its own);
+ *                              `embedded`: the embedded database, in memory
  *   BENCH_REMITTANCE_CLAIMS    sizes, comma-separated (default 1000,10000)
  *   BENCH_REMITTANCE_PROFILE   1: also print the import's statements per claim by kind, with their time
  *
@@ -77,7 +78,8 @@ async function write835(path: string, prefix: string, claims: number): Promise<n
 }
 
 async function main(): Promise<void> {
-  const db = profilingDatabase(await openDatabase({ databaseUrl, schema, dataDir: 'memory://', poolSize: 4 }));
+  const embedded = databaseUrl === 'embedded';
+  const db = profilingDatabase(await openDatabase({ databaseUrl: embedded ? undefined : databaseUrl, ...(!embedded && { schema }), dataDir: 'memory://', poolSize: 4 }));
   const rows: string[] = [];
   try {
     await migrate(db);
@@ -133,14 +135,14 @@ async function main(): Promise<void> {
       rows.push(line);
     }
   } finally {
-    await db.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => undefined);
+    if (!embedded) await db.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => undefined);
     await db.close();
     rmSync(dir, { recursive: true, force: true });
   }
   const table = [
     '# Remittance import (X12 835)',
     '',
-    `${new Date().toISOString()}; PostgreSQL at ${databaseUrl.replace(/\/\/[^@]*@/, '//')}; one process, one transaction per file.`,
+    `${new Date().toISOString()}; ${embedded ? 'the embedded database (PGlite, in memory)' : `PostgreSQL at ${databaseUrl.replace(/\/\/[^@]*@/, '//')}`}; one process, one transaction per file.`,
     '',
     '| claims | file | import | claims/s | statements/claim | heap retained (after GC, every 10%) | peak heap | peak RSS |',
     '|---|---|---|---|---|---|---|---|',
