@@ -7,8 +7,10 @@
  * GC every tenth of the file (what the importer keeps): a streaming importer keeps about the same
  * whatever the size of the file.
  *
- *   DATABASE_URL               default postgres://postgres@127.0.0.1:5432/test (a schema of its own)
+ *   DATABASE_URL               default postgres://postgres@127.0.0.1:5432/test (a schema of its own);
+ *                              `embedded`: the embedded database, in memory
  *   BENCH_REMITTANCE_CLAIMS    sizes, comma-separated (default 1000,10000)
+ *   BENCH_REMITTANCE_PROFILE   1: also print the import's statements per claim by kind, with their time
  *
  * Results go to bench/results/remittance.md.
  */
@@ -28,6 +30,7 @@ import { PostgresRepository } from '../src/fhir/repository.ts';
 import { importRemittance } from '../src/inbound/x12-835/import.ts';
 import { subscriptionObserver } from '../src/subscriptions/index.ts';
 import { claim, patient } from '../test/support/fixtures.ts';
+import { profilingDatabase } from './profile-db.ts';
 import { fmt, log } from './report.ts';
 
 const sizes = (process.env.BENCH_REMITTANCE_CLAIMS || '1000,10000').split(',').map(Number);
@@ -75,7 +78,8 @@ async function write835(path: string, prefix: string, claims: number): Promise<n
 }
 
 async function main(): Promise<void> {
-  const db = await openDatabase({ databaseUrl, schema, dataDir: 'memory://', poolSize: 4 });
+  const embedded = databaseUrl === 'embedded';
+  const db = profilingDatabase(await openDatabase({ databaseUrl: embedded ? undefined : databaseUrl, ...(!embedded && { schema }), dataDir: 'memory://', poolSize: 4 }));
   const rows: string[] = [];
   try {
     await migrate(db);
@@ -112,30 +116,36 @@ async function main(): Promise<void> {
         gc();
         retained = Math.max(retained, process.memoryUsage().heapUsed - base.heapUsed);
       };
+      db.take();
       const t0 = performance.now();
       const result = await importRemittance(repo, createReadStream(path), { onClaim });
       const seconds = (performance.now() - t0) / 1000;
       clearInterval(sampler);
+      const statements = db.take();
+      const perClaim = statements.reduce((sum, s) => sum + s.count, 0) / n;
+      if (process.env.BENCH_REMITTANCE_PROFILE === '1') {
+        for (const s of statements.slice(0, 40)) log(`  ${(s.count / n).toFixed(2).padStart(7)}/claim ${(s.ms / 1000).toFixed(2).padStart(7)} s  ${s.kind}`);
+      }
       if (!result.ok || result.remittances[0].applied !== n) throw new Error(`import failed: ${JSON.stringify(result)}`);
       const heap = (peakHeap - base.heapUsed) / 1024 / 1024;
       const rss = (peakRss - base.rss) / 1024 / 1024;
       const kept = retained / 1024 / 1024;
-      const line = `| ${fmt(n)} | ${(bytes / 1024 / 1024).toFixed(1)} MB | ${seconds.toFixed(1)} s | ${fmt(n / seconds)} | ${kept.toFixed(1)} MB | ${heap.toFixed(1)} MB | ${rss.toFixed(1)} MB |`;
-      log(`  imported: ${fmt(n / seconds)} claims/s; retained heap +${kept.toFixed(1)} MB, peak heap +${heap.toFixed(1)} MB, peak RSS +${rss.toFixed(1)} MB`);
+      const line = `| ${fmt(n)} | ${(bytes / 1024 / 1024).toFixed(1)} MB | ${seconds.toFixed(1)} s | ${fmt(n / seconds)} | ${perClaim.toFixed(1)} | ${kept.toFixed(1)} MB | ${heap.toFixed(1)} MB | ${rss.toFixed(1)} MB |`;
+      log(`  imported: ${fmt(n / seconds)} claims/s, ${perClaim.toFixed(1)} statements/claim; retained heap +${kept.toFixed(1)} MB, peak heap +${heap.toFixed(1)} MB, peak RSS +${rss.toFixed(1)} MB`);
       rows.push(line);
     }
   } finally {
-    await db.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => undefined);
+    if (!embedded) await db.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => undefined);
     await db.close();
     rmSync(dir, { recursive: true, force: true });
   }
   const table = [
     '# Remittance import (X12 835)',
     '',
-    `${new Date().toISOString()}; PostgreSQL at ${databaseUrl.replace(/\/\/[^@]*@/, '//')}; one process, one transaction per file.`,
+    `${new Date().toISOString()}; ${embedded ? 'the embedded database (PGlite, in memory)' : `PostgreSQL at ${databaseUrl.replace(/\/\/[^@]*@/, '//')}`}; one process, one transaction per file.`,
     '',
-    '| claims | file | import | claims/s | heap retained (after GC, every 10%) | peak heap | peak RSS |',
-    '|---|---|---|---|---|---|---|',
+    '| claims | file | import | claims/s | statements/claim | heap retained (after GC, every 10%) | peak heap | peak RSS |',
+    '|---|---|---|---|---|---|---|---|',
     ...rows,
     '',
   ].join('\n');

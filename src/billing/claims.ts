@@ -25,6 +25,33 @@ export async function findClaimsByBillId(repo: PostgresRepository, system: strin
   return claims.filter((c) => c.status !== 'entered-in-error').sort(newestFirst);
 }
 
+/**
+ * findClaimsByBillId for many bill ids in one search (an importer's batch): each bill id's claims,
+ * newest first; a bill id without any has none in the map. Should the search fill its page (it may
+ * have been cut), each bill id is asked on its own instead.
+ */
+export async function findClaimsByBillIds(repo: PostgresRepository, system: string, billIds: string[]): Promise<Map<string, Claim[]>> {
+  const found = new Map<string, Claim[]>();
+  const wanted = [...new Set(billIds)];
+  if (wanted.length === 0) return found;
+  const claims = await repo.searchResources<Claim>({
+    resourceType: 'Claim',
+    filters: [{ code: 'identifier', operator: Operator.EQUALS, value: wanted.map((id) => `${escape(system)}|${escape(id)}`).join(',') }],
+    count: MAX_LIFECYCLE_CLAIMS,
+  });
+  if (claims.length >= MAX_LIFECYCLE_CLAIMS) {
+    for (const id of wanted) found.set(id, await findClaimsByBillId(repo, system, id));
+    return found;
+  }
+  const want = new Set(wanted);
+  for (const claim of claims.filter((c) => c.status !== 'entered-in-error').sort(newestFirst)) {
+    // A token search matches system and value exactly, so these are the ids it was found by.
+    const ids = new Set((claim.identifier ?? []).filter((i) => i.system === system && i.value !== undefined && want.has(i.value)).map((i) => i.value!));
+    for (const id of ids) (found.get(id) ?? found.set(id, []).get(id)!).push(claim);
+  }
+  return found;
+}
+
 /** A search value taken literally: FHIR search escapes `,` (OR), `|` (system) and `$` with `\`. */
 function escape(value: string): string {
   return value.replace(/[\\,|$]/g, (c) => `\\${c}`);
@@ -55,15 +82,17 @@ export function relativeReference(reference: string): string {
 /**
  * Every live claim of lifecycle `lifecycleId`: those whose claim-lifecycle-id is it, plus the claim
  * whose id it is when that claim names no other lifecycle (an original claim without the extension,
- * whose corrections point at its id).
+ * whose corrections point at its id). `known`: that claim, when the caller holds it.
  */
-export async function lifecycleClaims(repo: PostgresRepository, lifecycleId: string): Promise<Claim[]> {
+export async function lifecycleClaims(repo: PostgresRepository, lifecycleId: string, known?: Claim): Promise<Claim[]> {
   const tagged = await repo.searchResources<Claim>({
     resourceType: 'Claim',
     filters: [{ code: 'lifecycle', operator: Operator.EQUALS, value: escape(lifecycleId) }],
     count: MAX_LIFECYCLE_CLAIMS,
   });
   const byId = new Map(tagged.map((c) => [c.id!, c]));
+  // The caller may already hold the claim whose id it is (live, read in this transaction): no need to search for it.
+  if (known?.id === lifecycleId && known.status !== 'entered-in-error' && lifecycleIdOf(known) === lifecycleId && !byId.has(lifecycleId)) byId.set(lifecycleId, { ...known, id: lifecycleId });
   if (!byId.has(lifecycleId)) {
     const own = await repo.searchResources<Claim>({
       resourceType: 'Claim',

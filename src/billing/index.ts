@@ -27,7 +27,7 @@ export { bookCurrency } from './currency-store.ts';
 export { claimIdSystem, setClaimIdSystem } from './store.ts';
 export { MEMBER_LIABILITY, memberLiabilityOf } from './claims.ts';
 export { PAYMENT_EXTENSIONS, PAYMENT_METHOD_EXTENSION, PAYMENT_TRACE_ID_SYSTEM } from './resources.ts';
-export { PAYER_CLAIM_ID_SYSTEM, applyWaitingRemittanceClaims, listWaitingClaimPayments, beginRemittance, finishRemittance, recordClaimAdjudication, traceKey } from './remittances.ts';
+export { PAYER_CLAIM_ID_SYSTEM, applyWaitingRemittanceClaims, listWaitingClaimPayments, beginRemittance, finishRemittance, recordClaimAdjudication, recordClaimAdjudications, traceKey } from './remittances.ts';
 export type { BeginOutcome, ClaimAdjudicationInput, ClaimAdjudicationOutcome, PartyInput, RemittanceInput, RemittanceRef, WaitingClaimPaymentView } from './remittances.ts';
 export { PAYMENT_TYPE_SYSTEM } from './resources.ts';
 export { ZERO, fhirMoney } from './money.ts';

@@ -68,8 +68,11 @@ export function billingObserver(options: { db: Database; observer: () => ChangeO
         if (response.status !== 'active' || response.use !== 'claim' || !request) return undefined;
         const [type, claimId] = relativeReference(request).split('/');
         if (type !== 'Claim' || !claimId) return undefined;
+        // Most responses find no credit waiting: asked here, so they cost no savepoint.
+        const waiting = await waitingCredit(repoIn(conn, tenantId), claimId);
+        if (!waiting) return undefined;
         return async (tx: Queryable) => {
-          await inSavepoint(tx, () => applyWaitingCredit(repoIn(tx, tenantId), claimId), undoable);
+          await inSavepoint(tx, () => applyWaitingCredit(repoIn(tx, tenantId), claimId, waiting.creditIds), undoable);
         };
       }
       return undefined;
@@ -77,16 +80,22 @@ export function billingObserver(options: { db: Database; observer: () => ChangeO
   };
 }
 
-/** Allocates the lifecycle's unallocated credits (oldest payment first) to the claim, as far as it owes. */
-async function applyWaitingCredit(repo: PostgresRepository, claimId: string): Promise<void> {
+/** The live claim and the credits of its lifecycle (oldest payment first), when it has any. */
+async function waitingCredit(repo: PostgresRepository, claimId: string): Promise<{ creditIds: string[] } | undefined> {
   const claim = await repo.readResource<Claim>('Claim', claimId).catch((err: unknown) => {
     // A response to a claim that is not here (or deleted) has no credit to take.
     const status = err instanceof OperationOutcomeError ? getStatus(err.outcome) : undefined;
     if (status === 404 || status === 410) return undefined;
     throw err;
   });
-  if (!claim || claim.status === 'entered-in-error') return;
-  for (const creditId of await lifecycleCreditIds(repo.conn, repo.context.tenantId, lifecycleIdOf(claim))) {
+  if (!claim || claim.status === 'entered-in-error') return undefined;
+  const creditIds = await lifecycleCreditIds(repo.conn, repo.context.tenantId, lifecycleIdOf(claim));
+  return creditIds.length > 0 ? { creditIds } : undefined;
+}
+
+/** Allocates the lifecycle's unallocated credits (oldest payment first) to the claim, as far as it owes. */
+async function applyWaitingCredit(repo: PostgresRepository, claimId: string, creditIds: string[]): Promise<void> {
+  for (const creditId of creditIds) {
     if (!(await creditBooks(repo, creditId)).balance.gt(0)) continue;
     const result = await allocateCredit(repo, { creditId, claim: `Claim/${claimId}` });
     // Nothing (more) open on the claim: the rest of the credit keeps waiting.

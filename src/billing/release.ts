@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { Claim } from '@medplum/fhirtypes';
 import type { PostgresRepository } from '../fhir/repository.ts';
 import { account, changeLifecyclePaid, saveCredit } from './books.ts';
 import { lifecycleClaims, responsibilityOf } from './claims.ts';
@@ -15,12 +16,12 @@ import { accountSums, findPayment, lockLifecycle, recordMovement, savePayment } 
  * reversed into their credits, then what payments applied directly moves to each payment's credit
  * (created when it had none). No money leaves the patient; checkBooks' invariants hold (a payment's
  * applied + credited is still its amount). The caller holds the patient's account lock.
- * Returns what was released.
+ * Returns what was released. `known`: a claim of the lifecycle the caller holds (lifecycleClaims).
  */
-export async function releaseExcess(repo: PostgresRepository, lifecycleId: string, currency: string): Promise<Amount> {
+export async function releaseExcess(repo: PostgresRepository, lifecycleId: string, currency: string, known?: Claim): Promise<Amount> {
   const tenantId = repo.context.tenantId;
   const paid = await lockLifecycle(repo.conn, tenantId, lifecycleId, currency);
-  const owed = (await responsibilityOf(repo, await lifecycleClaims(repo, lifecycleId), currency)).amount;
+  const owed = (await responsibilityOf(repo, await lifecycleClaims(repo, lifecycleId, known), currency)).amount;
   let left = paid.minus(owed);
   if (!left.gt(ZERO)) return ZERO;
   const released = left;

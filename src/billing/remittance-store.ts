@@ -84,6 +84,26 @@ export async function saveRemittanceClaim(conn: Queryable, tenantId: string, c: 
   );
 }
 
+/** Several new claim payments in one statement (as saveRemittanceClaim would each). */
+export async function saveRemittanceClaims(conn: Queryable, tenantId: string, claims: readonly RemittanceClaimRow[]): Promise<void> {
+  if (claims.length === 0) return;
+  const params: unknown[] = [tenantId];
+  const values = claims.map((c) => {
+    const at = params.length;
+    params.push(c.remittanceId, c.seq, c.billId, c.claimIdSystem, c.payerClaimId, c.statusCode, sql(c.paidAmount), c.status, c.claimId, c.claimResponseId, JSON.stringify(c.adjudication));
+    const $ = (k: number): string => `$${at + k}`;
+    return `($1, ${$(1)}, ${$(2)}::int, ${$(3)}, ${$(4)}, ${$(5)}, ${$(6)}, ${$(7)}::numeric, ${$(8)}, ${$(9)}, ${$(10)}, ${$(11)}::jsonb, CASE WHEN ${$(8)} = 'applied' THEN now() END)`;
+  });
+  await conn.query(
+    `INSERT INTO remittance_claim (tenant_id, remittance_id, seq, bill_id, claim_id_system, payer_claim_id, status_code, paid_amount,
+        status, claim_id, claim_response_id, adjudication, applied_at)
+     VALUES ${values.join(', ')}
+     ON CONFLICT (tenant_id, remittance_id, seq) DO UPDATE SET status = EXCLUDED.status, claim_id = EXCLUDED.claim_id,
+        claim_response_id = EXCLUDED.claim_response_id, applied_at = EXCLUDED.applied_at`,
+    params,
+  );
+}
+
 /** The remittance's claims in file order. */
 export async function remittanceClaims(conn: Queryable, tenantId: string, remittanceId: string): Promise<RemittanceClaimRow[]> {
   const rows = await conn.query<RawClaim>(`SELECT ${CLAIM_COLUMNS} FROM remittance_claim WHERE tenant_id = $1 AND remittance_id = $2 ORDER BY seq`, [tenantId, remittanceId]);

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { Queryable } from '../db/index.ts';
+import type { Database, Queryable } from '../db/index.ts';
+import type { PostgresRepository } from '../fhir/repository.ts';
 import { trackWrites, writtenIn } from '../fhir/write-log.ts';
 
 /**
@@ -91,6 +92,50 @@ export async function recordEvent(
       JSON.stringify(writtenIn(conn)),
     ],
   );
+}
+
+/** What a sender's billing command came to: the journal's status for it and the answer to give. */
+export interface Handled {
+  status: EventStatus;
+  answer: StoredAnswer;
+}
+
+/**
+ * One sender's event, in ONE transaction: the dedupe lock; a duplicate is journalled as such and
+ * answered with the first answer (`duplicateAnswer` may reshape it), and nothing else runs;
+ * otherwise `handle` runs the sender's billing command and its outcome is journalled with the
+ * answer. A throw rolls everything back: the caller journals the failure (`recordAlone`).
+ */
+export async function handleOnce(
+  repo: PostgresRepository,
+  event: InboundEvent,
+  handle: (tx: PostgresRepository) => Promise<Handled>,
+  options: { settled?: readonly EventStatus[]; duplicateAnswer?: (first: StoredAnswer) => StoredAnswer } = {},
+): Promise<StoredAnswer> {
+  return repo.withTransaction(async (tx) => {
+    const duplicate = await findDuplicate(tx.conn, event, options.settled);
+    if (duplicate) {
+      const answer = options.duplicateAnswer?.(duplicate.answer) ?? duplicate.answer;
+      await recordEvent(tx.conn, event, { status: 'duplicate', answer, duplicateOf: duplicate.id });
+      return answer;
+    }
+    const done = await handle(tx);
+    await recordEvent(tx.conn, event, { status: done.status, answer: done.answer });
+    return done.answer;
+  });
+}
+
+/**
+ * Journals an event in a transaction of its own (a refusal, or a failure after the rollback, so
+ * the event is never lost); a failure to do so is only reported to `onError` (the caller logs it).
+ */
+export async function recordAlone(
+  db: Database,
+  event: InboundEvent,
+  outcome: { status: EventStatus; answer: StoredAnswer; error?: string },
+  onError: (err: unknown) => void,
+): Promise<void> {
+  await db.transaction((tx) => recordEvent(tx, event, outcome)).catch(onError);
 }
 
 export interface JournalRow {

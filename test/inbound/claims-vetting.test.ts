@@ -3,11 +3,10 @@ import request from 'supertest';
 import type { Claim, ClaimResponse, Coverage, Organization, Patient } from '@medplum/fhirtypes';
 import { runCommand } from '../../src/cli/commands.ts';
 import { listEvents } from '../../src/inbound/index.ts';
-import { startTestApp } from '../support/app.ts';
 import type { TestApp } from '../support/app.ts';
-import { client, expectBooksBalanced } from '../support/billing.ts';
+import { expectBooksBalanced } from '../support/billing.ts';
 import type { Client } from '../support/billing.ts';
-import { claimVetted, phpJson, pileDone, platformId, postSigned, registerCuracelSource, sign } from '../support/curacel.ts';
+import { claimVetted, phpJson, pileDone, platformId, postSigned, posterFor, registerCuracelSource, sign, startCuracel } from '../support/curacel.ts';
 
 /** Curacel claim vetting (shared/seeds/001) through HTTP on the real database. */
 let t: TestApp;
@@ -16,18 +15,13 @@ let admin: string;
 let url: string;
 let secret: string;
 beforeAll(async () => {
-  t = await startTestApp();
-  c = client(t, await t.token());
-  admin = await t.token('admin');
-  const source = await registerCuracelSource(t, admin, 'claims-vetting');
-  url = source.url;
-  secret = source.credentials!.signingSecret;
+  ({ t, c, admin, url, secret } = await startCuracel('claims-vetting'));
 });
 afterEach(() => expectBooksBalanced(t));
 afterAll(() => t.close());
 
 const SID = 'https://fhir-billing.org/fhir/sid';
-const post = (body: unknown, signature?: string | null) => postSigned(t, url, secret, typeof body === 'string' ? body : JSON.stringify(body), signature);
+const post = (body: unknown, signature?: string | null) => posterFor(t, url, secret)(body, signature);
 const responseOf = async (id: string | number): Promise<ClaimResponse[]> => c.fhir.search<ClaimResponse>(`ClaimResponse?identifier=${SID}/curacel-claim-id|${id}`);
 const journal = async () => listEvents(t.db, 'default', 'claims-vetting');
 const adjudication = (list: { category?: { coding?: { code?: string }[] }; amount?: { value?: number; currency?: string }; value?: number; reason?: any }[] | undefined, code: string) =>

@@ -2,11 +2,10 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import request from 'supertest';
 import type { Claim, ClaimResponse, Coverage, Organization, Patient } from '@medplum/fhirtypes';
 import { listEvents } from '../../src/inbound/index.ts';
-import { startTestApp } from '../support/app.ts';
 import type { TestApp } from '../support/app.ts';
-import { client, expectBooksBalanced } from '../support/billing.ts';
+import { expectBooksBalanced } from '../support/billing.ts';
 import type { Client } from '../support/billing.ts';
-import { paApproved, paDeclined, platformId, postSigned, registerCuracelSource, sign } from '../support/curacel.ts';
+import { paApproved, paDeclined, platformId, posterFor, registerCuracelSource, sign, startCuracel } from '../support/curacel.ts';
 
 /** Curacel pre-authorization decisions (shared/seeds/003) through HTTP on the real database. */
 let t: TestApp;
@@ -15,18 +14,13 @@ let admin: string;
 let url: string;
 let secret: string;
 beforeAll(async () => {
-  t = await startTestApp();
-  c = client(t, await t.token());
-  admin = await t.token('admin');
-  const source = await registerCuracelSource(t, admin, 'pre-authorization');
-  url = source.url;
-  secret = source.credentials!.signingSecret;
+  ({ t, c, admin, url, secret } = await startCuracel('pre-authorization'));
 });
 afterEach(() => expectBooksBalanced(t));
 afterAll(() => t.close());
 
 const PAS = 'http://hl7.org/fhir/us/davinci-pas/StructureDefinition/extension-reviewAction';
-const post = (body: unknown, signature?: string | null) => postSigned(t, url, secret, typeof body === 'string' ? body : JSON.stringify(body), signature);
+const post = (body: unknown, signature?: string | null) => posterFor(t, url, secret)(body, signature);
 const decisionOf = async (id: string): Promise<ClaimResponse[]> =>
   c.fhir.search<ClaimResponse>(`ClaimResponse?identifier=https://fhir-billing.org/fhir/sid/curacel-pa-id-from-insurer|${id}`);
 const reviewAction = (cr: ClaimResponse) => {

@@ -1,7 +1,10 @@
 import { createHmac, randomInt } from 'node:crypto';
 import request from 'supertest';
 import { expect } from 'vitest';
+import { startTestApp } from './app.ts';
 import type { TestApp } from './app.ts';
+import { client } from './billing.ts';
+import type { Client } from './billing.ts';
 
 /** A claims-vetting or pre-authorization webhook source, registered through the admin API. */
 export async function registerCuracelSource(t: TestApp, adminToken: string, kind: 'claims-vetting' | 'pre-authorization', body: Record<string, unknown> = {}) {
@@ -21,6 +24,19 @@ export function postSigned(t: TestApp, url: string, secret: string, body: string
   const sig = signature === undefined ? sign(secret, body) : signature;
   return (sig === null ? req : req.set('x-curacel-signature', sig)).send(body);
 }
+
+/** What a Curacel test file starts with: the app, a client, an admin token and one registered source of `kind`. */
+export async function startCuracel(kind: 'claims-vetting' | 'pre-authorization') {
+  const t = await startTestApp();
+  const c: Client = client(t, await t.token());
+  const admin = await t.token('admin');
+  const source = await registerCuracelSource(t, admin, kind);
+  return { t, c, admin, url: source.url, secret: source.credentials!.signingSecret };
+}
+
+/** Posts a payload (an object as JSON, a string as its bytes) signed as the source's sender would (see postSigned). */
+export const posterFor = (t: TestApp, url: string, secret: string) => (body: unknown, signature?: string | null) =>
+  postSigned(t, url, secret, typeof body === 'string' ? body : JSON.stringify(body), signature);
 
 export const platformId = (): number => randomInt(1, 2 ** 31);
 

@@ -8,8 +8,8 @@ import type { AppliedPaymentOutcome, PatientPaymentInput } from '../../billing/i
 import { amount } from '../../billing/index.ts';
 import { FULL_ACCESS } from '../../fhir/access.ts';
 import { PostgresRepository } from '../../fhir/repository.ts';
-import { findDuplicate, recordEvent } from '../journal.ts';
-import type { InboundEvent, StoredAnswer } from '../journal.ts';
+import { handleOnce, recordAlone } from '../journal.ts';
+import type { Handled, InboundEvent, StoredAnswer } from '../journal.ts';
 import type { InboundDeps } from '../sender.ts';
 import { cairError } from './errors.ts';
 import type { CairError } from './errors.ts';
@@ -67,32 +67,23 @@ export function cairRoutes(deps: InboundDeps): Router {
       };
       const repo = new PostgresRepository(deps.db, { tenantId, access: FULL_ACCESS, baseUrl: fhirBase(req) }, { observer: deps.observer });
       try {
-        const answer = await repo.withTransaction(async (tx): Promise<StoredAnswer> => {
-          const duplicate = await findDuplicate(tx.conn, event);
-          if (duplicate) {
-            await recordEvent(tx.conn, event, { status: 'duplicate', answer: duplicate.answer, duplicateOf: duplicate.id });
-            return duplicate.answer;
-          }
+        const answer = await handleOnce(repo, event, async (tx): Promise<Handled> => {
           const result = await applyPatientPayment(tx, input);
           if (result.ok && result.value.status === 'unmatched') {
             // Kept for an operator (GET /admin/unmatched-payments), answered as the seed says: 404.
-            const reply = cairError.fromRefusal(refuse('not-found', `Claim not found for billId: ${input.billId}`, 'billId'), input.billId);
-            await recordEvent(tx.conn, event, { status: 'unmatched', answer: reply });
-            return reply;
+            return { status: 'unmatched', answer: cairError.fromRefusal(refuse('not-found', `Claim not found for billId: ${input.billId}`, 'billId'), input.billId) };
           }
-          const reply: StoredAnswer = result.ok ? { status: 200, body: success(result.value as AppliedPaymentOutcome) } : cairError.fromRefusal(result, input.billId);
-          const status = result.ok ? 'processed' : result.code === 'not-found' ? 'unmatched' : 'refused';
-          await recordEvent(tx.conn, event, { status, answer: reply });
-          return reply;
+          const answer: StoredAnswer = result.ok ? { status: 200, body: success(result.value as AppliedPaymentOutcome) } : cairError.fromRefusal(result, input.billId);
+          return { status: result.ok ? 'processed' : result.code === 'not-found' ? 'unmatched' : 'refused', answer };
         });
         res.status(answer.status).json(answer.body);
       } catch (err) {
         req.log?.error({ err, billId: input.billId }, 'patient payment failed; rolled back');
         const failure = cairError.fromException(err, String(req.id));
         // The failure is journalled on its own, after the rollback: the event is never lost.
-        await deps.db
-          .transaction((tx) => recordEvent(tx, event, { status: 'failed', answer: failure, error: (err as Error)?.message ?? String(err) }))
-          .catch((journalErr: unknown) => req.log?.error({ err: journalErr }, 'could not journal the failed event'));
+        await recordAlone(deps.db, event, { status: 'failed', answer: failure, error: (err as Error)?.message ?? String(err) }, (journalErr) =>
+          req.log?.error({ err: journalErr }, 'could not journal the failed event'),
+        );
         send(res, failure);
       }
     },

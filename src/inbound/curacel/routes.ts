@@ -9,10 +9,10 @@ import { FULL_ACCESS } from '../../fhir/access.ts';
 import { PostgresRepository } from '../../fhir/repository.ts';
 import { inspectJson } from '../../http/json-guard.ts';
 import { decodeUtf8 } from '../body.ts';
-import { findDuplicate, recordEvent } from '../journal.ts';
+import { handleOnce, recordAlone } from '../journal.ts';
 import type { EventStatus, InboundEvent, RawMessage, StoredAnswer } from '../journal.ts';
 import type { InboundDeps } from '../sender.ts';
-import { admitSource } from '../sources/authenticate.ts';
+import { TOO_MANY, admitSource, underFailureLimit } from '../sources/authenticate.ts';
 import { hmacSha256HexMatches, signingSecretOf } from '../sources/signing.ts';
 import { findSource } from '../sources/store.ts';
 import type { SourceRow } from '../sources/store.ts';
@@ -23,8 +23,8 @@ import type { CuracelOptions, CuracelSource } from './options.ts';
  * (x-curacel-signature, hex HMAC-SHA256) from PHP, which escapes `/` and non-ASCII, so the bytes
  * as received are verified, never a re-serialisation. Then, in ONE transaction: the journal's
  * dedupe lock, the billing command, the journal row; commit, answer. Every post is journalled raw,
- * refused ones included. Answers are JSON: `{message, ...}`; a 400 names the field (`field`); 503
- * with Retry-After while the database is unreachable.
+ * refused ones included. Answers are JSON: `{message, ...}`; a 400 names the field (`field`); 429
+ * with Retry-After past the limit of bad signatures; 503 with Retry-After while the database is unreachable.
  */
 export interface CuracelKind<T> {
   kind: string;
@@ -61,9 +61,16 @@ export function curacelRoutes<T>(k: CuracelKind<T>, deps: InboundDeps): Router {
     if (denied) return refuse(denied.status, denied.message, {}, `${k.kind}.unauthenticated`);
     const options = source.options as CuracelOptions;
     const signature = req.get(SIGNATURE);
-    if (signature === undefined ? !options.acceptUnsigned : !(await signatureMatches(deps, source, bytes, signature))) {
-      const message = signature === undefined ? `The ${SIGNATURE} header is required` : `The ${SIGNATURE} header does not match the body`;
-      return refuse(401, message, {}, `${k.kind}.unauthenticated`);
+    if (signature === undefined) {
+      if (!options.acceptUnsigned) return refuse(401, `The ${SIGNATURE} header is required`, {}, `${k.kind}.unauthenticated`);
+    } else {
+      // Bad signatures are limited as bad passwords are (sources/authenticate.ts): 429 past the limit.
+      const checked = await underFailureLimit(req, source, deps.auth, async () => ((await signatureMatches(deps, source, bytes, signature)) ? undefined : 'mismatch'));
+      if (checked.limited) {
+        res.set('Retry-After', String(checked.retryAfter));
+        return refuse(429, TOO_MANY, { retryAfter: checked.retryAfter }, `${k.kind}.unauthenticated`);
+      }
+      if (checked.failure) return refuse(401, `The ${SIGNATURE} header does not match the body`, {}, `${k.kind}.unauthenticated`);
     }
     if (text === undefined) return refuse(400, 'The body is not valid UTF-8');
     let json: unknown;
@@ -85,18 +92,11 @@ export function curacelRoutes<T>(k: CuracelKind<T>, deps: InboundDeps): Router {
     const event: InboundEvent = { tenantId: source.tenantId, source: k.kind, sourceId: source.id, eventType, dedupeKey, canonical: parsed.data, body: json, raw };
     const repo = new PostgresRepository(deps.db, { tenantId: source.tenantId, access: FULL_ACCESS, baseUrl: fhirBase(req) }, { observer: deps.observer });
     try {
-      const answer = await repo.withTransaction(async (tx): Promise<StoredAnswer> => {
-        const duplicate = await findDuplicate(tx.conn, event);
-        if (duplicate) {
-          await recordEvent(tx.conn, event, { status: 'duplicate', answer: duplicate.answer, duplicateOf: duplicate.id });
-          return duplicate.answer;
-        }
+      const answer = await handleOnce(repo, event, async (tx) => {
         const system = source.claimIdentifierSystem ?? (await claimIdSystem(tx.conn, source.tenantId));
         const mapped: CuracelSource = { id: source.id, name: source.name, currency: options.currency, claimIdentifierSystem: system };
         const done = await recordPayerDecision(tx, k.input(parsed.data, mapped));
-        const stored: StoredAnswer = { status: 200, body: answerOf(eventType, done) };
-        await recordEvent(tx.conn, event, { status: 'processed', answer: stored });
-        return stored;
+        return { status: 'processed', answer: { status: 200, body: answerOf(eventType, done) } };
       });
       res.status(answer.status).json(answer.body);
     } catch (err) {
@@ -168,7 +168,5 @@ function unreadEvent(kind: string, source: SourceRow, raw: RawMessage, eventType
 }
 
 async function journalAlone(deps: InboundDeps, event: InboundEvent, status: EventStatus, answer: StoredAnswer, req: Request, error?: string): Promise<void> {
-  await deps.db
-    .transaction((tx) => recordEvent(tx, event, { status, answer, ...(error && { error }) }))
-    .catch((journalErr: unknown) => req.log?.error({ err: journalErr }, `could not journal the ${event.source} post`));
+  await recordAlone(deps.db, event, { status, answer, ...(error && { error }) }, (journalErr) => req.log?.error({ err: journalErr }, `could not journal the ${event.source} post`));
 }

@@ -5,7 +5,7 @@ import { databaseUnavailable } from '../../db/unavailable.ts';
 import { FULL_ACCESS } from '../../fhir/access.ts';
 import { PostgresRepository } from '../../fhir/repository.ts';
 import { decodeUtf8, parseFields } from '../body.ts';
-import { findDuplicate, recordEvent } from '../journal.ts';
+import { handleOnce, recordAlone } from '../journal.ts';
 import type { EventStatus, InboundEvent, RawMessage, StoredAnswer } from '../journal.ts';
 import type { InboundDeps } from '../sender.ts';
 import { authenticateSource } from '../sources/authenticate.ts';
@@ -79,17 +79,16 @@ export function instamedRoutes(deps: InboundDeps): Router {
     };
     const repo = new PostgresRepository(deps.db, { tenantId: source.tenantId, access: FULL_ACCESS, baseUrl: fhirBase(req) }, { observer: deps.observer });
     try {
-      const answer = await repo.withTransaction(async (tx): Promise<StoredAnswer> => {
-        const duplicate = await findDuplicate(tx.conn, event, ['processed', 'unmatched']);
-        if (duplicate) {
-          await recordEvent(tx.conn, event, { status: 'duplicate', answer: duplicate.answer, duplicateOf: duplicate.id });
-          return duplicate.answer;
-        }
-        const done = await runMessage(tx, m, fields, { claimIdentifierSystem: source.claimIdentifierSystem });
-        const stored: StoredAnswer = { status: done.http, body: done.text };
-        await recordEvent(tx.conn, event, { status: done.status, answer: stored });
-        return stored;
-      });
+      // InstaMed's unmatched was answered "stored", so it is as final as processed (journal.ts).
+      const answer = await handleOnce(
+        repo,
+        event,
+        async (tx) => {
+          const done = await runMessage(tx, m, fields, { claimIdentifierSystem: source.claimIdentifierSystem });
+          return { status: done.status, answer: { status: done.http, body: done.text } };
+        },
+        { settled: ['processed', 'unmatched'] },
+      );
       reply(res, answer.status, String(answer.body));
     } catch (err) {
       if (databaseUnavailable(err)) return unavailable(res, err);
@@ -158,7 +157,5 @@ function unreadEvent(source: SourceRow, raw: RawMessage, eventType: string, requ
 
 /** Journals an event in a transaction of its own (after a refusal or a rollback); a failure to do so is logged. */
 async function journalAlone(deps: InboundDeps, event: InboundEvent, status: EventStatus, answer: StoredAnswer, req: Request, error?: string): Promise<void> {
-  await deps.db
-    .transaction((tx) => recordEvent(tx, event, { status, answer, ...(error && { error }) }))
-    .catch((journalErr: unknown) => req.log?.error({ err: journalErr }, 'could not journal the instamed message'));
+  await recordAlone(deps.db, event, { status, answer, ...(error && { error }) }, (journalErr) => req.log?.error({ err: journalErr }, 'could not journal the instamed message'));
 }

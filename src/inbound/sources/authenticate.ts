@@ -77,13 +77,36 @@ async function basic(req: Request, source: SourceRow, options: SourceAuth, limit
   const m = /^Basic +([A-Za-z0-9+/]+=*) *$/i.exec(req.headers.authorization ?? '');
   const refusal = { status: 401 as const, message: 'Invalid username or password', challenge: BASIC_CHALLENGE };
   if (!m) return { ...refusal, message: 'HTTP Basic credentials are required' };
+  const checked = await limited(req, source, limiter, () => checkBasic(m[1], source, options, refusal));
+  return checked.limited ? { status: 429, message: TOO_MANY, retryAfter: checked.retryAfter } : checked.failure;
+}
+
+export const TOO_MANY = 'Too many failed attempts; retry later';
+
+/**
+ * A credential check under the limit of failures per source and address, and per address (step 3
+ * above): the attempt takes a point before `check` runs and gives it back when `check` passed
+ * (returned undefined), so only failures stay counted; past the limit `check` does not run at all.
+ * For kinds that authenticate by signature (Curacel, Tyro): a guessed signature costs what a
+ * guessed password does, and counts against the same allowance.
+ */
+export async function underFailureLimit<F>(
+  req: Request,
+  source: SourceRow,
+  deps: AuthDeps,
+  check: () => Promise<F | undefined>,
+): Promise<{ limited: true; retryAfter: number } | { limited: false; failure: F | undefined }> {
+  return limited(req, source, limiterFor(deps), check);
+}
+
+async function limited<F>(req: Request, source: SourceRow, limiter: FailureLimiter, check: () => Promise<F | undefined>) {
   const address = req.ip ?? 'unknown';
   const caller = `${source.id}|${address}`;
   const taken = await limiter.take(caller, address);
-  if (!taken.ok) return { status: 429, message: 'Too many failed attempts; retry later', retryAfter: taken.retryAfter };
-  const failed = await checkBasic(m[1], source, options, refusal);
-  if (!failed) await limiter.giveBack(caller, address);
-  return failed;
+  if (!taken.ok) return { limited: true as const, retryAfter: taken.retryAfter };
+  const failure = await check();
+  if (failure === undefined) await limiter.giveBack(caller, address);
+  return { limited: false as const, failure };
 }
 
 async function checkBasic(encoded: string, source: SourceRow, options: SourceAuth, refusal: SourceAuthRefusal): Promise<SourceAuthRefusal | undefined> {

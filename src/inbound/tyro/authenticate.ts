@@ -3,6 +3,7 @@ import type { Request } from 'express';
 import type { AuthDeps } from '../../auth/index.ts';
 import { signedMessage } from '../../formats/tyro.ts';
 import { addressIn, parseCidrs } from '../../net/addresses.ts';
+import { TOO_MANY, underFailureLimit } from '../sources/authenticate.ts';
 import { hmacSha256HexMatches, signingSecretOf } from '../sources/signing.ts';
 import type { SourceRow } from '../sources/store.ts';
 import { sha256 } from './options.ts';
@@ -13,13 +14,16 @@ import type { TyroOptions } from './options.ts';
  * the caller's address allowed (403), and the required header, when the source has one (401).
  * Then either a signed POST: X-Sender-Timestamp (an ISO instant, within the source's tolerance)
  * and X-Sender-Signature = hex HMAC-SHA256 of the timestamp exactly as sent followed by the raw
- * body, compared in constant time; or, at the token URL, the source's URL token. Headers are read
+ * body, compared in constant time, bad signatures limited as bad Basic passwords are (429 with
+ * Retry-After past the limit: sources/authenticate.ts); or, at the token URL, the source's URL token. Headers are read
  * through req.get, which ignores case (the sender's own sample reads "X-Sender-Timestamp" from
  * Node's lower-cased headers and so signs "undefined…").
  */
 export interface Refusal {
-  status: 401 | 403;
+  status: 401 | 403 | 429;
   message: string;
+  /** With 429: the seconds until the next attempt is taken. */
+  retryAfter?: number;
 }
 
 const ISO_INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$/;
@@ -56,9 +60,14 @@ async function checkSignature(req: Request, source: SourceRow, deps: AuthDeps, b
   // The sample shows the value in quotes; whether they are sent is unknown, so both forms are read.
   const bare = timestamp.length > 2 && timestamp.startsWith('"') && timestamp.endsWith('"') ? timestamp.slice(1, -1) : timestamp;
   if (!ISO_INSTANT.test(bare)) return { status: 401, message: 'X-Sender-Timestamp is not an ISO date string (YYYY-MM-DDTHH:MM:SS.sssZ)' };
-  const secret = await signingSecretOf(deps.db, deps.settings, source);
-  if (!secret) return { status: 401, message: 'This source has no signing secret' };
-  if (!hmacSha256HexMatches(secret, signedMessage(timestamp, body), signature.trim())) return { status: 401, message: 'Invalid X-Sender-Signature' };
+  // Bad signatures are limited as bad passwords are (sources/authenticate.ts): 429 past the limit.
+  const checked = await underFailureLimit(req, source, deps, async (): Promise<Refusal | undefined> => {
+    const secret = await signingSecretOf(deps.db, deps.settings, source);
+    if (!secret) return { status: 401, message: 'This source has no signing secret' };
+    return hmacSha256HexMatches(secret, signedMessage(timestamp, body), signature.trim()) ? undefined : { status: 401, message: 'Invalid X-Sender-Signature' };
+  });
+  if (checked.limited) return { status: 429, message: TOO_MANY, retryAfter: checked.retryAfter };
+  if (checked.failure) return checked.failure;
   const age = (now.getTime() - Date.parse(bare)) / 1000;
   if (age > options.timestampToleranceSeconds) return { status: 401, message: `X-Sender-Timestamp is older than ${options.timestampToleranceSeconds} s` };
   if (-age > options.futureToleranceSeconds) return { status: 401, message: `X-Sender-Timestamp is more than ${options.futureToleranceSeconds} s in the future` };

@@ -9,7 +9,7 @@ import { TYRO_EVENTS, TyroBody, transactionIdOf } from '../../formats/tyro.ts';
 import type { TyroEvent, TyroTransaction } from '../../formats/tyro.ts';
 import { inspectJson } from '../../http/json-guard.ts';
 import { decodeUtf8 } from '../body.ts';
-import { findDuplicate, recordEvent } from '../journal.ts';
+import { handleOnce, recordAlone, recordEvent } from '../journal.ts';
 import type { EventStatus, InboundEvent, RawMessage, StoredAnswer } from '../journal.ts';
 import type { InboundDeps } from '../sender.ts';
 import { findSource } from '../sources/store.ts';
@@ -26,7 +26,7 @@ const MAX_BODY = 1024 * 1024;
 /**
  * Tyro Health's invoice webhooks (shared/seeds/004). The sender retries on a timeout or a 500 and
  * on nothing else, so: 200 once stored (also an older event that changed nothing, and a duplicate),
- * 401 / 403 authentication, 400 a body we cannot read (final: a retry would not read better), 500
+ * 401 / 403 authentication (429 with Retry-After past the limit of bad signatures), 400 a body we cannot read (final: a retry would not read better), 500
  * only when we failed (the database away included: a 503 would never be retried). Every request is journalled raw, refused ones included. Signed POSTs come
  * to the source URL; GET, PUT and DELETE (never signed) to the token URL. A body, when there is
  * one, is applied whatever the method; without one there is nothing to apply, and the notice is
@@ -51,7 +51,10 @@ export function tyroRoutes(deps: InboundDeps): Router {
     };
 
     const denied = await authenticateTyro(req, source, deps.auth, bytes, tokenUrl ? (req.params.urlToken as string) : undefined);
-    if (denied) return refuse(denied.status, denied.message, 'tyro.unauthenticated');
+    if (denied) {
+      if (denied.retryAfter !== undefined) res.set('Retry-After', String(denied.retryAfter));
+      return refuse(denied.status, denied.message, 'tyro.unauthenticated');
+    }
     if (text === undefined) return refuse(400, 'The body is not valid UTF-8');
     const queryEvent = typeof req.query.event === 'string' ? req.query.event : undefined;
     if (text.trim() === '') return notice(req, res, source, message, queryEvent);
@@ -90,21 +93,18 @@ export function tyroRoutes(deps: InboundDeps): Router {
     };
     const repo = new PostgresRepository(deps.db, { tenantId: source.tenantId, access: FULL_ACCESS, baseUrl: fhirBase(req) }, { observer: deps.observer });
     try {
-      const answer = await repo.withTransaction(async (tx): Promise<StoredAnswer> => {
-        const duplicate = await findDuplicate(tx.conn, journalled, ['processed', 'unmatched']);
-        if (duplicate) {
-          const body = { ...(duplicate.answer.body as object), result: 'duplicate' };
-          await recordEvent(tx.conn, journalled, { status: 'duplicate', answer: { status: 200, body }, duplicateOf: duplicate.id });
-          return { status: 200, body };
-        }
-        const result = await recordAdjudication(tx, mapped.input);
-        const stored: StoredAnswer = result.ok
-          ? { status: 200, body: { result: result.value.status, transactionId, event, state: mapped.state, ...withoutStatus(result.value) } }
-          : { status: 400, body: { error: result.message } };
-        const status: EventStatus = !result.ok ? 'refused' : result.value.status === 'waiting' ? 'unmatched' : 'processed';
-        await recordEvent(tx.conn, journalled, { status, answer: stored });
-        return stored;
-      });
+      const answer = await handleOnce(
+        repo,
+        journalled,
+        async (tx) => {
+          const result = await recordAdjudication(tx, mapped.input);
+          if (!result.ok) return { status: 'refused', answer: { status: 400, body: { error: result.message } } };
+          const body = { result: result.value.status, transactionId, event, state: mapped.state, ...withoutStatus(result.value) };
+          return { status: result.value.status === 'waiting' ? 'unmatched' : 'processed', answer: { status: 200, body } };
+        },
+        // A duplicate is answered 200 with the first answer, marked as what it is.
+        { settled: ['processed', 'unmatched'], duplicateAnswer: (first) => ({ status: 200, body: { ...(first.body as object), result: 'duplicate' } }) },
+      );
       res.status(answer.status).json(answer.body);
     } catch (err) {
       if (databaseUnavailable(err)) return unavailable(req, res, err);
@@ -177,7 +177,5 @@ function unreadEvent(source: SourceRow, raw: RawMessage, eventType: string, requ
 }
 
 async function journalAlone(deps: InboundDeps, event: InboundEvent, status: EventStatus, answer: StoredAnswer, req: Request, error?: string): Promise<void> {
-  await deps.db
-    .transaction((tx) => recordEvent(tx, event, { status, answer, ...(error && { error }) }))
-    .catch((journalErr: unknown) => req.log?.error({ err: journalErr }, 'could not journal the tyro event'));
+  await recordAlone(deps.db, event, { status, answer, ...(error && { error }) }, (journalErr) => req.log?.error({ err: journalErr }, 'could not journal the tyro event'));
 }

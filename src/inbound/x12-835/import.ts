@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
-import { BillingFailure, beginRemittance, finishRemittance, recordClaimAdjudication } from '../../billing/index.ts';
-import type { BeginOutcome } from '../../billing/index.ts';
+import { BillingFailure, beginRemittance, claimIdSystem as tenantClaimIdSystem, finishRemittance, recordClaimAdjudications } from '../../billing/index.ts';
+import type { BeginOutcome, ClaimAdjudicationInput } from '../../billing/index.ts';
 import type { PostgresRepository } from '../../fhir/repository.ts';
 import { adjudicationInput, adjustmentDetail, currencyOf, remittanceInput, signedPayment } from './map.ts';
 import type { RemittanceHeader } from './model.ts';
@@ -33,7 +33,7 @@ export type ImportResult =
   | { ok: false; status: 400 | 409 | 422; message: string; segment?: string; position?: number };
 
 export interface ImportOptions {
-  /** Called after each claim: how many so far. */
+  /** Called after each claim is read: how many so far (claims are written in batches of CLAIM_BATCH). */
   onClaim?: (claims: number) => void;
   /** Claim.identifier system of CLP01 (a webhook source's option); absent: the tenant's claim-id system. */
   claimIdSystem?: string;
@@ -41,6 +41,9 @@ export interface ImportOptions {
 
 class Conflict extends Error {}
 class Refused extends Error {}
+
+/** Claim payments written together (one search for their claims, one statement for their rows). */
+const CLAIM_BATCH = 100;
 
 export async function importRemittance(repo: PostgresRepository, source: Readable, options: ImportOptions = {}): Promise<ImportResult> {
   let claims = 0;
@@ -51,6 +54,17 @@ export async function importRemittance(repo: PostgresRepository, source: Readabl
       let begun: Exclude<BeginOutcome, { status: 'refused' }> | undefined;
       let summary: RemittanceSummary | undefined;
       let seq = 0;
+      let batch: { seq: number; input: ClaimAdjudicationInput }[] = [];
+      // The tenant's claim-id system, asked once for the file rather than once per claim.
+      const claimIdSystem = options.claimIdSystem ?? (await tenantClaimIdSystem(tx.conn, tx.context.tenantId));
+      const flush = async (): Promise<void> => {
+        if (batch.length === 0 || begun?.status !== 'new') return;
+        for (const outcome of await recordClaimAdjudications(tx, begun.remittance, batch)) {
+          if (outcome.status === 'applied') summary!.applied++;
+          else summary!.waiting++;
+        }
+        batch = [];
+      };
       for await (const part of readRemittance(source)) {
         if (part.type === 'header') {
           header = part.header;
@@ -67,10 +81,10 @@ export async function importRemittance(repo: PostgresRepository, source: Readabl
           summary!.claims++;
           options.onClaim?.(++claims);
           if (begun!.status !== 'new') continue;
-          const outcome = await recordClaimAdjudication(tx, begun!.remittance, seq, { ...adjudicationInput(part.claim, header!.paymentDate, currencyOf(header!)), ...(options.claimIdSystem && { claimIdSystem: options.claimIdSystem }) });
-          if (outcome.status === 'applied') summary!.applied++;
-          else summary!.waiting++;
+          batch.push({ seq, input: { ...adjudicationInput(part.claim, header!.paymentDate, currencyOf(header!)), claimIdSystem } });
+          if (batch.length >= CLAIM_BATCH) await flush();
         } else {
+          await flush();
           if (begun!.status === 'new') {
             await finishRemittance(tx, begun!.remittanceId, { contentHash: part.end.contentHash, adjustments: part.end.adjustments.map((a) => adjustmentDetail(a, header!.paymentDate, currencyOf(header!))) });
           } else if (begun!.contentHash !== part.end.contentHash) {
