@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Claim, ClaimResponse, PaymentReconciliation } from '@medplum/fhirtypes';
 import { startTestApp } from '../support/app.ts';
 import type { TestApp } from '../support/app.ts';
-import { C4BB, PAID_EXT, client, expectBooksBalanced } from '../support/billing.ts';
+import { PAID_EXT, client, expectBooksBalanced } from '../support/billing.ts';
 import type { Client } from '../support/billing.ts';
 import { postSigned, registerTyro, transaction, txnId } from '../support/tyro.ts';
 
@@ -171,7 +171,7 @@ describe('an AUD tenant', () => {
   it('refuses an $allocate amount in USD, and an 835 (USD) unless its CUR names AUD', async () => {
     const patientRef = await aud.patient();
     const claim = await aud.claim(patientRef, { billId: `inv-${txnId()}` });
-    await aud.fhir.create<ClaimResponse>(claimResponse(claim.id, 50, 'AUD'));
+    await aud.claimResponse(claim.id, { total: 50, currency: 'AUD' });
     const other = await aud.claim(patientRef, { billId: `inv-${txnId()}` });
     const extra = await aud.pay({ billId: other.billId, paymentAmount: 7, currency: 'AUD', paymentTraceId: `pi_${txnId()}` });
     expect(extra.body.data).toMatchObject({ amountSetOnClaim: 0, excessAmount: 7 });
@@ -207,7 +207,7 @@ describe('a JPY tenant (no minor digits)', () => {
   it('rounds half-even to whole yen where amounts enter: a ClaimResponse, a payment, an $allocate amount', async () => {
     const patientRef = await jpy.patient();
     const claim = await jpy.claim(patientRef, { billId: `bill-${txnId()}` });
-    await jpy.fhir.create<ClaimResponse>(claimResponse(claim.id, 1234.5, 'JPY')); // half-even: 1234
+    await jpy.claimResponse(claim.id, { total: 1234.5, currency: 'JPY' }); // half-even: 1234
     const first = await jpy.pay({ billId: claim.billId, paymentAmount: 1000.5, currency: 'JPY', paymentTraceId: `pi_${txnId()}` }); // 1000
     expect(first.status, JSON.stringify(first.body)).toBe(200);
     expect(first.body.data).toEqual({ claimId: claim.id, claimLifecycleId: claim.id, amountSetOnClaim: 1000 });
@@ -220,7 +220,7 @@ describe('a JPY tenant (no minor digits)', () => {
     expect(JSON.stringify(tiny.body)).toMatch(/positive after rounding to the minor unit of JPY/);
 
     const next = await jpy.claim(patientRef, { billId: `bill-${txnId()}` });
-    await jpy.fhir.create<ClaimResponse>(claimResponse(next.id, 100, 'JPY'));
+    await jpy.claimResponse(next.id, { total: 100, currency: 'JPY' });
     const [credit] = await jpy.fhir.search(`PatientCredit?patient=${patientRef}`);
     const allocated = await jpy.allocate(credit.id, [{ name: 'claim', valueReference: { reference: `Claim/${next.id}` } }, { name: 'amount', valueDecimal: 2.5 }]); // 2
     expect(allocated.status, JSON.stringify(allocated.body)).toBe(200);
@@ -254,21 +254,6 @@ describe('a USD tenant', () => {
     expect(refused.body.error).toMatch(/AUD but this tenant's books are in USD/);
   });
 });
-
-function claimResponse(claimId: string, owed: number, currency: string): ClaimResponse {
-  return {
-    resourceType: 'ClaimResponse',
-    status: 'active',
-    type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/claim-type', code: 'professional' }] },
-    use: 'claim',
-    patient: { reference: 'Patient/unknown' },
-    created: '2024-05-02T10:00:00Z',
-    insurer: { display: 'Payer' },
-    request: { reference: `Claim/${claimId}` },
-    outcome: 'complete',
-    total: [{ category: { coding: [{ system: C4BB, code: 'memberliability' }] }, amount: { value: owed, currency: currency as 'USD' } }],
-  };
-}
 
 /** The 835 with a CUR*PR segment after TRN (and SE's segment count one higher). */
 function withCurrency(x12: string, currency: string): string {

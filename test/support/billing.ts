@@ -80,10 +80,11 @@ export function client(t: TestApp, token: string) {
      */
     async claimResponse(
       claimId: string,
-      opts: { total?: number; items?: number[]; created?: string; status?: ClaimResponse['status']; use?: ClaimResponse['use']; patientRef?: string } = {},
+      opts: { total?: number; items?: number[]; created?: string; status?: ClaimResponse['status']; use?: ClaimResponse['use']; patientRef?: string; currency?: string } = {},
     ): Promise<ClaimResponse & { id: string }> {
       const category = { coding: [{ system: C4BB, code: 'memberliability' }] };
       const other = { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/adjudication', code: 'benefit' }] };
+      const currency = (opts.currency ?? 'USD') as 'USD';
       const cr: ClaimResponse = {
         resourceType: 'ClaimResponse',
         status: opts.status ?? 'active',
@@ -98,15 +99,15 @@ export function client(t: TestApp, token: string) {
           item: opts.items.map((v, i) => ({
             itemSequence: i + 1,
             adjudication: [
-              { category, amount: { value: v, currency: 'USD' } },
-              { category: other, amount: { value: 999, currency: 'USD' } },
+              { category, amount: { value: v, currency } },
+              { category: other, amount: { value: 999, currency } },
             ],
           })),
         }),
         ...(opts.total !== undefined && {
           total: [
-            { category: other, amount: { value: 500, currency: 'USD' } },
-            { category, amount: { value: opts.total, currency: 'USD' } },
+            { category: other, amount: { value: 500, currency } },
+            { category, amount: { value: opts.total, currency } },
           ],
         }),
       };
