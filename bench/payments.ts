@@ -134,7 +134,7 @@ async function pay(client: HttpClient, bill: Bill): Promise<void> {
 
 /** The statements of one payment, recorded from the real app in this process. */
 async function recordPayment(target: Target, warm: Bill, recorded: Bill) {
-  const db = recordingDatabase(await createPostgresDatabase(config.databaseUrl, 4, schema));
+  const db = recordingDatabase(await createPostgresDatabase(config.databaseUrl, 4, { schema }));
   const app = createApp({ db, logger: createLogger('silent') });
   const server = app.listen(0, '127.0.0.1');
   await new Promise((r) => server.once('listening', r));

@@ -9,13 +9,10 @@ import { keepStatisticsFresh } from './db/statistics.ts';
 import type { Database } from './db/index.ts';
 import { createApp } from './app.ts';
 import { OAUTH_TOKEN_PATH, authSettings, bootstrapAuth } from './auth/index.ts';
-import { FULL_ACCESS } from './fhir/access.ts';
-import { PostgresRepository } from './fhir/repository.ts';
+import { openDeliveryDatabase, startDelivery, startDeliveryThread } from './delivery.ts';
 import { createLogger } from './logger.ts';
 import type { Logger } from './logger.ts';
-import { loadProfiles } from './profiles/index.ts';
-import { closeAgents, startDeliveryWorker, subscriptionObserver } from './subscriptions/index.ts';
-import type { DeliveryWorker } from './subscriptions/index.ts';
+import { closeAgents } from './subscriptions/index.ts';
 
 type Role = 'all' | 'api' | 'worker';
 
@@ -79,16 +76,29 @@ async function main(): Promise<void> {
     intervalMs: config.analyzeIntervalMs,
     onError: (err) => logger.warn({ err }, 'refreshing planner statistics failed'),
   });
-  const server = role === 'worker' ? undefined : await startupStep('listen', () => startApi(config, db, logger));
-  // Sharing the API's pool, each delivery would wait behind every request queued for a connection
-  // (the stall at the start of a busy minute): on PostgreSQL the worker has a small pool of its own.
-  const workerDb =
-    role === 'all' && config.databaseUrl
-      ? await startupStep('database', () =>
-          openDatabase({ databaseUrl: config.databaseUrl, schema: config.databaseSchema, dataDir: config.dataDir, poolSize: config.delivery.poolSize }),
-        )
-      : db;
-  const worker = role === 'api' ? undefined : await startupStep('worker', () => startWorker(config, workerDb, logger));
+  // On PostgreSQL, a server that is both API and worker delivers from a thread of its own, with
+  // connections of its own, so that deliveries never wait behind requests (delivery.ts); a worker
+  // alone delivers on a pool of its own. The embedded database has one connection, in this thread.
+  const deliveryDb = role === 'worker' && config.databaseUrl ? await startupStep('database', () => openDeliveryDatabase(config)) : db;
+  const worker =
+    role === 'api'
+      ? undefined
+      : await startupStep('worker', () =>
+          role === 'all' && config.databaseUrl
+            ? startDeliveryThread((err) => {
+                logger.error({ err }, 'the delivery thread stopped; exiting');
+                process.exit(1);
+              })
+            : startDelivery(config, deliveryDb, logger),
+        );
+  // Listening last: once /healthz answers, the whole server has started (and SIGTERM is handled).
+  const server =
+    role === 'worker'
+      ? undefined
+      : await startupStep('listen', () => startApi(config, db, logger)).catch(async (err: unknown) => {
+          await worker?.stop();
+          throw err;
+        });
 
   let stopping = false;
   const stop = async (signal: string): Promise<void> => {
@@ -112,7 +122,7 @@ async function main(): Promise<void> {
     ]);
     closeAgents();
     await statistics.stop();
-    if (workerDb !== db) await workerDb.close();
+    if (deliveryDb !== db) await deliveryDb.close();
     await db.close();
     logger.info('stopped');
     process.exit(0);
@@ -161,23 +171,6 @@ function startApi(config: Config, db: Database, logger: Logger): Promise<Server>
       logger.info({ port, ...(config.consoleEnabled && { console: `${config.baseUrl ?? `http://localhost:${port}`}/console/` }) }, 'fhir-billing listening');
       resolve(server);
     });
-  });
-}
-
-async function startWorker(config: Config, db: Database, logger: Logger): Promise<DeliveryWorker> {
-  loadProfiles();
-  const fhirBaseUrl = `${config.baseUrl ?? `http://localhost:${config.port}`}/fhir`;
-  const observer = subscriptionObserver({ allowPrivateNetworks: config.outboundAllowPrivateNetworks });
-  return startDeliveryWorker({
-    db,
-    logger: logger.child({ component: 'delivery' }),
-    repositoryFor: (tenantId) => new PostgresRepository(db, { tenantId, baseUrl: fhirBaseUrl, access: FULL_ACCESS }, { observer }),
-    fhirBaseUrl,
-    retrySchedule: config.delivery.retrySchedule,
-    allowPrivateNetworks: config.outboundAllowPrivateNetworks,
-    concurrency: config.delivery.concurrency,
-    runSize: config.delivery.runSize,
-    pollIntervalMs: config.delivery.pollIntervalMs,
   });
 }
 

@@ -50,9 +50,11 @@ export function isRetryable(err: unknown): boolean {
   return typeof err === 'object' && err !== null && RETRYABLE_SQLSTATES.has((err as { code?: string }).code ?? '');
 }
 
-export function beginStatements(options?: TransactionOptions): string[] {
+/** `sessionAsynchronous`: the connection's own default is synchronous_commit off (see DatabaseOptions). */
+export function beginStatements(options?: TransactionOptions, sessionAsynchronous = false): string[] {
   const isolation = options?.isolation ?? 'read committed';
   const statements = [`BEGIN ISOLATION LEVEL ${isolation.toUpperCase()}`];
-  if (options?.synchronousCommit === false) statements.push('SET LOCAL synchronous_commit TO off');
+  const synchronous = options?.synchronousCommit ?? true;
+  if (synchronous === sessionAsynchronous) statements.push(`SET LOCAL synchronous_commit TO ${synchronous ? 'on' : 'off'}`);
   return statements;
 }

@@ -27,8 +27,13 @@ const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
  * dropped rather than reused, a connection-class failure reaches callers as DatabaseUnavailable
  * (db/unavailable.ts), and LISTEN reconnects by itself with backoff.
  */
-export async function createPostgresDatabase(connectionString: string, poolSize: number, schema?: string): Promise<Database> {
-  const options = schema ? `-c search_path=${pg.escapeIdentifier(schema)}` : undefined;
+export async function createPostgresDatabase(
+  connectionString: string,
+  poolSize: number,
+  { schema, asynchronousStatements = false }: { schema?: string; asynchronousStatements?: boolean } = {},
+): Promise<Database> {
+  const settings = [...(schema ? [`-c search_path=${pg.escapeIdentifier(schema)}`] : []), ...(asynchronousStatements ? ['-c synchronous_commit=off'] : [])];
+  const options = settings.length > 0 ? settings.join(' ') : undefined;
   if (schema) {
     // Keeps one server's (or one test file's) tables apart from another's in one database.
     const setup = new pg.Client({ connectionString });
@@ -83,7 +88,7 @@ export async function createPostgresDatabase(connectionString: string, poolSize:
       let committing = false;
       try {
         // One round trip: without parameters, pg sends several statements as one simple query.
-        await client.query(beginStatements(options).join('; '));
+        await client.query(beginStatements(options, asynchronousStatements).join('; '));
         const result = await fn(tx);
         committing = true;
         await client.query('COMMIT');

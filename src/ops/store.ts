@@ -132,7 +132,8 @@ export interface SubscriptionSummary {
 
 export async function listSubscriptions(conn: Queryable, tenantId: string): Promise<SubscriptionSummary[]> {
   return conn.query<SubscriptionSummary>(
-    `SELECT s.id, s.status, s.resource_type AS "resourceType", s.config->>'endpoint' AS endpoint, s.events_count::int AS "eventsCount",
+    `SELECT s.id, s.status, s.resource_type AS "resourceType", s.config->>'endpoint' AS endpoint,
+            (SELECT c.events_count::int FROM subscription_counter c WHERE c.tenant_id = s.tenant_id AND c.id = s.id) AS "eventsCount",
             (SELECT count(*)::int FROM subscription_notification n WHERE n.tenant_id = s.tenant_id AND n.subscription_id = s.id AND n.status = 'pending') AS pending,
             (SELECT count(*)::int FROM subscription_notification n WHERE n.tenant_id = s.tenant_id AND n.subscription_id = s.id AND n.status = 'dead') AS dead,
             to_json(s.last_sent_at)#>>'{}' AS "lastSentAt",

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Queryable } from '../db/index.ts';
 import type { SubscriptionConfig } from './definition.ts';
 
-/** The SQL of Subscriptions (migrations/003): registry, notification queue, replay; delivery's is in runs.ts. */
+/** The SQL of Subscriptions (migrations 003, 021): registry, counters, notification queue, replay; delivery's is in runs.ts. */
 export const NOTIFY_CHANNEL = 'fhir_billing_notifications';
 /** PostgreSQL refuses NOTIFY payloads of 8000 bytes or more. */
 const MAX_PAYLOAD = 7900;
@@ -35,19 +35,21 @@ export interface RegistryRow {
   id: string;
   status: RegistryStatus;
   config: SubscriptionConfig;
-  eventsCount: number;
 }
 
-const REGISTRY_COLUMNS = `tenant_id AS "tenantId", id, status, config, events_count::int AS "eventsCount"`;
+const REGISTRY_COLUMNS = `s.tenant_id AS "tenantId", s.id, s.status, s.config`;
 
+/** A subscription's registry row and its counters (subscription_counter, migration 021). */
 export async function upsertRegistry(tx: Queryable, tenantId: string, id: string, status: RegistryStatus, config: SubscriptionConfig): Promise<void> {
   await tx.query(
     `INSERT INTO subscription_registry (tenant_id, id, status, resource_type, config) VALUES ($1, $2, $3, $4, $5)
      ON CONFLICT (tenant_id, id) DO UPDATE SET status = EXCLUDED.status, resource_type = EXCLUDED.resource_type, config = EXCLUDED.config`,
     [tenantId, id, status, config.resourceType, JSON.stringify(config)],
   );
+  await tx.query('INSERT INTO subscription_counter (tenant_id, id) VALUES ($1, $2) ON CONFLICT DO NOTHING', [tenantId, id]);
 }
 
+/** Its notifications, registry row and (by cascade) counters. */
 export async function deleteRegistry(tx: Queryable, tenantId: string, id: string): Promise<void> {
   await tx.query('DELETE FROM subscription_notification WHERE tenant_id = $1 AND subscription_id = $2', [tenantId, id]);
   await tx.query('DELETE FROM subscription_registry WHERE tenant_id = $1 AND id = $2', [tenantId, id]);
@@ -61,14 +63,19 @@ export async function deleteRegistry(tx: Queryable, tenantId: string, id: string
  */
 export async function subscriptionsCollectingFor(conn: Queryable, tenantId: string, resourceType: string): Promise<RegistryRow[]> {
   return conn.query<RegistryRow>(
-    `SELECT ${REGISTRY_COLUMNS} FROM subscription_registry WHERE tenant_id = $1 AND resource_type = $2 AND status IN ('active', 'error')`,
+    `SELECT ${REGISTRY_COLUMNS} FROM subscription_registry s WHERE s.tenant_id = $1 AND s.resource_type = $2 AND s.status IN ('active', 'error')`,
     [tenantId, resourceType],
     { prepare: true }, // asked on every write
   );
 }
 
-export async function getRegistry(conn: Queryable, tenantId: string, id: string): Promise<RegistryRow | undefined> {
-  const rows = await conn.query<RegistryRow>(`SELECT ${REGISTRY_COLUMNS} FROM subscription_registry WHERE tenant_id = $1 AND id = $2`, [tenantId, id]);
+export async function getRegistry(conn: Queryable, tenantId: string, id: string): Promise<(RegistryRow & { eventsCount: number }) | undefined> {
+  const rows = await conn.query<RegistryRow & { eventsCount: number }>(
+    `SELECT ${REGISTRY_COLUMNS}, c.events_count::int AS "eventsCount"
+       FROM subscription_registry s JOIN subscription_counter c ON c.tenant_id = s.tenant_id AND c.id = s.id
+      WHERE s.tenant_id = $1 AND s.id = $2`,
+    [tenantId, id],
+  );
   return rows[0];
 }
 
@@ -81,37 +88,49 @@ export interface EventToQueue {
 
 /**
  * Queues one event-notification for each subscription, numbering it. Locking each subscription's
- * registry row until commit makes concurrent writers that match the same subscription take their
+ * counter row until commit makes concurrent writers that match the same subscription take their
  * numbers, and their places in the queue, in commit order; the rows are locked in id order, so
  * writers matching many of the same subscriptions queue up instead of deadlocking.
  */
 export async function queueEvents(tx: Queryable, tenantId: string, subscriptionIds: string[], event: EventToQueue): Promise<void> {
   await tx.query(
     `WITH locked AS (
-       SELECT tenant_id, id FROM subscription_registry WHERE tenant_id = $1 AND id = ANY($2::text[]) ORDER BY id FOR UPDATE),
+       SELECT tenant_id, id FROM subscription_counter WHERE tenant_id = $1 AND id = ANY($2::text[]) ORDER BY id FOR UPDATE),
      numbered AS (
-       UPDATE subscription_registry r SET events_count = r.events_count + 1, queue_seq = r.queue_seq + 1
-         FROM locked WHERE r.tenant_id = locked.tenant_id AND r.id = locked.id
-        RETURNING r.id, r.events_count, r.queue_seq)
-     INSERT INTO subscription_notification
-       (tenant_id, subscription_id, seq, event_number, type, resource_type, resource_id, version_id, interaction, webhook_id)
-     SELECT $1, id, queue_seq, events_count, 'event-notification', $3, $4, $5, $6, 'msg_' || replace(gen_random_uuid()::text, '-', '')
-       FROM numbered`,
-    [tenantId, subscriptionIds, event.resourceType, event.resourceId, event.versionId, event.interaction],
+       UPDATE subscription_counter c SET events_count = c.events_count + 1, queue_seq = c.queue_seq + 1
+         FROM locked WHERE c.tenant_id = locked.tenant_id AND c.id = locked.id
+        RETURNING c.id, c.events_count, c.queue_seq),
+     queued AS (
+       INSERT INTO subscription_notification
+         (tenant_id, subscription_id, seq, event_number, type, resource_type, resource_id, version_id, interaction, webhook_id)
+       SELECT $1, id, queue_seq, events_count, 'event-notification', $3, $4, $5, $6, 'msg_' || replace(gen_random_uuid()::text, '-', '')
+         FROM numbered
+       RETURNING 1)
+     -- The NOTIFY in the same statement: the counters stay locked until COMMIT, so every round
+     -- trip after taking them holds up the next writer matching the same subscriptions.
+     SELECT pg_notify('${NOTIFY_CHANNEL}', $7) FROM (SELECT count(*) FROM queued) AS q`,
+    [tenantId, subscriptionIds, event.resourceType, event.resourceId, event.versionId, event.interaction, streamsPayload(tenantId, subscriptionIds)],
   );
-  await tx.query(`SELECT pg_notify('${NOTIFY_CHANNEL}', $1)`, [streamsPayload(tenantId, subscriptionIds)]);
 }
 
 /** Queues a handshake or heartbeat: ordered with the events, but not counted as one. */
 export async function queueSignal(tx: Queryable, tenantId: string, subscriptionId: string, type: 'handshake' | 'heartbeat'): Promise<void> {
   await tx.query(
     `WITH bumped AS (
-       UPDATE subscription_registry SET queue_seq = queue_seq + 1 WHERE tenant_id = $1 AND id = $2 RETURNING queue_seq)
+       UPDATE subscription_counter SET queue_seq = queue_seq + 1 WHERE tenant_id = $1 AND id = $2 RETURNING queue_seq)
      INSERT INTO subscription_notification (tenant_id, subscription_id, seq, type, webhook_id)
      SELECT $1, $2, queue_seq, $3, $4 FROM bumped`,
     [tenantId, subscriptionId, type, `msg_${randomUUID().replaceAll('-', '')}`],
   );
   await tx.query(`SELECT pg_notify('${NOTIFY_CHANNEL}', '')`);
+}
+
+/**
+ * Wakes every worker (a NOTIFY on its own, outside any transaction): after a worker stopped or
+ * yielded a stream with notifications left in it.
+ */
+export async function wakeWorkers(conn: Queryable): Promise<void> {
+  await conn.query(`SELECT pg_notify('${NOTIFY_CHANNEL}', '')`);
 }
 
 /** Dead notifications go back to the queue, in their original order. */

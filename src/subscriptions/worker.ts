@@ -1,5 +1,5 @@
 import type { Subscription } from '@medplum/fhirtypes';
-import { NOTIFY_CHANNEL, heartbeatsDue, notifiedStreams, queueSignal } from './store.ts';
+import { NOTIFY_CHANNEL, heartbeatsDue, notifiedStreams, queueSignal, wakeWorkers } from './store.ts';
 import { claimRuns, finishRun, renewLeases } from './runs.ts';
 import type { Attempted, ClaimedNotification, FinishResult, HeldLease, Run } from './runs.ts';
 import { createSender } from './send.ts';
@@ -80,9 +80,10 @@ export async function startDeliveryWorker(options: WorkerOptions): Promise<Deliv
         again = false;
         const free = options.concurrency - streaming.size;
         if (free <= 0) break;
-        // A lost lease only means a later claim: no need to wait for the WAL flush.
+        // One statement, one round trip; on delivery's own pool it does not wait for the WAL flush
+        // either (a lost lease only means a later claim).
         const asked = performance.now();
-        const runs = await db.transaction((tx) => claimRuns(tx, free, runSize, leaseSeconds), { synchronousCommit: false });
+        const runs = await claimRuns(db, free, runSize, leaseSeconds);
         if (claimFailing) logger.info('claiming notifications works again');
         claimFailing = false;
         for (const run of runs) {
@@ -156,7 +157,7 @@ export async function startDeliveryWorker(options: WorkerOptions): Promise<Deliv
       while (run) {
         const attempted = await sender.sendRun(run, h.abandon.signal, () => stopped);
         // Losing this mark in a crash means one more delivery of notifications receivers dedupe
-        // by webhook-id (at-least-once), so the commit need not wait for the WAL flush.
+        // by webhook-id (at-least-once), so on delivery's own pool it does not wait for the WAL flush.
         const { finished, asked: at } = await recordRun(run, h, attempted);
         held.delete(h.lease.leaseToken);
         if (finished.fenced) {
@@ -198,7 +199,9 @@ export async function startDeliveryWorker(options: WorkerOptions): Promise<Deliv
         // each run, so that other subscriptions waiting for a stream get their turn (claims take
         // the longest-waiting first).
         const next = stopped || streaming.size >= options.concurrency ? 0 : runSize;
-        const finished = await db.transaction((tx) => finishRun(tx, run, attempted, next, leaseSeconds), { synchronousCommit: false });
+        const finished = await finishRun(db, run, attempted, next, leaseSeconds);
+        // What is behind this run is another worker's to take, now rather than at its next poll.
+        if (next === 0 && !finished.fenced) void wakeWorkers(db).catch(() => {});
         return { finished, asked };
       } catch (err) {
         if (!databaseUnavailable(err) || stopped || performance.now() + wait >= h.validUntil - marginMs) throw err;
