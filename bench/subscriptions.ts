@@ -89,7 +89,6 @@ function serverEnv(): Record<string, string> {
     BOOTSTRAP_CLIENT_ID: credentials.clientId,
     BOOTSTRAP_CLIENT_SECRET: credentials.clientSecret,
     OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true',
-    DELIVERY_CONCURRENCY: '32',
   };
 }
 

@@ -22,7 +22,7 @@ const EnvSchema = z.object({
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(10_000),
   /** Default delays between delivery attempts; attempts = delays + 1 unless a Subscription says. */
   DELIVERY_RETRY_SCHEDULE: z.string().default('30s,2m,10m,30m,1h,3h,6h,12h'),
-  DELIVERY_CONCURRENCY: z.coerce.number().int().min(1).default(16),
+  DELIVERY_CONCURRENCY: z.coerce.number().int().min(1).default(128),
   /** Most notifications of one subscription leased, sent in order and recorded together. */
   DELIVERY_RUN_SIZE: z.coerce.number().int().min(1).max(1000).default(100),
   /** PostgreSQL connections of the delivery worker's own pool when API and worker share a process. */
