@@ -9,10 +9,10 @@ import { keepStatisticsFresh } from './db/statistics.ts';
 import type { Database } from './db/index.ts';
 import { createApp } from './app.ts';
 import { OAUTH_TOKEN_PATH, authSettings, bootstrapAuth } from './auth/index.ts';
-import { openDeliveryDatabase, startDelivery, startDeliveryThread } from './delivery.ts';
+import { openDeliveryDatabase, serverRepositories, startDelivery, startDeliveryThread } from './delivery.ts';
 import { createLogger } from './logger.ts';
 import type { Logger } from './logger.ts';
-import { closeAgents } from './subscriptions/index.ts';
+import { closeAgents, moveSubscriptionStatus } from './subscriptions/index.ts';
 
 type Role = 'all' | 'api' | 'worker';
 
@@ -85,7 +85,7 @@ async function main(): Promise<void> {
       ? undefined
       : await startupStep('worker', () =>
           role === 'all' && config.databaseUrl
-            ? startDeliveryThread((err) => {
+            ? startDeliveryThread(moveSubscriptionStatus(serverRepositories(config, db)), (err) => {
                 logger.error({ err }, 'the delivery thread stopped; exiting');
                 process.exit(1);
               })

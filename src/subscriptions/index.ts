@@ -1,8 +1,8 @@
 /** Subscriptions: match writes in their transaction, queue, render, sign and deliver. */
 export { subscriptionObserver } from './observer.ts';
 export { addSubscriptionOperations } from './operations.ts';
-export { startDeliveryWorker } from './worker.ts';
-export type { DeliveryWorker } from './worker.ts';
+export { moveSubscriptionStatus, startDeliveryWorker } from './worker.ts';
+export type { DeliveryWorker, MoveSubscription } from './worker.ts';
 export { closeAgents } from './http.ts';
 export { parseSchedule } from './retry.ts';
 export { REDACTED_SECRET, concealAnswer } from './secrets.ts';

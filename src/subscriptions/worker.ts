@@ -1,4 +1,5 @@
 import type { Subscription } from '@medplum/fhirtypes';
+import type { PostgresRepository } from '../fhir/repository.ts';
 import { NOTIFY_CHANNEL, heartbeatsDue, notifiedStreams, queueSignal, wakeWorkers } from './store.ts';
 import { claimRuns, finishRun, renewLeases } from './runs.ts';
 import type { Attempted, ClaimedNotification, FinishResult, HeldLease, Run } from './runs.ts';
@@ -6,8 +7,24 @@ import { createSender } from './send.ts';
 import type { SenderOptions } from './send.ts';
 import { databaseUnavailable } from '../db/unavailable.ts';
 
+/** Moves a Subscription resource to `status` (with `error`, or none), as the server. */
+export type MoveSubscription = (tenantId: string, subscriptionId: string, status: 'active' | 'error', error?: string) => Promise<void>;
+
+/** MoveSubscription through a repository acting for the server (validation, history, observers). */
+export function moveSubscriptionStatus(repositoryFor: (tenantId: string) => PostgresRepository): MoveSubscription {
+  return async (tenantId, subscriptionId, status, error) => {
+    const repo = repositoryFor(tenantId);
+    const sub = await repo.readResource<Subscription>('Subscription', subscriptionId);
+    if (sub.status === status && sub.error === error) return;
+    const { error: _old, ...rest } = sub;
+    await repo.updateResource<Subscription>({ ...rest, status, ...(error && { error }) });
+  };
+}
+
 /** What the sender needs (send.ts), and how this worker claims and leases. */
 export interface WorkerOptions extends SenderOptions {
+  /** How delivery moves a Subscription (active after its handshake, error after a dead letter); default: moveSubscriptionStatus. */
+  moveSubscription?: MoveSubscription;
   /** How many subscriptions' streams one worker delivers at once. */
   concurrency: number;
   /** Most notifications of one subscription leased, sent and finished together. */
@@ -211,12 +228,8 @@ export async function startDeliveryWorker(options: WorkerOptions): Promise<Deliv
   }
 
   async function setSubscriptionStatus(n: ClaimedNotification, status: 'active' | 'error', error?: string): Promise<void> {
-    const repo = options.repositoryFor(n.tenantId);
     try {
-      const sub = await repo.readResource<Subscription>('Subscription', n.subscriptionId);
-      if (sub.status === status && sub.error === error) return;
-      const { error: _old, ...rest } = sub;
-      await repo.updateResource<Subscription>({ ...rest, status, ...(error && { error }) });
+      await (options.moveSubscription ?? moveSubscriptionStatus(options.repositoryFor))(n.tenantId, n.subscriptionId, status, error);
     } catch (err) {
       logger.error({ err, subscription: n.subscriptionId, status }, 'could not update Subscription status');
     }
