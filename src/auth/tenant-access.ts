@@ -8,12 +8,17 @@ import type { AuthLocals } from './middleware.ts';
  * FHIR scopes cover what the view shows, so the console shows a tenant client every view its
  * scopes allow, through the same routes curl uses:
  *   journal, sources, overview   system/*.rs     (messages about every kind of resource)
+ *   register, change, rotate,    system/*.cruds  (a source writes, for the tenant, whatever its
+ *   disable a source                             sender's messages map to: payments, responses,
+ *                                                claims, credits, organizations; so whoever adds
+ *                                                one must hold write on every type already)
  *   deliveries                   system/Subscription.rs; replay: system/Subscription.u
  *   money                        system/<T>.rs for Claim, ClaimResponse, PaymentReconciliation, PatientCredit
  *   waiting payments             system/PaymentReconciliation.rs; apply, discard: .c (or `webhook`)
  */
 export const NEEDS = {
   journal: ['system/*.rs'],
+  manageSources: ['system/*.rs', 'system/*.cud'],
   deliveries: ['system/Subscription.rs'],
   replay: ['system/Subscription.u'],
   money: ['system/Claim.rs', 'system/ClaimResponse.rs', 'system/PaymentReconciliation.rs', 'system/PatientCredit.rs'],

@@ -98,7 +98,7 @@ export async function runOpsCommand(
       return { ok: true, value: await patientBalance(new PostgresRepository(db, { tenantId: need('tenant'), access: FULL_ACCESS, baseUrl: '' }), patient) };
     }
     case 'payments timeline':
-      return { ok: true, value: { claimId: need('id'), entries: await fullClaimTimeline(new PostgresRepository(db, { tenantId: need('tenant'), access: FULL_ACCESS, baseUrl: '' }), need('id')) } };
+      return { ok: true, value: { claimId: need('id'), ...(await fullClaimTimeline(new PostgresRepository(db, { tenantId: need('tenant'), access: FULL_ACCESS, baseUrl: '' }), need('id'))) } };
     case 'overview':
       return { ok: true, value: await overview(db, need('tenant'), int('hours', 1, 24 * 31, 24)!) };
     default:

@@ -1,7 +1,7 @@
 import express from 'express';
 import type { NextFunction, Request, Response, Router } from 'express';
 import { z } from 'zod';
-import { NEEDS, operatorAuth, refused, tenantAccess } from '../auth/index.ts';
+import { NEEDS, listTenants, operatorAuth, refused, tenantAccess } from '../auth/index.ts';
 import { applyUnmatchedPayment, discardUnmatchedPayment, listUnmatchedPayments, listWaitingClaimPayments, toJsonNumber, unmatchedPaymentTenant } from '../billing/index.ts';
 import type { Refusal } from '../billing/index.ts';
 import { FULL_ACCESS } from '../fhir/access.ts';
@@ -39,7 +39,12 @@ export function unmatchedPaymentRoutes(deps: InboundDeps): Router {
     const waiting = await listUnmatchedPayments(deps.db, { tenantId, source: query.data.source });
     // Payer claim payments (an 835's CLPs) that wait for their Claim apply by themselves when it is written.
     const claims = query.data.source === undefined || query.data.source === 'x12-835' ? await listWaitingClaimPayments(deps.db, tenantId) : [];
-    res.json({ unmatchedPayments: waiting.map((u) => ({ ...u, amount: toJsonNumber(u.amount) })), waitingClaimPayments: claims });
+    // Each amount with its tenant's book currency (what the payment was taken in: billing refuses any other).
+    const currency = new Map((await listTenants(deps.db)).map((tenant) => [tenant.id, tenant.currency]));
+    res.json({
+      unmatchedPayments: waiting.map((u) => ({ ...u, amount: toJsonNumber(u.amount), currency: currency.get(u.tenant) })),
+      waitingClaimPayments: claims.map((c) => ({ ...c, currency: currency.get(c.tenant) })),
+    });
   });
 
   routes.post(`${UNMATCHED_PATH}/:id/apply`, async (req: Request, res: Response) => {

@@ -86,7 +86,9 @@ export interface Overview {
   subscriptionsInError: number;
   deadNotifications: number;
   waitingPayments: number;
-  oldestWaitingPayment: { id: string; billId: string; amount: string; receivedAt: string; ageSeconds: number } | null;
+  oldestWaitingPayment: { id: string; billId: string; amount: string; currency: string; receivedAt: string; ageSeconds: number } | null;
+  /** The tenant's book currency: every amount here is in it. */
+  currency: string;
 }
 
 /** The last `hours` hours, per hour: messages in, notification attempts out, failures of each. */
@@ -110,8 +112,9 @@ export async function overview(conn: Queryable, tenantId: string, hours: number)
     `SELECT status, count(*)::int AS n FROM inbound_event WHERE tenant_id = $1 AND received_at >= now() - make_interval(hours => $2) GROUP BY status`,
     [tenantId, hours],
   );
-  const [counts] = await conn.query<{ errors: number; dead: number; waiting: number }>(
-    `SELECT (SELECT count(*)::int FROM subscription_registry WHERE tenant_id = $1 AND status = 'error') AS errors,
+  const [counts] = await conn.query<{ errors: number; dead: number; waiting: number; currency: string }>(
+    `SELECT (SELECT currency FROM tenant WHERE id = $1) AS currency,
+            (SELECT count(*)::int FROM subscription_registry WHERE tenant_id = $1 AND status = 'error') AS errors,
             (SELECT count(*)::int FROM subscription_notification WHERE tenant_id = $1 AND status = 'dead') AS dead,
             (SELECT count(*)::int FROM unmatched_payment WHERE tenant_id = $1 AND status = 'waiting') AS waiting`,
     [tenantId],
@@ -128,6 +131,7 @@ export async function overview(conn: Queryable, tenantId: string, hours: number)
     subscriptionsInError: counts.errors,
     deadNotifications: counts.dead,
     waitingPayments: counts.waiting,
-    oldestWaitingPayment: oldest[0] ?? null,
+    oldestWaitingPayment: oldest[0] ? { ...oldest[0], currency: counts.currency } : null,
+    currency: counts.currency,
   };
 }

@@ -26,7 +26,7 @@ import { deliveryHealth, getInboundEvent, listInboundEvents, listNotifications, 
  *   POST /admin/subscriptions/:id/replay {tenant?, fromEventNumber}
  *   GET  /admin/patient-payments?tenant=&patient=&claim=&offset=&limit=
  *   GET  /admin/patient-balance?tenant=&patient=   responsibility, paid, open per lifecycle; credits
- *   GET  /admin/claims/:id/timeline?tenant=           ClaimResponses (with the responsibility each states) and money
+ *   GET  /admin/claims/:id/timeline?tenant=           {claimId, currency, entries}: ClaimResponses (with the responsibility each states) and money
  *   GET  /admin/overview?tenant=&hours=
  */
 const Tenant = z.string().regex(/^[A-Za-z0-9._-]{1,128}$/).optional();
@@ -148,7 +148,7 @@ export function opsRoutes(deps: AuthDeps & { db: Database }): Router {
   routes.get('/claims/:id/timeline', async (req, res) => {
     const q = parse(TenantQuery, req.query, res, NEEDS.money);
     const cid = q.ok ? id(req, res) : undefined;
-    if (q.ok && cid) res.json({ claimId: cid, entries: await fullClaimTimeline(repoOf(q.value.tenant), cid) });
+    if (q.ok && cid) res.json({ claimId: cid, ...(await fullClaimTimeline(repoOf(q.value.tenant), cid)) });
   });
   routes.get('/overview', async (req, res) => {
     const q = parse(HealthQuery, req.query, res, NEEDS.journal);

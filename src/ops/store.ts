@@ -65,6 +65,15 @@ export interface EventDetail extends EventSummary {
    * events journalled before it recorded them, those its answer and its payment name.
    */
   resources: string[];
+  /**
+   * How many resources it wrote: `resources.length`, except where the journal caps the list (an
+   * 835 file: the first 1,000, with the count of the writes after them; inbound/x12-835/journal.ts).
+   */
+  resourcesTotal: number;
+  /** Whether `rawBody` is only the start of what came (an 835 file keeps its first 256 KiB). */
+  rawTruncated: boolean;
+  /** The size of what came, in bytes, where the journal recorded it (an 835 file). */
+  rawBytes: number | null;
 }
 
 const ANSWER_IDS: Record<string, string> = {
@@ -87,21 +96,34 @@ export async function getInboundEvent(conn: Queryable, tenantId: string, id: str
   const { response, resources: recorded, ...rest } = r;
   const answer = response === null ? null : (JSON.parse(response) as { status: number; body: unknown });
   const written = typeof recorded === 'string' ? (JSON.parse(recorded) as string[]) : (recorded as string[] | null);
+  const body = JSON.parse(r.body) as unknown;
+  // Only the 835's body is ours (a summary); other senders' bodies are what they sent.
+  const capped = r.source === 'x12-835' ? capsOf(body) : { truncated: false, bytes: null };
   const base = {
     ...rest,
-    body: JSON.parse(r.body),
+    body,
     headers: typeof r.headers === 'string' ? (JSON.parse(r.headers) as Record<string, string>) : (r.headers as Record<string, string> | null),
     answer,
+    rawTruncated: capped.truncated,
+    rawBytes: capped.bytes,
   };
-  if (written) return { ...base, resources: written };
+  if (written) return { ...base, resources: written, resourcesTotal: Math.max(written.length, capped.resourcesTotal ?? 0) };
   const payments = await conn.query<{ pr: string; credit: string | null; claim: string }>(
     `SELECT payment_reconciliation_id AS pr, patient_credit_id AS credit, claim_id AS claim FROM patient_payment
       WHERE tenant_id = $1 AND payment_key = $2 AND $3 = 'processed'`,
     [tenantId, r.dedupeKey, r.status],
   );
+  const inferred = [...new Set([...idsIn(answer?.body), ...payments.flatMap((p) => [`PaymentReconciliation/${p.pr}`, `Claim/${p.claim}`, ...(p.credit ? [`PatientCredit/${p.credit}`] : [])])])];
+  return { ...base, resources: inferred, resourcesTotal: inferred.length };
+}
+
+/** What a journal summary body says of its caps (inbound/x12-835/journal.ts writes `file` and `resources`). */
+function capsOf(body: unknown): { truncated: boolean; bytes: number | null; resourcesTotal?: number } {
+  const b = (body ?? {}) as { file?: { truncated?: unknown; bytes?: unknown }; resources?: { total?: unknown } };
   return {
-    ...base,
-    resources: [...new Set([...idsIn(answer?.body), ...payments.flatMap((p) => [`PaymentReconciliation/${p.pr}`, `Claim/${p.claim}`, ...(p.credit ? [`PatientCredit/${p.credit}`] : [])])])],
+    truncated: b.file?.truncated === true,
+    bytes: typeof b.file?.bytes === 'number' ? b.file.bytes : null,
+    ...(typeof b.resources?.total === 'number' && { resourcesTotal: b.resources.total }),
   };
 }
 

@@ -16,7 +16,7 @@ export interface AdjudicationEntry extends Omit<TimelineEntry, 'kind' | 'amount'
  * states (billing's reading of them: claims.ts memberLiabilityOf), and the money of its lifecycle
  * (money.ts claimTimeline), so a reader only displays it.
  */
-export async function fullClaimTimeline(repo: PostgresRepository, claimId: string): Promise<(TimelineEntry | AdjudicationEntry)[]> {
+export async function fullClaimTimeline(repo: PostgresRepository, claimId: string): Promise<{ currency: string; entries: (TimelineEntry | AdjudicationEntry)[] }> {
   const responses = await repo.searchResources<ClaimResponse>({
     resourceType: 'ClaimResponse',
     filters: [{ code: 'request', operator: Operator.EQUALS, value: `Claim/${claimId}` }],
@@ -31,7 +31,9 @@ export async function fullClaimTimeline(repo: PostgresRepository, claimId: strin
     reference: `ClaimResponse/${cr.id}`,
   }));
   const money = await claimTimeline(repo.conn, repo.context.tenantId, claimId);
-  return [...adjudications, ...money].sort((a, b) => Date.parse(a.at) - Date.parse(b.at) || a.kind.localeCompare(b.kind));
+  const entries = [...adjudications, ...money].sort((a, b) => Date.parse(a.at) - Date.parse(b.at) || a.kind.localeCompare(b.kind));
+  // Every amount of the lifecycle is in the tenant's book currency (billing refuses any other).
+  return { currency, entries };
 }
 
 /** A response in another currency states no amount we bill (billing refuses to apply it). */

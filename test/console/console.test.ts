@@ -5,7 +5,9 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp } from '../support/app.ts';
 import type { TestApp } from '../support/app.ts';
-import { client } from '../support/billing.ts';
+import { client, serverRepo } from '../support/billing.ts';
+import { claim as claimFixture } from '../support/fixtures.ts';
+import { big835 } from '../support/x12.ts';
 import type { Client } from '../support/billing.ts';
 import { startReceiver } from '../support/receiver.ts';
 import type { Receiver } from '../support/receiver.ts';
@@ -46,12 +48,20 @@ describe('operations console in a browser', () => {
     patientId = patient.id;
     const claim = await c.claim(`Patient/${patientId}`, { billId: 'CON-1' });
     await c.claimResponse(claim.id, { total: 100, patientRef: `Patient/${patientId}` });
-    // A second tenant, with its own patient, payment, subscription and a client with a secret.
+    // A payer's 835 for 1,001 claims of another patient (and 600 not here yet): over 256 KiB, over 1,000 resources.
+    const batch = `Patient/${(await c.fhir.create({ resourceType: 'Patient', name: [{ family: 'Batch', given: ['Remy'] }] })).id}`;
+    const repo = serverRepo(t);
+    for (let i = 0; i < 1001; i += 50) {
+      await Promise.all(Array.from({ length: Math.min(50, 1001 - i) }, (_, k) => repo.createResource(claimFixture(batch, `ERA-${i + k}`))));
+    }
+    // A second tenant whose books are in AUD, with its own patient, payment, subscription and a client with a secret.
+    const tenant = await request(t.app).post('/admin/tenants').auth(c.token, { type: 'bearer' }).send({ id: 'clinic-b', name: 'Clinic B', currency: 'AUD' });
+    expect(tenant.status, JSON.stringify(tenant.body)).toBe(201);
     const other = client(t, await t.token('system/*.cruds webhook', 'clinic-b'));
     const bea = await other.fhir.create({ resourceType: 'Patient', name: [{ family: 'Bauer', given: ['Bea'] }], birthDate: '1975-06-07' });
     const beaClaim = await other.claim(`Patient/${bea.id}`, { billId: 'CLB-1' });
-    await other.claimResponse(beaClaim.id, { total: 80, patientRef: `Patient/${bea.id}` });
-    expect((await other.pay({ billId: 'CLB-1', paymentAmount: 30.5, paymentDate: '2024-04-01', paymentTraceId: 'pi_clinic_b_1' })).status).toBe(200);
+    await other.claimResponse(beaClaim.id, { total: 80, patientRef: `Patient/${bea.id}`, currency: 'AUD' });
+    expect((await other.pay({ billId: 'CLB-1', paymentAmount: 30.5, currency: 'AUD', paymentDate: '2024-04-01', paymentTraceId: 'pi_clinic_b_1' })).status).toBe(200);
     beaSubscription = (await other.fhir.create(classicSubscription('Claim', `${receiver.url}/clinic-b`))).id;
     const created = await request(t.app).post('/admin/clients').auth(c.token, { type: 'bearer' }).send({ tenant: 'clinic-b', name: 'Clinic B front desk', scopes: ['system/*.cruds', 'webhook'] });
     expect(created.status).toBe(201);
@@ -112,10 +122,12 @@ describe('operations console in a browser', () => {
       await page.getByRole('link', { name: 'Ada Okafor' }).click();
       await page.getByRole('heading', { name: 'Ada Okafor' }).waitFor();
       const payment = page.getByRole('table', { name: 'Payments' }).getByRole('row').filter({ hasText: 'pi_console_1' });
-      await payment.getByText('60.25').first().waitFor();
+      // Every amount with its currency (Intl.NumberFormat of the server's decimal text).
+      await payment.getByText(/^USD\s60\.25$/).first().waitFor();
       const lifecycle = page.getByRole('table', { name: 'Claim lifecycles' }).getByRole('row').filter({ hasText: 'CON-1' });
-      await lifecycle.getByText('100.00').waitFor(); // responsibility
-      await lifecycle.getByText('39.75').waitFor(); // open
+      await lifecycle.getByText(/^USD\s100\.00$/).waitFor(); // responsibility
+      await lifecycle.getByText(/^USD\s39\.75$/).waitFor(); // open
+      await page.getByRole('region', { name: 'Totals' }).getByText(/^USD\s39\.75$/).waitFor();
       await shoot('money');
     });
 
@@ -154,14 +166,14 @@ describe('operations console in a browser', () => {
       await c.claimResponse(claim.id, { total: 25, patientRef: `Patient/${patientId}` });
       // The overview tells of it, and leads there.
       await page.getByRole('link', { name: 'Overview' }).click();
-      await page.getByRole('link', { name: /1\s+waiting payments\s+oldest .* bill CON-WAIT, 25\.00/ }).waitFor();
+      await page.getByRole('link', { name: /1\s+waiting payments\s+oldest .* bill CON-WAIT, USD\s25\.00/ }).waitFor();
       await shoot('overview');
       await page.getByRole('link', { name: /waiting payments\s+oldest/ }).click();
       await page.getByRole('heading', { name: 'Waiting payments' }).waitFor();
-      await page.getByRole('row').filter({ hasText: 'CON-WAIT' }).waitFor();
+      await page.getByRole('row').filter({ hasText: 'CON-WAIT' }).getByText(/^USD\s25\.00$/).waitFor();
       await shoot('waiting');
       await page.getByRole('button', { name: 'Apply bill CON-WAIT' }).click();
-      await page.getByRole('status').getByText('Applied bill CON-WAIT: 25.00 to the claim, 0.00 as credit').waitFor();
+      await page.getByRole('status').getByText(/^Applied bill CON-WAIT: USD\s25\.00 to the claim, USD\s0\.00 as credit$/).waitFor();
       await page.getByText('No payment is waiting.').waitFor();
       expect(await c.paidOn(claim.id)).toBe(25);
     });
@@ -188,6 +200,40 @@ describe('operations console in a browser', () => {
       await shoot('sources');
     });
 
+    await step('remittance-in-journal', async () => {
+      const file = big835('ERA', 1001, 600);
+      const posted = await request(t.app).post('/api/remittances').auth(c.token, { type: 'bearer' }).set('Content-Type', 'application/edi-x12').send(file);
+      expect(posted.status, JSON.stringify(posted.body)).toBe(201);
+      await page.getByRole('link', { name: 'Inbound' }).click();
+      await page.getByRole('heading', { name: 'Inbound messages' }).waitFor();
+      await page.getByLabel('Source', { exact: true }).fill('x12-835');
+      await page.getByLabel('Status').selectOption('');
+      await page.getByRole('button', { name: 'Filter' }).click();
+      const row = page.getByRole('table', { name: 'Journal, newest first' }).getByRole('row').filter({ hasText: 'x12-835' });
+      await row.getByText('processed').waitFor();
+      expect(await row.count()).toBe(1);
+      await row.getByRole('link', { name: /^#\d+$/ }).click();
+      await page.getByRole('heading', { name: 'Remittance file' }).waitFor();
+      // The summary (amounts with their currency), the truncated raw text, the first 1,000 resources and the rest counted.
+      const traces = page.getByRole('table', { name: 'Payer traces' });
+      await traces.getByRole('row').filter({ hasText: 'ERA' }).getByText(/^USD\s240,150\.00$/).waitFor();
+      await page.getByText(/^USD\s240,150\.00$/).first().waitFor();
+      await page.getByText(/Truncated: the first 256\.0 KiB of 2\d\d\.\d KiB are kept/).waitFor();
+      await page.getByLabel('The start of the raw body as received').getByText('ISA*00*', { exact: false }).waitFor();
+      const [event] = (await request(t.app).get('/admin/inbound-events?source=x12-835').auth(c.token, { type: 'bearer' })).body.items;
+      const { resourcesTotal } = (await request(t.app).get(`/admin/inbound-events/${event.id}`).auth(c.token, { type: 'bearer' })).body;
+      expect(resourcesTotal).toBeGreaterThan(1002); // 1,001 ClaimResponses, the PaymentReconciliation, the payer and payee
+      await page.getByText(`and ${resourcesTotal - 1000} more (the journal lists the first 1,000;`, { exact: false }).waitFor();
+      await page.getByText('All 1,000 listed').waitFor();
+      await page.getByRole('heading', { name: 'Our answer: HTTP 201' }).waitFor();
+      await shoot('inbound-remittance');
+      // Its 600 claims not here yet wait, each with its amount and currency.
+      await page.getByRole('link', { name: 'Waiting payments' }).click();
+      const claims = page.getByRole('table', { name: /Payer claim payments \(X12 835\) waiting/ });
+      await claims.getByRole('row').filter({ hasText: 'ERA-NOT-HERE-1001' }).getByText(/^USD\s150\.00$/).waitFor();
+      expect(await claims.getByRole('row').count()).toBe(601);
+    });
+
     await step('admin-picks-tenant', async () => {
       await page.getByLabel('Tenant').selectOption('clinic-b');
       await page.getByRole('link', { name: 'Money' }).click();
@@ -198,9 +244,12 @@ describe('operations console in a browser', () => {
       await page.getByRole('heading', { name: 'Bea Bauer' }).waitFor();
       // The server's figures: 80.00 owed, 30.50 paid, 49.50 open.
       const lifecycle = page.getByRole('table', { name: 'Claim lifecycles' }).getByRole('row').filter({ hasText: 'CLB-1' });
-      await lifecycle.getByText('80.00').waitFor();
-      await lifecycle.getByText('49.50').waitFor();
-      await page.getByRole('region', { name: 'Totals' }).getByText('49.50').waitFor();
+      // In clinic-b's currency, AUD, as the server states it.
+      await lifecycle.getByText(/^AUD\s80\.00$/).waitFor();
+      await lifecycle.getByText(/^AUD\s49\.50$/).waitFor();
+      await page.getByRole('region', { name: 'Totals' }).getByText(/^AUD\s49\.50$/).waitFor();
+      await page.getByRole('table', { name: 'Payments' }).getByText(/^AUD\s30\.50$/).first().waitFor();
+      await shoot('money-aud');
       await page.getByRole('link', { name: 'Deliveries' }).click();
       await page.getByRole('link', { name: beaSubscription }).waitFor();
       expect(await page.getByRole('link', { name: subscriptionId }).count()).toBe(0);
@@ -227,8 +276,26 @@ describe('operations console in a browser', () => {
       await page.getByRole('link', { name: 'Bea Bauer' }).waitFor();
       expect(await page.getByRole('link', { name: 'Ada Okafor' }).count()).toBe(0);
       await page.getByRole('link', { name: 'Bea Bauer' }).click();
-      await page.getByRole('table', { name: 'Claim lifecycles' }).getByText('49.50').waitFor();
+      await page.getByRole('table', { name: 'Claim lifecycles' }).getByText(/^AUD\s49\.50$/).waitFor();
       await shoot('tenant-client');
+    });
+
+    await step('tenant-client-registers-source', async () => {
+      const views = page.getByRole('navigation', { name: 'Views' });
+      await views.getByRole('link', { name: 'Sources', exact: true }).click();
+      await page.getByRole('heading', { name: 'Webhook sources' }).waitFor();
+      // Its own tenant's sources only: the operator's InstaMed source of `default` is not listed.
+      await page.getByText('No sources registered.').waitFor();
+      await page.getByLabel('Kind').selectOption('x12-835');
+      await page.getByLabel('Name').fill('Clinic B clearinghouse');
+      await page.getByRole('button', { name: 'Register' }).click();
+      await page.getByRole('heading', { name: 'Credentials for Clinic B clearinghouse, shown once' }).waitFor();
+      await page.getByLabel('The new credentials').getByText('password').waitFor();
+      await shoot('sources-tenant-client');
+      await page.getByRole('button', { name: 'I have kept them' }).click();
+      await page.getByRole('row').filter({ hasText: 'Clinic B clearinghouse' }).getByRole('button', { name: 'Rotate credentials of Clinic B clearinghouse' }).waitFor();
+      const sources = await request(t.app).get('/admin/webhook-sources').auth(c.token, { type: 'bearer' });
+      expect(sources.body.sources.map((s: { name: string; tenant: string; kind: string }) => [s.name, s.tenant, s.kind])).toEqual([['InstaMed main', 'default', 'instamed'], ['Clinic B clearinghouse', 'clinic-b', 'x12-835']]);
     });
   });
 

@@ -19,6 +19,59 @@ afterAll(() => t.close());
 
 const adminReq = (method: 'get' | 'post' | 'patch' | 'delete', path: string, token = admin) => request(t.app)[method](path).auth(token, { type: 'bearer' });
 
+describe('a tenant\'s client manages its own tenant\'s sources', () => {
+  it('registers, lists, patches, rotates and deletes its own; 403 naming another tenant; 404 for another tenant\'s ids', async () => {
+    const own = await t.token('system/*.cruds', 'clinic-a');
+    const other = await adminReq('post', '/admin/webhook-sources').send({ tenant: 'default', kind: 'instamed', name: 'Not clinic-a\'s' });
+    expect(other.status).toBe(201);
+
+    // No tenant named: its own. Credentials shown once, stored hashed.
+    const created = await adminReq('post', '/admin/webhook-sources', own).send({ kind: 'instamed', name: 'Clinic A desk' });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    expect(created.headers['cache-control']).toBe('no-store');
+    expect(created.body).toMatchObject({ tenant: 'clinic-a', kind: 'instamed', name: 'Clinic A desk', credentials: { username: expect.any(String), password: expect.any(String) } });
+    const [row] = await t.db.query<{ secret_hash: string; tenant_id: string }>('SELECT secret_hash, tenant_id FROM webhook_source WHERE id = $1', [created.body.id]);
+    expect(row).toMatchObject({ tenant_id: 'clinic-a', secret_hash: expect.stringMatching(/^scrypt\$/) });
+    expect(JSON.stringify(row)).not.toContain(created.body.credentials.password);
+    // Naming itself is the same; naming another tenant is refused and registers nothing.
+    expect((await adminReq('post', '/admin/webhook-sources', own).send({ tenant: 'clinic-a', kind: 'x12-835', name: 'Clearinghouse' })).status).toBe(201);
+    const foreign = await adminReq('post', '/admin/webhook-sources', own).send({ tenant: 'default', kind: 'instamed', name: 'Sneaky' });
+    expect(foreign.status).toBe(403);
+    expect(foreign.body.error).toMatch(/own tenant \(clinic-a\)/);
+    expect(await t.db.query('SELECT id FROM webhook_source WHERE name = $1', ['Sneaky'])).toEqual([]);
+
+    const list = await adminReq('get', '/admin/webhook-sources', own);
+    expect(list.body.sources.map((s: { tenant: string }) => s.tenant)).toEqual(['clinic-a', 'clinic-a']);
+    expect(list.body.sources.some((s: { credentials?: unknown }) => s.credentials)).toBe(false);
+
+    // Its own: patch, rotate (the old password stops), disable, delete.
+    const id = created.body.id;
+    expect((await adminReq('patch', `/admin/webhook-sources/${id}`, own).send({ name: 'Renamed' })).body).toMatchObject({ name: 'Renamed' });
+    const rotated = await adminReq('post', `/admin/webhook-sources/${id}/rotate-credentials`, own);
+    expect(rotated.status).toBe(200);
+    expect(rotated.body.credentials.password).not.toBe(created.body.credentials.password);
+    expect((await request(t.app).post(created.body.url).auth(created.body.credentials.username, created.body.credentials.password).send({})).status).toBe(401);
+    expect((await adminReq('patch', `/admin/webhook-sources/${id}`, own).send({ enabled: false })).body).toMatchObject({ enabled: false });
+    expect((await adminReq('patch', `/admin/webhook-sources/${id}`, own).send({ tenant: 'default' })).status).toBe(400);
+
+    // Another tenant's: not found, and unchanged.
+    for (const [method, path] of [['get', ''], ['patch', ''], ['delete', ''], ['post', '/rotate-credentials']] as const) {
+      const res = await adminReq(method, `/admin/webhook-sources/${other.body.id}${path}`, own).send({ name: 'Taken' });
+      expect(res.status, `${method} ${path}`).toBe(404);
+    }
+    expect((await adminReq('get', `/admin/webhook-sources/${other.body.id}`)).body).toMatchObject({ name: 'Not clinic-a\'s', enabled: true });
+    const [still] = await t.db.query<{ secret_hash: string }>('SELECT secret_hash FROM webhook_source WHERE id = $1', [other.body.id]);
+    expect(still.secret_hash).toMatch(/^scrypt\$/);
+
+    // Read-only clients of the tenant may not change its sources.
+    const readOnly = await t.token('system/*.rs', 'clinic-a');
+    expect((await adminReq('patch', `/admin/webhook-sources/${id}`, readOnly).send({ enabled: true })).status).toBe(403);
+    expect((await adminReq('delete', `/admin/webhook-sources/${id}`, readOnly)).status).toBe(403);
+    expect((await adminReq('delete', `/admin/webhook-sources/${id}`, own)).body).toEqual({ deleted: id });
+    expect((await adminReq('get', '/admin/webhook-sources', own)).body.sources).toHaveLength(1);
+  });
+});
+
 describe('registry', () => {
   it('registers a source: 201 with its url and Basic credentials shown once, stored hashed', async () => {
     const res = await adminReq('post', '/admin/webhook-sources').send({ tenant: 'default', kind: 'instamed', name: 'Front desk', allowedIps: ['216.177.67.4', '10.1.0.0/16'] });
@@ -67,9 +120,14 @@ describe('registry', () => {
     expect(await t.db.query('SELECT count(*)::int AS n FROM webhook_source')).toEqual(before);
   });
 
-  it('needs the admin scope to change; a tenant client with system/*.rs may list its own tenant\'s', async () => {
+  it('needs the admin scope, or system/*.cruds for its own tenant, to change; a tenant client with system/*.rs may list its own tenant\'s', async () => {
     const fhirOnly = await t.token('system/*.cruds');
-    expect((await adminReq('post', '/admin/webhook-sources', fhirOnly)).status).toBe(403);
+    const readOnly = await t.token('system/*.rs');
+    const refused = await adminReq('post', '/admin/webhook-sources', readOnly).send({ kind: 'instamed', name: 'x' });
+    expect(refused.status).toBe(403);
+    expect(refused.headers['www-authenticate']).toMatch(/insufficient_scope/);
+    expect(refused.body.error).toMatch(/system\/\*\.cud/);
+    expect((await adminReq('get', '/admin/webhook-sources', readOnly)).status).toBe(200);
     expect((await adminReq('get', '/admin/webhook-sources', await t.token('system/Claim.rs'))).status).toBe(403);
     expect((await adminReq('get', '/admin/webhook-sources?tenant=elsewhere', fhirOnly)).status).toBe(403);
     expect((await request(t.app).get('/admin/webhook-sources')).status).toBe(401);

@@ -140,6 +140,7 @@ describe('operator APIs', () => {
     // The ClaimResponse with the responsibility it states (billing's reading, not the browser's), then the money.
     expect(timeline.body.entries.map((e: any) => [e.kind, e.amount])).toEqual([['adjudication', '100.00'], ['payment', '10.10'], ['payment', '10.10'], ['payment', '10.10']]);
     expect(timeline.body.entries[0].reference).toMatch(/^ClaimResponse\//);
+    expect(timeline.body.currency).toBe('USD');
 
     const o = await get('/admin/overview?hours=2');
     expect(o.body.hours).toHaveLength(2);
@@ -147,7 +148,8 @@ describe('operator APIs', () => {
     expect(o.body.hours.reduce((n: number, h: any) => n + h.notificationsOut, 0)).toBeGreaterThanOrEqual(3);
     expect(o.body.inboundByStatus).toMatchObject({ processed: 3, duplicate: 8, unmatched: 1 });
     expect(o.body.waitingPayments).toBe(1);
-    expect(o.body.oldestWaitingPayment).toMatchObject({ billId: 'NOPE-1', amount: '5.00' });
+    expect(o.body.oldestWaitingPayment).toMatchObject({ billId: 'NOPE-1', amount: '5.00', currency: 'USD' });
+    expect(o.body.currency).toBe('USD');
     expect((await get('/admin/overview?hours=0')).status).toBe(400);
   });
 
@@ -174,5 +176,46 @@ describe('operator APIs', () => {
     expect((await cli('payments', 'list', ...tenant, '--patient', patient)).out.items).toHaveLength(3);
     expect((await cli('payments', 'timeline', ...tenant, claimId)).out.entries).toHaveLength(4);
     expect((await cli('overview', ...tenant, '--hours', '1')).out.waitingPayments).toBe(1);
+  });
+});
+
+/** Every amount the console shows comes with its currency: the tenant's book currency, or FHIR Money's. */
+describe('amounts carry their currency', () => {
+  let t: TestApp;
+  let admin: string;
+  let aud: Client;
+  const get = (path: string, token = admin) => request(t.app).get(path).auth(token, { type: 'bearer' });
+
+  beforeAll(async () => {
+    t = await startTestApp();
+    admin = await t.token('admin');
+    const created = await request(t.app).post('/admin/tenants').auth(admin, { type: 'bearer' }).send({ id: 'ops-aud', name: 'Sydney', currency: 'AUD' });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    aud = client(t, await t.token('system/*.cruds webhook', 'ops-aud'));
+  });
+  afterAll(() => t.close());
+
+  it('in an AUD tenant: balance, payments, timeline, waiting payments and the overview say AUD; the default tenant still USD', async () => {
+    const patient = await aud.patient();
+    const claim = await aud.claim(patient, { billId: 'AUD-1' });
+    await aud.claimResponse(claim.id, { total: 80, patientRef: patient, currency: 'AUD' });
+    expect((await aud.pay({ billId: 'AUD-1', paymentAmount: 25.5, currency: 'AUD', paymentTraceId: 'pi_aud_1' })).status).toBe(200);
+    expect((await aud.pay({ billId: 'AUD-NOT-HERE', paymentAmount: 7, currency: 'AUD', paymentTraceId: 'pi_aud_2' })).status).toBe(404);
+
+    const balance = await get(`/admin/patient-balance?tenant=ops-aud&patient=${patient}`);
+    expect(balance.body).toMatchObject({ currency: 'AUD', totals: { responsibility: '80.00', paid: '25.50', open: '54.50' } });
+    expect((await get(`/admin/patient-payments?tenant=ops-aud&patient=${patient}`)).body.items).toEqual([expect.objectContaining({ amount: '25.50', currency: 'AUD' })]);
+    const timeline = await get(`/admin/claims/${claim.id}/timeline?tenant=ops-aud`);
+    expect(timeline.body).toMatchObject({ currency: 'AUD', entries: [expect.objectContaining({ kind: 'adjudication', amount: '80.00' }), expect.objectContaining({ kind: 'payment', amount: '25.50' })] });
+    const waiting = await get('/admin/unmatched-payments?tenant=ops-aud');
+    expect(waiting.body.unmatchedPayments).toEqual([expect.objectContaining({ billId: 'AUD-NOT-HERE', amount: 7, currency: 'AUD' })]);
+    // The tenant's own client reads the same.
+    expect((await get('/admin/overview?hours=1', aud.token)).body).toMatchObject({ currency: 'AUD', oldestWaitingPayment: { billId: 'AUD-NOT-HERE', amount: '7.00', currency: 'AUD' } });
+    // An operator listing every tenant's waiting payments sees each in its own tenant's currency.
+    const usd = client(t, await t.token('system/*.cruds webhook'));
+    expect((await usd.pay({ billId: 'USD-NOT-HERE', paymentAmount: 3, paymentTraceId: 'pi_usd_1' })).status).toBe(404);
+    const all = (await get('/admin/unmatched-payments')).body.unmatchedPayments.map((u: { billId: string; currency: string }) => [u.billId, u.currency]);
+    expect(all).toEqual(expect.arrayContaining([['AUD-NOT-HERE', 'AUD'], ['USD-NOT-HERE', 'USD']]));
+    expect((await get('/admin/overview?hours=1')).body.currency).toBe('USD');
   });
 });

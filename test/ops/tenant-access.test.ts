@@ -103,8 +103,9 @@ describe('operator views for a tenant client', () => {
       expect(res.status, action).toBe(404);
     }
     expect((await get('/admin/unmatched-payments', b.token)).body.unmatchedPayments.map((u: any) => u.id)).toEqual([b.waitingId]);
-    // Sources are changed by the operator only; tenants are the operator's too.
-    expect((await request(t.app).post(`/admin/webhook-sources/${a.sourceId}/rotate-credentials`).auth(a.token, { type: 'bearer' })).status).toBe(403);
+    // Another tenant's sources cannot be changed (its own can: test/inbound/sources.test.ts); tenants are the operator's.
+    expect((await request(t.app).post(`/admin/webhook-sources/${b.sourceId}/rotate-credentials`).auth(a.token, { type: 'bearer' })).status).toBe(404);
+    expect((await request(t.app).delete(`/admin/webhook-sources/${b.sourceId}`).auth(a.token, { type: 'bearer' })).status).toBe(404);
     expect((await get('/admin/tenants', a.token)).status).toBe(403);
     // A client whose scopes do not cover a view: 403 for that view, the others still open.
     const deliveriesOnly = await t.token('system/Subscription.rs', 'tenant-a');

@@ -39,6 +39,8 @@ export function covers(scope) {
 export const NEEDS = {
   journal: ['system/*.rs'],
   sources: ['system/*.rs'],
+  // Registering, changing, rotating, disabling a source: it writes every kind of resource for the tenant.
+  manageSources: ['system/*.rs', 'system/*.cud'],
   overview: ['system/*.rs'],
   deliveries: ['system/Subscription.rs'],
   money: ['system/Claim.rs', 'system/ClaimResponse.rs', 'system/PaymentReconciliation.rs', 'system/PatientCredit.rs'],

@@ -113,11 +113,32 @@ export function cents(value) {
   return neg ? -c : c;
 }
 
-export function money(c) {
-  const v = typeof c === 'bigint' ? c : cents(c);
-  const neg = v < 0n;
-  const a = neg ? -v : v;
-  return `${neg ? '−' : ''}${(a / 100n).toLocaleString('en-US')}.${String(a % 100n).padStart(2, '0')}`;
+const formats = new Map();
+
+/**
+ * An amount with its currency, as the browser's locale writes it with the ISO code ("AUD 25.50", "JPY 1,200"; a symbol such as $ could be any of several dollars), by
+ * Intl.NumberFormat given the decimal text itself (never a float: format() takes a string as an
+ * exact decimal). `value`: the server's decimal text, a FHIR Money value, or cents as BigInt.
+ * Without a currency (an API that states none) the figure is shown alone, to two decimals.
+ */
+export function money(value, currency) {
+  const text = typeof value === 'bigint' ? centsText(value) : value === undefined || value === null || value === '' ? '0' : String(value);
+  const key = currency ?? '';
+  if (!formats.has(key)) {
+    formats.set(key, currency
+      ? new Intl.NumberFormat(undefined, { style: 'currency', currency, currencyDisplay: 'code' })
+      : new Intl.NumberFormat(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2 }));
+  }
+  return formats.get(key).format(text);
+}
+
+/** A FHIR Money ({value, currency}) for display. */
+export const fhirMoney = (m, fallbackCurrency) => money(m?.value ?? 0, m?.currency ?? fallbackCurrency);
+
+function centsText(c) {
+  const neg = c < 0n;
+  const a = neg ? -c : c;
+  return `${neg ? '-' : ''}${a / 100n}.${String(a % 100n).padStart(2, '0')}`;
 }
 
 /**

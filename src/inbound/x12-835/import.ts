@@ -37,6 +37,22 @@ export interface ImportOptions {
   onClaim?: (claims: number) => void;
   /** Claim.identifier system of CLP01 (a webhook source's option); absent: the tenant's claim-id system. */
   claimIdSystem?: string;
+  /** Filled as the file is read: its ISA13 and GS06 control numbers (the first ENVELOPE_CAP of each). */
+  envelope?: EnvelopeSeen;
+  /**
+   * Run in the import's own transaction: `begin` before anything is written, `end` after the last
+   * transaction set, before commit (the route journals the file there, so an imported file always
+   * has its journal row).
+   */
+  inTransaction?: {
+    begin?(tx: PostgresRepository): Promise<void>;
+    end?(tx: PostgresRepository, remittances: RemittanceSummary[]): Promise<void>;
+  };
+}
+
+export interface EnvelopeSeen {
+  interchanges: string[];
+  groups: string[];
 }
 
 class Conflict extends Error {}
@@ -49,6 +65,7 @@ export async function importRemittance(repo: PostgresRepository, source: Readabl
   let claims = 0;
   try {
     const remittances = await repo.withTransaction(async (tx) => {
+      await options.inTransaction?.begin?.(tx);
       const done: RemittanceSummary[] = [];
       let header: RemittanceHeader | undefined;
       let begun: Exclude<BeginOutcome, { status: 'refused' }> | undefined;
@@ -65,7 +82,7 @@ export async function importRemittance(repo: PostgresRepository, source: Readabl
         }
         batch = [];
       };
-      for await (const part of readRemittance(source)) {
+      for await (const part of readRemittance(source, options.envelope)) {
         if (part.type === 'header') {
           header = part.header;
           const started = await beginRemittance(tx, remittanceInput(header));
@@ -94,6 +111,7 @@ export async function importRemittance(repo: PostgresRepository, source: Readabl
           begun = undefined;
         }
       }
+      await options.inTransaction?.end?.(tx, done);
       return done;
     });
     return { ok: true, remittances };

@@ -15,7 +15,7 @@ import type { Segment } from './segments.ts';
  * must balance: BPR02 = Σ CLP04 − Σ PLB amounts. Any problem throws X12Error naming the segment
  * and its position; the caller writes in one transaction, so a refused file leaves nothing.
  */
-export async function* readRemittance(source: Readable): AsyncGenerator<RemittancePart> {
+export async function* readRemittance(source: Readable, seen?: { interchanges: string[]; groups: string[] }): AsyncGenerator<RemittancePart> {
   const env = new Envelope();
   let set: TransactionSet | undefined;
   for await (const s of readSegments(source)) {
@@ -24,9 +24,15 @@ export async function* readRemittance(source: Readable): AsyncGenerator<Remittan
       continue;
     }
     switch (s.name) {
-      case 'ISA': env.openInterchange(s); break;
+      case 'ISA':
+        env.openInterchange(s);
+        if (seen && seen.interchanges.length < ENVELOPE_CAP) seen.interchanges.push(String(s['13'] ?? '').trim());
+        break;
       case 'IEA': env.closeInterchange(s); break;
-      case 'GS': env.openGroup(s); break;
+      case 'GS':
+        env.openGroup(s);
+        if (seen && seen.groups.length < ENVELOPE_CAP) seen.groups.push(String(s['6'] ?? '').trim());
+        break;
       case 'GE': env.closeGroup(s); break;
       case 'ST':
         env.openSet(s);
@@ -45,6 +51,9 @@ export async function* readRemittance(source: Readable): AsyncGenerator<Remittan
   }
   env.end();
 }
+
+/** Control numbers noted per file (`seen`): a file of many interchanges keeps the first ones. */
+export const ENVELOPE_CAP = 100;
 
 /** The nesting of ISA, GS and ST with their counts and control numbers. */
 class Envelope {

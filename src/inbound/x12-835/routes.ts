@@ -16,7 +16,9 @@ import type { InboundDeps } from '../sender.ts';
 import { authenticateSource } from '../sources/authenticate.ts';
 import { findSource } from '../sources/store.ts';
 import { importRemittance } from './import.ts';
-import type { ImportResult } from './import.ts';
+import type { EnvelopeSeen, ImportResult, RemittanceSummary } from './import.ts';
+import { FileTap, journalAlone, journalInImport } from './journal.ts';
+import type { RemittanceJournal } from './journal.ts';
 
 export const SOURCE = 'x12-835';
 export const REMITTANCES_PATH = '/api/remittances';
@@ -32,7 +34,8 @@ export const MAX_FILE_BYTES = 256 * 1024 * 1024;
  * written, 200 when every trace in it was imported before; {error, segment?, position?} with 400
  * (not a well-formed 835), 409 (a trace imported before with other content), 413 (too large),
  * 422 (the payment does not balance, or a claim cannot be booked), 503 with Retry-After (the
- * database is away). A refused file writes nothing.
+ * database is away). A refused file writes nothing but its journal row (source x12-835: processed,
+ * duplicate for the 200, refused, failed; x12-835/journal.ts says what the row keeps of a file).
  */
 export function x12Routes(deps: InboundDeps): Router {
   const routes = express.Router();
@@ -40,7 +43,7 @@ export function x12Routes(deps: InboundDeps): Router {
 
   routes.post(REMITTANCES_PATH, webhookAuth(deps.auth), async (req: Request, res: Response) => {
     const { tenantId } = res.locals as AuthLocals;
-    await run(req, res, tenantId, undefined);
+    await run(req, res, tenantId, undefined, undefined);
   });
 
   routes.post(SOURCE_PATH, async (req: Request, res: Response) => {
@@ -52,14 +55,24 @@ export function x12Routes(deps: InboundDeps): Router {
       if (denied.retryAfter !== undefined) res.set('Retry-After', String(denied.retryAfter));
       return void res.status(denied.status).json({ error: denied.message });
     }
-    await run(req, res, source.tenantId, source.claimIdentifierSystem ?? undefined);
+    await run(req, res, source.tenantId, source.claimIdentifierSystem ?? undefined, source.id);
   });
 
-  async function run(req: Request, res: Response, tenantId: string, claimIdSystem: string | undefined): Promise<void> {
+  async function run(req: Request, res: Response, tenantId: string, claimIdSystem: string | undefined, sourceId: string | undefined): Promise<void> {
+    const tap = new FileTap();
+    const envelope: EnvelopeSeen = { interchanges: [], groups: [] };
+    const journal: RemittanceJournal = { tenantId, sourceId, request: req, tap, envelope };
+    /** A refused or failed file: its journal row alone (a failure to write it is logged, the answer stands). */
+    const answerAlone = async (status: number, body: { error: string } & Record<string, unknown>, outcome: 'refused' | 'failed', detail: Record<string, unknown> = {}): Promise<void> => {
+      await deps.db.transaction((tx) => journalAlone(tx, journal, outcome, { status, body }, body.error, detail))
+        .catch((err: unknown) => req.log?.error({ err }, 'the refused remittance could not be journalled'));
+      res.status(status).json(body);
+    };
     const declared = Number(req.get('content-length') ?? NaN);
-    if (declared > MAX_FILE_BYTES) return void res.status(413).json({ error: `An 835 is taken up to ${MAX_FILE_BYTES} bytes` });
+    if (declared > MAX_FILE_BYTES) return answerAlone(413, { error: `An 835 is taken up to ${MAX_FILE_BYTES} bytes` }, 'refused', { declaredBytes: declared });
     const repo = new PostgresRepository(deps.db, { tenantId, access: FULL_ACCESS, baseUrl: fhirBase(req) }, { observer: deps.observer });
     let result: ImportResult;
+    const answerOf = (remittances: RemittanceSummary[]) => ({ status: remittances.some((r) => r.status === 'created') ? 201 : 200, body: { remittances } });
     // The body is spooled to a temporary file first (streaming, so memory stays flat), then
     // imported from it: the request is received at the network's pace, not the import's, so a
     // long import does not meet the server's request timeout and a client that goes away
@@ -67,10 +80,14 @@ export function x12Routes(deps: InboundDeps): Router {
     const dir = await mkdtemp(join(tmpdir(), 'fhir-billing-835-'));
     try {
       const file = join(dir, 'remittance.835');
-      await pipeline(req, new Limit(MAX_FILE_BYTES), createWriteStream(file));
-      result = await importRemittance(repo, createReadStream(file), { ...(claimIdSystem && { claimIdSystem }) });
+      await pipeline(req, new Limit(MAX_FILE_BYTES), tap, createWriteStream(file));
+      result = await importRemittance(repo, createReadStream(file), {
+        ...(claimIdSystem && { claimIdSystem }),
+        envelope,
+        inTransaction: journalInImport(journal, answerOf),
+      });
     } catch (err) {
-      if (err instanceof TooLarge) return void res.status(413).json({ error: err.message });
+      if (err instanceof TooLarge) return answerAlone(413, { error: err.message }, 'refused');
       if (req.destroyed) return; // the client went away while sending; nothing was imported
       const down = databaseUnavailable(err);
       if (down) {
@@ -78,16 +95,16 @@ export function x12Routes(deps: InboundDeps): Router {
         return void res.status(503).json({ error: down.message });
       }
       req.log?.error({ err }, 'remittance import failed');
-      return void res.status(500).json({ error: 'The remittance could not be imported; nothing was recorded' });
+      return answerAlone(500, { error: 'The remittance could not be imported; nothing was recorded' }, 'failed', { cause: (err as Error)?.message ?? String(err) });
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
     if (!result.ok) {
       const { ok: _ok, status, ...body } = result;
-      return void res.status(status).json({ error: body.message, ...(body.segment && { segment: body.segment }), ...(body.position && { position: body.position }) });
+      return answerAlone(status, { error: body.message, ...(body.segment && { segment: body.segment }), ...(body.position && { position: body.position }) }, 'refused');
     }
-    const created = result.remittances.some((r) => r.status === 'created');
-    res.status(created ? 201 : 200).json({ remittances: result.remittances });
+    const answer = answerOf(result.remittances);
+    res.status(answer.status).json(answer.body);
   }
   return routes;
 }

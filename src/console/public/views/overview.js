@@ -15,7 +15,7 @@ export function Overview({ ctx }) {
           <a class="card" href=${href('deliveries')}><strong>${sum('notificationsOut')}</strong> delivery attempts</a>
           <a class="card ${o.subscriptionsInError ? 'bad' : ''}" href=${href('deliveries')}><strong>${o.subscriptionsInError}</strong> subscriptions in error</a>
           <a class="card ${o.deadNotifications ? 'bad' : ''}" href=${href('deliveries')}><strong>${o.deadNotifications}</strong> dead notifications</a>
-          <a class="card ${o.waitingPayments ? 'warn' : ''}" href=${href('waiting')}><strong>${o.waitingPayments}</strong> waiting payments${o.oldestWaitingPayment ? html`<br />oldest ${age(o.oldestWaitingPayment.ageSeconds)} old: bill ${o.oldestWaitingPayment.billId}, ${money(o.oldestWaitingPayment.amount)}` : ''}</a>
+          <a class="card ${o.waitingPayments ? 'warn' : ''}" href=${href('waiting')}><strong>${o.waitingPayments}</strong> waiting payments${o.oldestWaitingPayment ? html`<br />oldest ${age(o.oldestWaitingPayment.ageSeconds)} old: bill ${o.oldestWaitingPayment.billId}, ${money(o.oldestWaitingPayment.amount, o.oldestWaitingPayment.currency ?? o.currency)}` : ''}</a>
         </section>
         <div class="charts">
           <${Chart} title="Messages in per hour" hours=${hours}

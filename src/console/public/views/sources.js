@@ -1,5 +1,5 @@
 import { useState } from '../vendor/hooks.js';
-import { call, qs } from '../api.js';
+import { call, may, qs } from '../api.js';
 import { html, useLoad, Loading, Table, Badge, Outcome, useAction, Json, time, href } from '../ui.js';
 
 /** Webhook sources of the tenant: list, register, rotate credentials, disable or enable. */
@@ -7,6 +7,8 @@ export function Sources({ ctx }) {
   const state = useLoad(() => call(`/admin/webhook-sources${qs({ tenant: ctx.adminTenant })}`), [ctx.adminTenant]);
   const action = useAction();
   const [shown, setShown] = useState(null);
+  // The server's rule (src/auth/tenant-access.ts): admin, or system/*.cruds for the client's own tenant.
+  const mayManage = may('manageSources');
   const register = async (e) => {
     e.preventDefault();
     const f = Object.fromEntries(new FormData(e.target));
@@ -38,12 +40,12 @@ export function Sources({ ctx }) {
         { label: 'State', render: (s) => html`<${Badge} value=${s.enabled ? 'enabled' : 'disabled'} />` },
         { label: 'Created', render: (s) => time(s.createdAt) },
         { label: 'Journal', render: (s) => html`<a href=${href('inbound', { sourceId: s.id })}>messages</a>` },
-        { label: 'Actions', render: (s) => !ctx.session.admin ? '—' : html`<button type="button" onClick=${() => rotate(s)} disabled=${action.busy}>Rotate credentials<span class="sr"> of ${s.name}</span></button>
+        { label: 'Actions', render: (s) => !mayManage ? '—' : html`<button type="button" onClick=${() => rotate(s)} disabled=${action.busy}>Rotate credentials<span class="sr"> of ${s.name}</span></button>
             <button type="button" onClick=${() => toggle(s)} disabled=${action.busy}>${s.enabled ? 'Disable' : 'Enable'}<span class="sr"> ${s.name}</span></button>` },
       ]} />`}<//>
-    ${!ctx.session.admin ? html`<p class="note">Registering, rotating and disabling sources is the operator's (the <code>admin</code> scope).</p>` : html`<form class="panel" onSubmit=${register} aria-labelledby="reg-h">
+    ${!mayManage ? html`<p class="note">Registering, rotating and disabling sources takes the <code>admin</code> scope, or <code>system/*.cruds</code> for this client's own tenant.</p>` : html`<form class="panel" onSubmit=${register} aria-labelledby="reg-h">
       <h2 id="reg-h">Register a source</h2>
-      <label>Kind <select name="kind"><option value="instamed">instamed</option></select></label>
+      <label>Kind <select name="kind"><option value="instamed">instamed</option><option value="x12-835">x12-835 (payer remittances)</option></select></label>
       <label>Name <input name="name" required maxlength="200" /></label>
       <button type="submit" disabled=${action.busy}>Register</button>
     </form>`}`;

@@ -9,7 +9,7 @@ export function Waiting({ ctx, query }) {
   const mayAct = ctx.session.admin || ctx.session.scopes.includes('webhook') || covers('system/PaymentReconciliation.c');
   const apply = async (p) => {
     const r = await action.run(() => call(`/admin/unmatched-payments/${p.id}/apply`, { method: 'POST' }),
-      (o) => `Applied bill ${p.billId}: ${money(String(o.amountSetOnClaim))} to the claim, ${money(String(o.excessAmount))} as credit`);
+      (o) => `Applied bill ${p.billId}: ${money(String(o.amountSetOnClaim), p.currency)} to the claim, ${money(String(o.excessAmount), p.currency)} as credit`);
     if (r) state.reload();
   };
   const discard = async (e, p) => {
@@ -25,7 +25,7 @@ export function Waiting({ ctx, query }) {
       columns=${[
         { label: 'Bill id', key: 'billId' },
         { label: 'Source', key: 'source' },
-        { label: 'Amount', render: (p) => money(String(p.amount)), num: true },
+        { label: 'Amount', render: (p) => money(String(p.amount), p.currency), num: true },
         { label: 'Trace id', render: (p) => p.paymentTraceId ?? '—' },
         { label: 'Received', render: (p) => time(p.receivedAt) },
         { label: 'Age', render: (p) => age(p.ageSeconds), num: true },
@@ -37,5 +37,15 @@ export function Waiting({ ctx, query }) {
               <input id=${`reason-${p.id}`} name="reason" required maxlength="1000" placeholder="reason" />
               <button type="submit" disabled=${action.busy}>Discard<span class="sr"> bill ${p.billId}</span></button>
             </form></div>` },
-      ]} />`}<//>`;
+      ]} />
+      ${r.waitingClaimPayments?.length > 0 && html`<${Table} caption="Payer claim payments (X12 835) waiting for their claim: each applies by itself when a claim with its bill id is written"
+        rows=${r.waitingClaimPayments} rowKey=${(c) => `${c.remittanceId}|${c.seq}`}
+        columns=${[
+          { label: 'Bill id (CLP01)', key: 'billId' },
+          { label: 'Payer claim (CLP07)', render: (c) => c.payerClaimId ?? '—' },
+          { label: 'Status (CLP02)', key: 'statusCode' },
+          { label: 'Paid', render: (c) => money(c.paid, c.currency), num: true },
+          { label: 'Payer trace', render: (c) => c.trace?.[1] ?? '—' },
+          { label: 'Received', render: (c) => time(c.receivedAt) },
+        ]} />`}`}<//>`;
 }
