@@ -28,10 +28,19 @@ export async function migrate(db: Database): Promise<string[]> {
   return applied;
 }
 
-/** Splits on semicolons at line ends; our migrations keep to that (no functions with bodies). */
+/**
+ * Splits on semicolons at line ends; our migrations keep to that. A function body, quoted as
+ * $$ ... $$, has such semicolons inside: pieces are joined again until its quotes are closed.
+ */
 function splitStatements(sql: string): string[] {
-  return sql
-    .split(/;\s*$/m)
-    .map((s) => s.replace(/^\s*--.*$/gm, '').trim())
-    .filter((s) => s.length > 0);
+  const statements: string[] = [];
+  let open = '';
+  for (const piece of sql.split(/;\s*$/m)) {
+    open = open ? `${open};${piece}` : piece;
+    if ((open.match(/\$\$/g) ?? []).length % 2 === 1) continue;
+    statements.push(open);
+    open = '';
+  }
+  if (open) statements.push(open);
+  return statements.map((s) => s.replace(/^\s*--.*$/gm, '').trim()).filter((s) => s.length > 0);
 }

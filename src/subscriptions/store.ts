@@ -2,20 +2,14 @@ import { randomUUID } from 'node:crypto';
 import type { Queryable } from '../db/index.ts';
 import type { SubscriptionConfig } from './definition.ts';
 
-/** The SQL of Subscriptions (migrations 003, 021): registry, counters, notification queue, replay; delivery's is in runs.ts. */
+/** The SQL of Subscriptions (migrations 003, 021, 022): registry, counters, notification queue, replay; delivery's is in runs.ts. */
 export const NOTIFY_CHANNEL = 'fhir_billing_notifications';
-/** PostgreSQL refuses NOTIFY payloads of 8000 bytes or more. */
-const MAX_PAYLOAD = 7900;
 
 /**
  * A NOTIFY's payload names the streams (tenant/subscription) that have something new, so that a
- * worker already sending all of them need not claim; empty (any stream) when they would not fit.
+ * worker already sending all of them need not claim: a JSON array of "tenant/id", written by
+ * migration 022's trigger; empty (any stream) when they would not fit (8000 bytes at most).
  */
-function streamsPayload(tenantId: string, subscriptionIds: string[]): string {
-  const payload = JSON.stringify(subscriptionIds.map((id) => `${tenantId}/${id}`));
-  return Buffer.byteLength(payload) < MAX_PAYLOAD ? payload : '';
-}
-
 /** The streams a NOTIFY payload names; none (meaning: any) for an empty or foreign one. */
 export function notifiedStreams(payload: string): string[] {
   if (!payload.startsWith('[')) return [];
@@ -86,31 +80,21 @@ export interface EventToQueue {
   interaction: string;
 }
 
+/** The transaction-local setting a write names its events in, for the trigger of migration 022. */
+const QUEUED_EVENTS_SETTING = 'fhir_billing.queued_events';
+
 /**
- * Queues one event-notification for each subscription, numbering it. Locking each subscription's
- * counter row until commit makes concurrent writers that match the same subscription take their
- * numbers, and their places in the queue, in commit order; the rows are locked in id order, so
- * writers matching many of the same subscriptions queue up instead of deadlocking.
+ * Queues one event-notification for each subscription, numbered at COMMIT: the event is named in
+ * a transaction-local setting, and a deferred trigger on the outbox row that every resource write
+ * inserts (migration 022) locks the subscriptions' counters in one order, numbers the events of
+ * the whole transaction and NOTIFYs. So concurrent writers matching the same subscription take
+ * their numbers, and their places in the queue, in commit order, and hold those locks only for
+ * the numbering and the WAL flush, not for round trips to the application. Called only from a
+ * resource write's transaction (observer.ts), after its outbox row.
  */
 export async function queueEvents(tx: Queryable, tenantId: string, subscriptionIds: string[], event: EventToQueue): Promise<void> {
-  await tx.query(
-    `WITH locked AS (
-       SELECT tenant_id, id FROM subscription_counter WHERE tenant_id = $1 AND id = ANY($2::text[]) ORDER BY id FOR UPDATE),
-     numbered AS (
-       UPDATE subscription_counter c SET events_count = c.events_count + 1, queue_seq = c.queue_seq + 1
-         FROM locked WHERE c.tenant_id = locked.tenant_id AND c.id = locked.id
-        RETURNING c.id, c.events_count, c.queue_seq),
-     queued AS (
-       INSERT INTO subscription_notification
-         (tenant_id, subscription_id, seq, event_number, type, resource_type, resource_id, version_id, interaction, webhook_id)
-       SELECT $1, id, queue_seq, events_count, 'event-notification', $3, $4, $5, $6, 'msg_' || replace(gen_random_uuid()::text, '-', '')
-         FROM numbered
-       RETURNING 1)
-     -- The NOTIFY in the same statement: the counters stay locked until COMMIT, so every round
-     -- trip after taking them holds up the next writer matching the same subscriptions.
-     SELECT pg_notify('${NOTIFY_CHANNEL}', $7) FROM (SELECT count(*) FROM queued) AS q`,
-    [tenantId, subscriptionIds, event.resourceType, event.resourceId, event.versionId, event.interaction, streamsPayload(tenantId, subscriptionIds)],
-  );
+  const queued = JSON.stringify({ tenant: tenantId, subscriptions: subscriptionIds, ...event });
+  await tx.query(`SELECT set_config($1, coalesce(current_setting($1, true), '') || $2 || ',', true)`, [QUEUED_EVENTS_SETTING, queued], { prepare: true });
 }
 
 /** Queues a handshake or heartbeat: ordered with the events, but not counted as one. */
