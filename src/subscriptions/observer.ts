@@ -4,7 +4,7 @@ import type { Queryable } from '../db/index.ts';
 import { FULL_ACCESS, assertAllowed } from '../fhir/access.ts';
 import type { ChangeObserver, ResourceChange } from '../fhir/change-observer.ts';
 import { parseSubscription } from './definition.ts';
-import { concealSecrets, restoreSecret } from './secrets.ts';
+import { concealSecrets, restoreSecret, showSecretInAnswer } from './secrets.ts';
 import type { SubscriptionConfig } from './definition.ts';
 import { subscriptionsCollectingFor, deleteRegistry, queueEvents, queueSignal, upsertRegistry } from './store.ts';
 import type { RegistryStatus } from './store.ts';
@@ -23,18 +23,10 @@ export function subscriptionObserver(options: ObserverOptions): ChangeObserver {
   return {
     async prepare(written: Resource, { conn, tenantId }): Promise<Resource> {
       if (written.resourceType !== 'Subscription') return written;
-      const resource = await restoreSecret(conn, tenantId, written);
-      if (resource.status !== 'requested') return resource;
-      // The server, not the client, moves a requested subscription on: classic ones to active at
-      // once, backport ones after their handshake; either to error if the endpoint is refused.
-      const config = parseSubscription(resource);
-      try {
-        await assertPublicEndpoint(config.endpoint, options.allowPrivateNetworks);
-      } catch (err) {
-        if (!(err instanceof OutboundUrlError)) throw err;
-        return { ...resource, status: 'error', error: err.message };
-      }
-      return config.kind === 'classic' ? { ...resource, status: 'active', error: undefined } : resource;
+      const resource = await restoreSecret(conn, tenantId, written as Subscription);
+      const prepared = await moveOn(resource, options);
+      // A write that kept the stored secret (sent the mask) is never shown it, even next to a value it sent.
+      return resource === written ? showSecretInAnswer(prepared) : prepared;
     },
 
     conceal: (resource) => concealSecrets(resource),
@@ -54,6 +46,22 @@ export function subscriptionObserver(options: ObserverOptions): ChangeObserver {
         });
     },
   };
+}
+
+/**
+ * The server, not the client, moves a requested subscription on: classic ones to active at once,
+ * backport ones after their handshake; either to error if the endpoint is refused.
+ */
+async function moveOn(resource: Subscription, options: ObserverOptions): Promise<Subscription> {
+  if (resource.status !== 'requested') return resource;
+  const config = parseSubscription(resource);
+  try {
+    await assertPublicEndpoint(config.endpoint, options.allowPrivateNetworks);
+  } catch (err) {
+    if (!(err instanceof OutboundUrlError)) throw err;
+    return { ...resource, status: 'error', error: err.message };
+  }
+  return config.kind === 'classic' ? { ...resource, status: 'active', error: undefined } : resource;
 }
 
 function matches(config: SubscriptionConfig, change: ResourceChange): boolean {
