@@ -3,6 +3,7 @@ import type { Resource, ResourceType, Subscription } from '@medplum/fhirtypes';
 import type { Queryable } from '../db/index.ts';
 import { FULL_ACCESS, assertAllowed } from '../fhir/access.ts';
 import type { ChangeObserver, ResourceChange } from '../fhir/change-observer.ts';
+import { selectCurrent } from '../fhir/storage.ts';
 import { parseSubscription } from './definition.ts';
 import { concealSecrets, restoreSecret, showSecretInAnswer } from './secrets.ts';
 import type { SubscriptionConfig } from './definition.ts';
@@ -21,10 +22,11 @@ export interface ObserverOptions {
  */
 export function subscriptionObserver(options: ObserverOptions): ChangeObserver {
   return {
-    async prepare(written: Resource, { conn, tenantId }): Promise<Resource> {
+    async prepare(written: Resource, { conn, tenantId, access }): Promise<Resource> {
       if (written.resourceType !== 'Subscription') return written;
       const resource = await restoreSecret(conn, tenantId, written as Subscription);
-      const prepared = await moveOn(resource, options);
+      const asked = access === FULL_ACCESS ? resource : await activeAsRequested(conn, tenantId, resource);
+      const prepared = await moveOn(asked, options);
       // A write that kept the stored secret (sent the mask) is never shown it, even next to a value it sent.
       return resource === written ? showSecretInAnswer(prepared) : prepared;
     },
@@ -46,6 +48,21 @@ export function subscriptionObserver(options: ObserverOptions): ChangeObserver {
         });
     },
   };
+}
+
+/**
+ * Only the server switches delivery on. A client writing `active` on a Subscription that is not
+ * active yet, or that moves its endpoint, is asking for it: read as `requested`, so the endpoint is
+ * checked and a Backport subscription shakes hands first (refusing it instead would break clients,
+ * Medplum's among them, that create subscriptions `active`). Keeping an active one active, on the
+ * same endpoint, changes nothing.
+ */
+async function activeAsRequested(conn: Queryable, tenantId: string, sub: Subscription): Promise<Subscription> {
+  if (sub.status !== 'active') return sub;
+  const current = sub.id ? await selectCurrent(conn, { tenantId, resourceType: 'Subscription', id: sub.id }) : undefined;
+  const stored = current && !current.deleted ? (JSON.parse(current.content) as Subscription) : undefined;
+  if (stored?.status === 'active' && stored.channel?.endpoint === sub.channel?.endpoint) return sub;
+  return { ...sub, status: 'requested' };
 }
 
 /**
