@@ -16,9 +16,9 @@ function get(agent: Agent, url: string): Promise<{ status: number; connection: s
   });
 }
 
-/** Resolves when the server has logged a line containing `text` (already, or later). */
+/** Resolves when the server has logged a line containing `text` (already, or later); rejects if it exits first. */
 function logged(server: ServerProcess, text: string): Promise<void> {
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     const seen = (): boolean => server.logs.some((l) => l.includes(text));
     if (seen()) return resolve();
     const check = (): void => {
@@ -28,6 +28,7 @@ function logged(server: ServerProcess, text: string): Promise<void> {
     };
     // After process.ts's own listener, which has pushed the line by the time this one runs.
     server.child.stdout!.on('data', check);
+    void server.exited.then((code) => reject(new Error(`the server exited (${code}) before logging "${text}":\n${server.logs.join('\n')}`)));
   });
 }
 
