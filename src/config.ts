@@ -20,6 +20,8 @@ const EnvSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** How long SIGTERM waits for in-flight requests before exiting anyway. */
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(10_000),
+  /** How long, after SIGTERM, an idle keep-alive connection may still bring a request. */
+  SHUTDOWN_IDLE_GRACE_MS: z.coerce.number().int().min(0).default(1000),
   /** Default delays between delivery attempts; attempts = delays + 1 unless a Subscription says. */
   DELIVERY_RETRY_SCHEDULE: z.string().default('30s,2m,10m,30m,1h,3h,6h,12h'),
   DELIVERY_CONCURRENCY: z.coerce.number().int().min(1).default(128),
@@ -68,6 +70,7 @@ export type Config = {
   baseUrl: string | undefined;
   logLevel: z.infer<typeof EnvSchema>['LOG_LEVEL'];
   shutdownTimeoutMs: number;
+  shutdownIdleGraceMs: number;
   delivery: {
     retrySchedule: number[];
     concurrency: number;
@@ -104,6 +107,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     baseUrl: e.PUBLIC_BASE_URL?.replace(/\/$/, ''),
     logLevel: e.LOG_LEVEL,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    shutdownIdleGraceMs: e.SHUTDOWN_IDLE_GRACE_MS,
     delivery: {
       retrySchedule: parseSchedule(e.DELIVERY_RETRY_SCHEDULE),
       concurrency: e.DELIVERY_CONCURRENCY,

@@ -1,5 +1,5 @@
 import type { Server, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { resolve } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { loadConfig } from './config.ts';
@@ -16,8 +16,6 @@ import { closeAgents, moveSubscriptionStatus } from './subscriptions/index.ts';
 
 type Role = 'all' | 'api' | 'worker';
 
-/** How long, after SIGTERM, an idle keep-alive connection may still bring a request. */
-const DRAIN_IDLE_GRACE_MS = 1000;
 const draining = new WeakSet<Server>();
 
 /** Set once the configuration is read; until then start-up failures log at the default level. */
@@ -110,14 +108,7 @@ async function main(): Promise<void> {
       process.exit(1);
     }, config.shutdownTimeoutMs).unref();
     await Promise.all([
-      server &&
-        new Promise<void>((resolve) => {
-          // A request already on its way over an idle keep-alive connection must be answered, not
-          // reset: from now on answers carry `Connection: close` (so each connection ends after its
-          // next answer), and only after a moment does close() stop listening and drop the idle rest.
-          draining.add(server);
-          setTimeout(() => server.close(() => resolve()), DRAIN_IDLE_GRACE_MS);
-        }),
+      server && drain(server, config.shutdownIdleGraceMs),
       worker?.stop(),
     ]);
     closeAgents();
@@ -146,6 +137,53 @@ function keepEmbeddedDatabaseCompact(): void {
   setFlagsFromString('--optimize-for-size');
 }
 
+/**
+ * A request already on its way over an idle keep-alive connection must be answered, not reset:
+ * from now on answers carry `Connection: close` (so each connection ends after its next answer),
+ * each idle connection gets the whole grace to bring one (even if its keep-alive was running out),
+ * and only then does close() stop listening and drop the idle rest; at once when no connection is
+ * left, as nothing can be on its way then. Resolves when every connection has ended.
+ */
+function drain(server: Server, graceMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    draining.add(server);
+    const { open, busy } = connectionsOf.get(server)!;
+    for (const socket of open) if (!busy.has(socket)) socket.setTimeout(graceMs);
+    let closing = false;
+    const close = (): void => {
+      if (closing) return;
+      closing = true;
+      clearTimeout(timer);
+      server.close(() => resolve());
+    };
+    const timer = setTimeout(close, graceMs);
+    if (open.size === 0) close();
+    else server.once(ALL_CONNECTIONS_ENDED, close);
+  });
+}
+
+/** Per server: its open connections, and those with a request in flight (the rest are idle). */
+const connectionsOf = new WeakMap<Server, { open: Set<Socket>; busy: Set<Socket> }>();
+const ALL_CONNECTIONS_ENDED = 'fhir-billing:all-connections-ended';
+
+function trackConnections(server: Server): void {
+  const open = new Set<Socket>();
+  const busy = new Set<Socket>();
+  connectionsOf.set(server, { open, busy });
+  server.on('connection', (socket: Socket) => {
+    open.add(socket);
+    socket.once('close', () => {
+      open.delete(socket);
+      busy.delete(socket);
+      if (open.size === 0) server.emit(ALL_CONNECTIONS_ENDED);
+    });
+  });
+  server.on('request', (req, res: ServerResponse) => {
+    busy.add(req.socket);
+    res.once('close', () => busy.delete(req.socket));
+  });
+}
+
 /** Resolves once the port is bound; a port in use (or not ours to bind) rejects instead of serving nothing. */
 function startApi(config: Config, db: Database, logger: Logger): Promise<Server> {
   const { issuer, tokenTtlSeconds, hashCost, sealingKey } = config.auth;
@@ -161,6 +199,7 @@ function startApi(config: Config, db: Database, logger: Logger): Promise<Server>
   });
   return new Promise((resolve, reject) => {
     const server = app.listen(config.port);
+    trackConnections(server);
     server.prependListener('request', (_req, res: ServerResponse) => {
       if (draining.has(server)) res.setHeader('Connection', 'close');
     });

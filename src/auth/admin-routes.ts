@@ -2,10 +2,13 @@ import express from 'express';
 import type { NextFunction, Request, Response, Router } from 'express';
 import type { Database } from '../db/index.ts';
 import { databaseUnavailable } from '../db/unavailable.ts';
-import { changeTenant, createClient, createTenant, deleteClient, listClients, listTenants, rotateSecret } from './admin.ts';
+import { changeBookCurrency } from '../billing/index.ts';
+import type { RefusalCode } from '../billing/index.ts';
+import { createClient, createTenant, deleteClient, listClients, listTenants, parseTenantChange, rotateSecret } from './admin.ts';
 import { adminAuth } from './middleware.ts';
 import type { AuthDeps } from './middleware.ts';
-import type { Result } from './result.ts';
+import { refuse } from './result.ts';
+import type { ErrorCode, Result } from './result.ts';
 
 /**
  * The admin API, for clients holding the `admin` scope (an operator's scope: it spans tenants):
@@ -18,6 +21,13 @@ import type { Result } from './result.ts';
  *   POST   /admin/clients/:id/rotate-secret → {clientId, clientSecret, tenant, scopes}
  * Errors are `{error}`.
  */
+/** A billing refusal (the book currency's change) as this API answers it. */
+const BILLING_REFUSALS: Record<RefusalCode, { status: number; code: ErrorCode }> = {
+  'not-found': { status: 404, code: 'not_found' },
+  conflict: { status: 409, code: 'conflict' },
+  invalid: { status: 400, code: 'invalid_request' },
+};
+
 export function adminRoutes(deps: AuthDeps & { db: Database }): Router {
   const routes = express.Router();
   routes.use(adminAuth(deps));
@@ -30,7 +40,12 @@ export function adminRoutes(deps: AuthDeps & { db: Database }): Router {
   };
 
   routes.post('/tenants', async (req, res) => send(res, await createTenant(deps.db, req.body), 201));
-  routes.patch('/tenants/:id', async (req, res) => send(res, await changeTenant(deps.db, req.params.id, req.body)));
+  routes.patch('/tenants/:id', async (req, res) => {
+    const change = parseTenantChange(req.body);
+    if (!change.ok) return send(res, change);
+    const changed = await changeBookCurrency(deps.db, req.params.id, change.value.currency);
+    send(res, changed.ok ? changed : refuse(BILLING_REFUSALS[changed.code].status, BILLING_REFUSALS[changed.code].code, changed.message));
+  });
   routes.get('/tenants', async (_req, res) => {
     res.json({ tenants: await listTenants(deps.db) });
   });

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { bookCurrencyProblem } from '../billing/money.ts';
-import type { Database, Queryable } from '../db/index.ts';
+import { bookCurrencyProblem } from '../iso4217.ts';
+import type { Queryable } from '../db/index.ts';
 import { checkJwksUrl } from './jwks-fetch.ts';
 import { activeSigningKey } from './keys.ts';
 import { ok, refuse } from './result.ts';
@@ -92,24 +92,12 @@ export async function createTenant(db: Queryable, input: unknown): Promise<Resul
 }
 
 /**
- * Changes the tenant's book currency, only while no money is booked for it: amounts already booked
- * would be in the old currency, and are never converted.
+ * The body of a change of a tenant (PATCH /admin/tenants/:id, tenants set-currency): its book
+ * currency, nothing else. Billing's changeBookCurrency makes the change.
  */
-export async function changeTenant(db: Database, id: string, input: unknown): Promise<Result<TenantView>> {
+export function parseTenantChange(input: unknown): Result<{ currency: string }> {
   const parsed = TenantChange.safeParse(input);
-  if (!parsed.success) return invalid(parsed.error);
-  const { currency } = parsed.data;
-  return db.transaction(async (tx) => {
-    const tenant = await store.lockTenantCurrency(tx, id);
-    if (!tenant) return refuse(404, 'not_found', `Unknown tenant: ${id}`);
-    if (tenant.currency !== currency) {
-      if (await store.tenantHasMoney(tx, id)) {
-        return refuse(409, 'conflict', `Tenant ${id} has money booked in ${tenant.currency}; its book currency cannot change to ${currency}`);
-      }
-      await store.updateTenantCurrency(tx, id, currency);
-    }
-    return ok({ id, name: tenant.name, currency });
-  });
+  return parsed.success ? ok(parsed.data) : invalid(parsed.error);
 }
 
 export async function createClient(db: Queryable, settings: AuthSettings, input: unknown): Promise<Result<ClientCredentials>> {

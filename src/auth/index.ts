@@ -1,5 +1,5 @@
 // Authentication: tenants, API clients, access tokens, SMART scopes and the Express middleware.
-export { BOOTSTRAP_SCOPES, bootstrapAuth, createClient, changeTenant, createTenant, deleteClient, ensureBootstrapClient, listClients, listTenants, rotateSecret } from './admin.ts';
+export { BOOTSTRAP_SCOPES, bootstrapAuth, createClient, createTenant, deleteClient, ensureBootstrapClient, listClients, listTenants, parseTenantChange, rotateSecret } from './admin.ts';
 export type { ClientCredentials, ClientInput, ClientView, TenantInput } from './admin.ts';
 export { adminRoutes } from './admin-routes.ts';
 export { createSigningKey, listSigningKeys, publicJwks, rotateSigningKeys } from './keys.ts';

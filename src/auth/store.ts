@@ -10,37 +10,6 @@ export async function insertTenant(db: Queryable, id: string, name: string, curr
   return rows.length === 1;
 }
 
-/**
- * Takes the tenant's currency lock exclusively until the transaction ends and returns the tenant
- * (undefined when unknown). Billing takes the same lock shared before it reads the currency
- * (billing/store.ts bookCurrency), so a change waits for money being booked, and the check that
- * none is booked sees it. An advisory lock, so that billing's share of it writes nothing.
- */
-export async function lockTenantCurrency(db: Queryable, id: string): Promise<TenantRow | undefined> {
-  await db.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [JSON.stringify(['tenant-currency', id])]);
-  return (await db.query<TenantRow>('SELECT id, name, currency, created_at AS "createdAt" FROM tenant WHERE id = $1', [id]))[0];
-}
-
-/**
- * Whether any money is booked for the tenant: a ledger row, a payment held unmatched or a reversal
- * waiting for its payment, an adjudication or a remittance (each holds amounts in the currency).
- */
-export async function tenantHasMoney(db: Queryable, id: string): Promise<boolean> {
-  const rows = await db.query(
-    `SELECT 1 WHERE EXISTS (SELECT 1 FROM ledger_entry WHERE tenant_id = $1)
-        OR EXISTS (SELECT 1 FROM unmatched_payment WHERE tenant_id = $1)
-        OR EXISTS (SELECT 1 FROM payment_reversal WHERE tenant_id = $1)
-        OR EXISTS (SELECT 1 FROM adjudication WHERE tenant_id = $1)
-        OR EXISTS (SELECT 1 FROM remittance WHERE tenant_id = $1)`,
-    [id],
-  );
-  return rows.length > 0;
-}
-
-export async function updateTenantCurrency(db: Queryable, id: string, currency: string): Promise<void> {
-  await db.query('UPDATE tenant SET currency = $2 WHERE id = $1', [id, currency]);
-}
-
 export async function tenantExists(db: Queryable, id: string): Promise<boolean> {
   return (await db.query('SELECT 1 FROM tenant WHERE id = $1', [id])).length === 1;
 }

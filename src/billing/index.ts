@@ -24,6 +24,7 @@ export type { BillingResult, Refusal, RefusalCode } from './result.ts';
 export { CURRENCY, MAX_AMOUNT, MINOR_DIGITS, amount, bookCurrencyProblem, fixed, formatMoney, maxAmount, toJsonNumber } from './money.ts';
 export type { Amount } from './money.ts';
 export { bookCurrency } from './currency-store.ts';
+export { changeBookCurrency } from './book-currency.ts';
 export { claimIdSystem, setClaimIdSystem } from './store.ts';
 export { MEMBER_LIABILITY, memberLiabilityOf } from './claims.ts';
 export { PAYMENT_EXTENSIONS, PAYMENT_METHOD_EXTENSION, PAYMENT_TRACE_ID_SYSTEM } from './resources.ts';

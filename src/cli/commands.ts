@@ -2,19 +2,19 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import {
   createClient,
-  changeTenant,
   createTenant,
   deleteClient,
   listClients,
   listSigningKeys,
   listTenants,
+  parseTenantChange,
   retireSigningKey,
   tenantExists,
   rotateSecret,
   rotateSigningKeys,
 } from '../auth/index.ts';
 import type { AuthSettings } from '../auth/index.ts';
-import { claimIdSystem, setClaimIdSystem } from '../billing/index.ts';
+import { changeBookCurrency, claimIdSystem, setClaimIdSystem } from '../billing/index.ts';
 import { migrate } from '../db/index.ts';
 import type { Database } from '../db/index.ts';
 import { REMITTANCE_USAGE, importRemittanceFile } from './remittances.ts';
@@ -111,8 +111,10 @@ async function run(db: Database, settings: AuthSettings, command: string, values
       return { ok: true, value: { applied: await migrate(db) } };
     case 'tenants create':
       return createTenant(db, { id: need('id'), name: need('name'), ...(optional('currency') !== undefined && { currency: optional('currency') }) });
-    case 'tenants set-currency':
-      return changeTenant(db, need('id'), { currency: need('currency') });
+    case 'tenants set-currency': {
+      const change = parseTenantChange({ currency: need('currency') });
+      return change.ok ? changeBookCurrency(db, need('id'), change.value.currency) : change;
+    }
     case 'tenants list':
       return { ok: true, value: { tenants: await listTenants(db) } };
     case 'clients create': {

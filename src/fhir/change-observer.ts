@@ -14,6 +14,12 @@ export interface ResourceChange {
   versionId: number;
 }
 
+export interface PrepareContext {
+  conn: Queryable;
+  tenantId: string;
+  access: AccessPolicy;
+}
+
 /**
  * What the store tells about its writes, so that another concern (Subscriptions) can act in the
  * same transaction without the store importing it. Wired in by app.ts.
@@ -21,9 +27,10 @@ export interface ResourceChange {
 export interface ChangeObserver {
   /**
    * Before validation: may normalise the resource (e.g. a Subscription's status, or its write-only
-   * secret from the stored version on `conn`) or refuse it.
+   * secret from the stored version on `conn`) or refuse it. `access` is the writer's (FULL_ACCESS
+   * for the server's own writes).
    */
-  prepare(resource: Resource, context: { conn: Queryable; tenantId: string }): Promise<Resource>;
+  prepare(resource: Resource, context: PrepareContext): Promise<Resource>;
   /**
    * A stored resource as a client may see it (write-only elements, such as a Subscription's
    * secret, masked). A patch applies to this, never to the stored content, so that a JSON Patch
@@ -44,7 +51,7 @@ export interface ChangeObserver {
  */
 export function composeObservers(observers: ChangeObserver[]): ChangeObserver {
   return {
-    async prepare(resource: Resource, context: { conn: Queryable; tenantId: string }): Promise<Resource> {
+    async prepare(resource: Resource, context: PrepareContext): Promise<Resource> {
       let next = resource;
       for (const o of observers) next = await o.prepare(next, context);
       return next;

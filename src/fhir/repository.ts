@@ -186,7 +186,7 @@ export class PostgresRepository extends ResourceReader {
       meta: { ...meta, versionId: String(versionId), lastUpdated: new Date().toISOString() },
       ...elements,
     } as WithId<T>;
-    if (this.#observer) stored = (await this.#observer.prepare(stored, { conn: this.conn, tenantId: this.context.tenantId })) as WithId<T>;
+    if (this.#observer) stored = (await this.#observer.prepare(stored, { conn: this.conn, tenantId: this.context.tenantId, access: this.context.access })) as WithId<T>;
     // Never stored as text: each `Type?criteria` becomes the Type/id of its one match, or a 4xx.
     await resolveConditionalReferences(stored, (request) => this.searchResources(request));
     validateResource(stored);

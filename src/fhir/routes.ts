@@ -48,11 +48,10 @@ export interface FhirRoutesOptions {
   /** Canonical URLs of the subscription topics offered, for the CapabilityStatement. */
   subscriptionTopics?: string[];
   /**
-   * What a caller may see of an answer (Subscriptions: secrets are write-only). Gets the answer and
-   * the request body, and runs on every answer with a body: reads, searches, history, Bundles,
-   * operations.
+   * What a caller may see of an answer (Subscriptions: secrets are write-only). Runs on every
+   * answer with a body: reads, searches, history, Bundles, operations.
    */
-  conceal?: (answer: Resource, requestBody: unknown) => Resource;
+  conceal?: (answer: Resource) => Resource;
 }
 
 /**
@@ -121,7 +120,7 @@ export function fhirRoutes(options: FhirRoutesOptions): Router {
     };
     const [result, resource] = await dispatch(fhirRouter, fhirRequest, repo);
     const created = resource !== undefined && PostgresRepository.created(resource);
-    sendFhirResponse(req, res, result, resource && options.conceal ? options.conceal(resource, req.body) : resource, repo.context.baseUrl, created);
+    sendFhirResponse(req, res, result, resource && options.conceal ? options.conceal(resource) : resource, repo.context.baseUrl, created);
   });
 
   routes.use(fhirErrorHandler);

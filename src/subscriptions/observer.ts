@@ -3,8 +3,9 @@ import type { Resource, ResourceType, Subscription } from '@medplum/fhirtypes';
 import type { Queryable } from '../db/index.ts';
 import { FULL_ACCESS, assertAllowed } from '../fhir/access.ts';
 import type { ChangeObserver, ResourceChange } from '../fhir/change-observer.ts';
+import { selectCurrent } from '../fhir/storage.ts';
 import { parseSubscription } from './definition.ts';
-import { concealSecrets, restoreSecret } from './secrets.ts';
+import { concealSecrets, restoreSecret, showSecretInAnswer } from './secrets.ts';
 import type { SubscriptionConfig } from './definition.ts';
 import { subscriptionsCollectingFor, deleteRegistry, queueEvents, queueSignal, upsertRegistry } from './store.ts';
 import type { RegistryStatus } from './store.ts';
@@ -21,20 +22,13 @@ export interface ObserverOptions {
  */
 export function subscriptionObserver(options: ObserverOptions): ChangeObserver {
   return {
-    async prepare(written: Resource, { conn, tenantId }): Promise<Resource> {
+    async prepare(written: Resource, { conn, tenantId, access }): Promise<Resource> {
       if (written.resourceType !== 'Subscription') return written;
-      const resource = await restoreSecret(conn, tenantId, written);
-      if (resource.status !== 'requested') return resource;
-      // The server, not the client, moves a requested subscription on: classic ones to active at
-      // once, backport ones after their handshake; either to error if the endpoint is refused.
-      const config = parseSubscription(resource);
-      try {
-        await assertPublicEndpoint(config.endpoint, options.allowPrivateNetworks);
-      } catch (err) {
-        if (!(err instanceof OutboundUrlError)) throw err;
-        return { ...resource, status: 'error', error: err.message };
-      }
-      return config.kind === 'classic' ? { ...resource, status: 'active', error: undefined } : resource;
+      const resource = await restoreSecret(conn, tenantId, written as Subscription);
+      const asked = access === FULL_ACCESS ? resource : await activeAsRequested(conn, tenantId, resource);
+      const prepared = await moveOn(asked, options);
+      // A write that kept the stored secret (sent the mask) is never shown it, even next to a value it sent.
+      return resource === written ? showSecretInAnswer(prepared) : prepared;
     },
 
     conceal: (resource) => concealSecrets(resource),
@@ -54,6 +48,37 @@ export function subscriptionObserver(options: ObserverOptions): ChangeObserver {
         });
     },
   };
+}
+
+/**
+ * Only the server switches delivery on. A client writing `active` on a Subscription that is not
+ * active yet, or that moves its endpoint, is asking for it: read as `requested`, so the endpoint is
+ * checked and a Backport subscription shakes hands first (refusing it instead would break clients,
+ * Medplum's among them, that create subscriptions `active`). Keeping an active one active, on the
+ * same endpoint, changes nothing.
+ */
+async function activeAsRequested(conn: Queryable, tenantId: string, sub: Subscription): Promise<Subscription> {
+  if (sub.status !== 'active') return sub;
+  const current = sub.id ? await selectCurrent(conn, { tenantId, resourceType: 'Subscription', id: sub.id }) : undefined;
+  const stored = current && !current.deleted ? (JSON.parse(current.content) as Subscription) : undefined;
+  if (stored?.status === 'active' && stored.channel?.endpoint === sub.channel?.endpoint) return sub;
+  return { ...sub, status: 'requested' };
+}
+
+/**
+ * The server, not the client, moves a requested subscription on: classic ones to active at once,
+ * backport ones after their handshake; either to error if the endpoint is refused.
+ */
+async function moveOn(resource: Subscription, options: ObserverOptions): Promise<Subscription> {
+  if (resource.status !== 'requested') return resource;
+  const config = parseSubscription(resource);
+  try {
+    await assertPublicEndpoint(config.endpoint, options.allowPrivateNetworks);
+  } catch (err) {
+    if (!(err instanceof OutboundUrlError)) throw err;
+    return { ...resource, status: 'error', error: err.message };
+  }
+  return config.kind === 'classic' ? { ...resource, status: 'active', error: undefined } : resource;
 }
 
 function matches(config: SubscriptionConfig, change: ResourceChange): boolean {

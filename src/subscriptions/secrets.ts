@@ -8,56 +8,46 @@ import { SUBSCRIPTION_EXTENSIONS } from './definition.ts';
  * A Subscription's signing secret is write-only, as Stripe and Svix treat theirs: whoever may read
  * Subscriptions must not be able to forge its notifications. The stored resource keeps the secret
  * (the registry the delivery worker signs with is derived from it), but every answer shows it as
- * REDACTED_SECRET, except the answer to the write that sent it. Writing REDACTED_SECRET back (a
- * read, edited, PUT again) keeps the stored secret; leaving the extension out removes it.
+ * REDACTED_SECRET, except the answer to the write that stored the value it was sent. Writing
+ * REDACTED_SECRET back (a read, edited, PUT again, or patched) keeps the stored secret; leaving the
+ * extension out removes it.
  */
 export const REDACTED_SECRET = '[redacted]';
 
 const isSecret = (e: Extension): boolean => SUBSCRIPTION_EXTENSIONS.secret.includes(e.url) && typeof e.valueString === 'string';
 
 /**
- * The secrets a request body sets: those of the Subscriptions it writes (itself, or in a batch or
- * transaction Bundle), or any string of a JSON Patch. Only these may be shown in its answer, so an
- * answer never confirms a guess made anywhere else in a request. Iterative over a patch, as it may
- * nest deeper than the stack.
+ * The versions a write stored with the secret it was sent (not one it kept by sending the mask):
+ * only the answer to that write shows it. Marked by identity, as the repository marks what it
+ * created, so nothing else in a request (a patch's other values, a batch's other entries, the match
+ * of an If-None-Exist) can unmask a stored secret by guessing it. Weak: no leak.
  */
-export function secretsSent(body: unknown): Set<string> {
-  const found = new Set<string>();
-  if (Array.isArray(body)) {
-    const stack: unknown[] = [body];
-    while (stack.length > 0) {
-      const value = stack.pop();
-      if (typeof value === 'string') found.add(value);
-      else if (value && typeof value === 'object') for (const item of Array.isArray(value) ? value : Object.values(value)) stack.push(item);
-    }
-  } else {
-    visitSubscriptions(body, (sub) => {
-      for (const e of sub.extension ?? []) if (isSecret(e)) found.add(e.valueString!);
-      return sub;
-    });
-  }
-  found.delete(REDACTED_SECRET);
-  return found;
+const sentByItsWrite = new WeakSet<Resource>();
+
+/** `sub`, marked as carrying the secret its write was sent, so that write's answer shows it. */
+export function showSecretInAnswer<T extends Resource>(sub: T): T {
+  sentByItsWrite.add(sub);
+  return sub;
 }
 
-/** `body` with every Subscription secret masked but those in `shown`; unchanged objects are reused. */
-export function concealSecrets<T>(body: T, shown: { has(value: string): boolean } = new Set()): T {
+/** `body` with every Subscription secret masked but those of the Subscriptions `shows` picks; unchanged objects are reused. */
+export function concealSecrets<T>(body: T, shows: (sub: Subscription) => boolean = () => false): T {
   return visitSubscriptions(body, (sub) => {
-    if (!sub.extension?.some((e) => isSecret(e) && !shown.has(e.valueString!))) return sub;
-    const extension = sub.extension.map((e) => (isSecret(e) && !shown.has(e.valueString!) ? { ...e, valueString: REDACTED_SECRET } : e));
+    if (!sub.extension?.some(isSecret) || shows(sub)) return sub;
+    const extension = sub.extension.map((e) => (isSecret(e) ? { ...e, valueString: REDACTED_SECRET } : e));
     return { ...sub, extension };
   });
 }
 
-/** An answer of the FHIR API as its caller may see it: only the secrets it sent are shown. */
-export function concealAnswer<T>(answer: T, requestBody: unknown): T {
-  let sent: Set<string> | undefined; // walked only when a secret is found: most answers have none
-  return concealSecrets(answer, { has: (value) => (sent ??= secretsSent(requestBody)).has(value) });
+/** An answer of the FHIR API as its caller may see it: only a secret its own write set is shown. */
+export function concealAnswer<T>(answer: T): T {
+  return concealSecrets(answer, (sub) => sentByItsWrite.has(sub));
 }
 
 /**
- * A write that sends REDACTED_SECRET back means "keep the secret": it gets the stored one. Refused
- * when there is none to keep (a new Subscription, or one whose secret was removed).
+ * A write that sends REDACTED_SECRET back means "keep the secret": it gets the stored one (a new
+ * object; `sub` itself when nothing is kept). Refused when there is none to keep (a new
+ * Subscription, or one whose secret was removed).
  */
 export async function restoreSecret(conn: Queryable, tenantId: string, sub: Subscription): Promise<Subscription> {
   const index = sub.extension?.findIndex((e) => isSecret(e) && e.valueString === REDACTED_SECRET) ?? -1;

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listEvents } from '../../src/inbound/index.ts';
 import { startTestApp } from '../support/app.ts';
@@ -82,5 +83,32 @@ describe('Tyro (X-Sender-Signature)', () => {
     const refused = (await listEvents(t.db, 'default', 'tyro')).filter((e) => e.sourceId === source.id && e.status === 'refused');
     expect(refused.map((e) => e.response?.status)).toEqual([401, 401, 401, 429]);
     expect((await from(good)).status).toBe(200);
+  });
+});
+
+describe('Tyro (URL token of an unsigned source)', () => {
+  it('a fourth attempt after three wrong tokens is 429 {error} with Retry-After, even with the right one; another address is served; right ones are never limited', async () => {
+    const urlToken = randomBytes(20).toString('hex');
+    const source = await registerTyro(t, admin, { signed: false, urlToken });
+    const at = (ip: string, token = urlToken) => request(t.app).get(`${source.url}/${token}`).set('X-Forwarded-For', ip);
+    const good = address();
+    for (let i = 0; i < 4; i++) expect((await at(good)).status).toBe(200);
+    const ip = good === '198.51.100.9' ? address() : '198.51.100.9';
+    for (let i = 0; i < 3; i++) {
+      const bad = await at(ip, randomBytes(20).toString('hex'));
+      expect(bad.status).toBe(401);
+      expect(bad.body).toEqual({ error: 'Invalid URL token' });
+    }
+    const locked = await at(ip);
+    expect(locked.status).toBe(429);
+    expect(locked.headers['retry-after']).toMatch(/^\d+$/);
+    expect(locked.body).toEqual({ error: 'Too many failed attempts; retry later' });
+    const refused = (await listEvents(t.db, 'default', 'tyro')).filter((e) => e.sourceId === source.id && e.status === 'refused');
+    expect(refused.map((e) => e.response?.status)).toEqual([401, 401, 401, 429]);
+    expect((await at(good)).status).toBe(200);
+    // Per source: the same address is not locked out of another source.
+    const otherToken = randomBytes(20).toString('hex');
+    const other = await registerTyro(t, admin, { signed: false, urlToken: otherToken });
+    expect((await request(t.app).get(`${other.url}/${otherToken}`).set('X-Forwarded-For', ip)).status).toBe(200);
   });
 });

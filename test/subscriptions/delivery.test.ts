@@ -110,6 +110,31 @@ describe('Backport IG notifications', () => {
     expect(bundle.entry[1].resource).toBeUndefined();
   });
 
+  it("a client's active is a request: the handshake comes first; keeping it active shakes hands again only for a new endpoint", async () => {
+    const filters = [`Claim?identifier=${CLAIM_ID_SYSTEM}|bp-asked-active`];
+    const sub = await subscribe({ ...backportSubscription('claim-changed', receiver.url, { filters }), status: 'active' });
+    expect(sub.status).toBe('requested');
+    const [handshake] = await receiver.waitFor(1);
+    expect(statusParam(JSON.parse(handshake.body), 'type').valueCode).toBe('handshake');
+    const active = await waitForStatus(sub.id, 'active');
+
+    const kept = await request(t.app).put(`/fhir/Subscription/${sub.id}`).auth(token, { type: 'bearer' }).send({ ...active, reason: 'edited' });
+    expect(kept.status).toBe(200);
+    expect(kept.body.status).toBe('active');
+    await newClaim('bp-asked-active');
+    const [, note] = await receiver.waitFor(2);
+    expect(statusParam(JSON.parse(note.body), 'type').valueCode).toBe('event-notification');
+
+    const moved = await request(t.app).put(`/fhir/Subscription/${sub.id}`).auth(token, { type: 'bearer' })
+      .send({ ...kept.body, channel: { ...kept.body.channel, endpoint: `${receiver.url}/moved` } });
+    expect(moved.status).toBe(200);
+    expect(moved.body.status).toBe('requested');
+    const [, , again] = await receiver.waitFor(3);
+    expect(again.url).toBe('/moved');
+    expect(statusParam(JSON.parse(again.body), 'type').valueCode).toBe('handshake');
+    await waitForStatus(sub.id, 'active');
+  });
+
   it('full-resource carries the version that changed; empty carries no focus', async () => {
     const full = await subscribe(backportSubscription('claim-changed', `${receiver.url}/full`, { content: 'full-resource', filters: [`identifier=${CLAIM_ID_SYSTEM}|bp-full`] }));
     const empty = await subscribe(backportSubscription('claim-changed', `${receiver.url}/empty`, { content: 'empty', filters: [`identifier=${CLAIM_ID_SYSTEM}|bp-full`] }));

@@ -83,6 +83,23 @@ describe('subscriptions through the API', () => {
     expect(res.body.error).toMatch(/non-public address/);
   });
 
+  it("checks the endpoint of a client's active as it checks requested, on create and on an update that turns it on", async () => {
+    const token = await t.token();
+    const created = await request(t.app).post('/fhir/Subscription').auth(token, { type: 'bearer' })
+      .send(classicSubscription('Claim?status=active', `${receiver.url}/hook`, { status: 'active' }));
+    expect(created.status).toBe(201);
+    expect(created.body.status).toBe('error');
+    expect(created.body.error).toMatch(/non-public address/);
+
+    const off = await request(t.app).post('/fhir/Subscription').auth(token, { type: 'bearer' })
+      .send(classicSubscription('Claim?status=active', `${receiver.url}/hook`, { status: 'off' }));
+    expect(off.body.status).toBe('off');
+    const on = await request(t.app).put(`/fhir/Subscription/${off.body.id}`).auth(token, { type: 'bearer' }).send({ ...off.body, status: 'active' });
+    expect(on.status).toBe(200);
+    expect(on.body.status).toBe('error');
+    expect(on.body.error).toMatch(/non-public address/);
+  });
+
   it.each([
     ['Bad Header: x', /not a valid HTTP header name/],
     ['X-Ok: a\r\nX-Injected: b', /CR, LF/],

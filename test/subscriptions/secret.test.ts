@@ -138,6 +138,7 @@ describe('the signing secret is write-only', () => {
     expect(res.status).toBe(200);
     const text = JSON.stringify(res.body);
     expect(text).not.toContain(SECRET);
+    expect(secretOf(res.body.entry[0].resource)).toBe(OTHER);
   });
 
   it('the mask cannot be written where no secret is stored', async () => {
@@ -157,5 +158,62 @@ describe('the signing secret is write-only', () => {
       expect(out.body).toContain(REDACTED_SECRET);
     }
     expect(secretOf(sub)).toBe(SECRET); // masked copies; the version itself is untouched
+  });
+});
+
+describe('an answer is no guessing oracle for the stored secret', () => {
+  const GUESS_OK = SECRET; // a right guess: shown, before the fix, wherever the request carried it
+
+  it('a JSON Patch that carries the guess anywhere but the secret itself answers with the mask', async () => {
+    const id = (await auth(request(t.app).post('/fhir/Subscription')).send(signed('wo-oracle-1')).expect(201)).body.id;
+    const res = await auth(request(t.app).patch(`/fhir/Subscription/${id}`)).type('application/json-patch+json')
+      .send([{ op: 'replace', path: '/reason', value: GUESS_OK }]);
+    expect(res.status).toBe(200);
+    expect(secretOf(res.body)).toBe(REDACTED_SECRET);
+    expect(res.body.reason).toBe(GUESS_OK); // the client's own value, in its own place
+    await deliveredWith('wo-oracle-1', SECRET);
+  });
+
+  it('a JSON Patch that writes a new secret to its place is shown it, once', async () => {
+    const id = (await auth(request(t.app).post('/fhir/Subscription')).send(signed('wo-oracle-2')).expect(201)).body.id;
+    const index = (await auth(request(t.app).get(`/fhir/Subscription/${id}`))).body.extension.findIndex((e: any) => e.url === SECRET_URL);
+    const NEW = 'whsec_' + Buffer.from('a-patched-subscription-secret-32').toString('base64');
+    const res = await auth(request(t.app).patch(`/fhir/Subscription/${id}`)).type('application/json-patch+json')
+      .send([{ op: 'replace', path: `/extension/${index}/valueString`, value: NEW }]);
+    expect(res.status).toBe(200);
+    expect(secretOf(res.body)).toBe(NEW);
+    expect(secretOf((await auth(request(t.app).get(`/fhir/Subscription/${id}`))).body)).toBe(REDACTED_SECRET);
+    await deliveredWith('wo-oracle-2', NEW);
+  });
+
+  it('a batch that sends the guess in one entry does not unmask another entry', async () => {
+    const id = (await auth(request(t.app).post('/fhir/Subscription')).send(signed('wo-oracle-3')).expect(201)).body.id;
+    const res = await auth(request(t.app).post('/fhir')).send({
+      resourceType: 'Bundle', type: 'batch',
+      entry: [
+        { resource: signed('wo-oracle-3b', GUESS_OK), request: { method: 'POST', url: 'Subscription' } },
+        { request: { method: 'GET', url: `Subscription/${id}` } },
+      ],
+    });
+    expect(res.status).toBe(200);
+    expect(res.body.entry[0].response.status).toMatch(/^201/);
+    expect(secretOf(res.body.entry[1].resource)).toBe(REDACTED_SECRET);
+  });
+
+  it('a conditional create that finds the Subscription answers it masked, whatever secret it sent', async () => {
+    const id = (await auth(request(t.app).post('/fhir/Subscription')).send(signed('wo-oracle-4')).expect(201)).body.id;
+    const res = await auth(request(t.app).post('/fhir/Subscription')).set('If-None-Exist', `_id=${id}`).send(signed('wo-oracle-4', GUESS_OK));
+    expect(res.status).toBe(200);
+    expect(res.body.id).toBe(id);
+    expect(secretOf(res.body)).toBe(REDACTED_SECRET);
+  });
+
+  it('a write that keeps the stored secret and sends the guess in a second secret extension shows neither', async () => {
+    const id = (await auth(request(t.app).post('/fhir/Subscription')).send(signed('wo-oracle-5')).expect(201)).body.id;
+    const read = (await auth(request(t.app).get(`/fhir/Subscription/${id}`))).body;
+    const MEDPLUM_URL = 'https://www.medplum.com/fhir/StructureDefinition/subscription-secret';
+    const res = await auth(request(t.app).put(`/fhir/Subscription/${id}`)).send({ ...read, extension: [...read.extension, { url: MEDPLUM_URL, valueString: GUESS_OK }] });
+    expect(res.status).toBe(200);
+    expect(JSON.stringify(res.body)).not.toContain(SECRET);
   });
 });

@@ -87,8 +87,8 @@ export const TOO_MANY = 'Too many failed attempts; retry later';
  * A credential check under the limit of failures per source and address, and per address (step 3
  * above): the attempt takes a point before `check` runs and gives it back when `check` passed
  * (returned undefined), so only failures stay counted; past the limit `check` does not run at all.
- * For kinds that authenticate by signature (Curacel, Tyro): a guessed signature costs what a
- * guessed password does, and counts against the same allowance.
+ * For kinds that authenticate by signature or URL token (Curacel, Tyro): a guessed signature or
+ * token costs what a guessed password does, and counts against the same allowance.
  */
 export async function underFailureLimit<F>(
   req: Request,

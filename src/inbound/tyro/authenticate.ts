@@ -14,8 +14,9 @@ import type { TyroOptions } from './options.ts';
  * the caller's address allowed (403), and the required header, when the source has one (401).
  * Then either a signed POST: X-Sender-Timestamp (an ISO instant, within the source's tolerance)
  * and X-Sender-Signature = hex HMAC-SHA256 of the timestamp exactly as sent followed by the raw
- * body, compared in constant time, bad signatures limited as bad Basic passwords are (429 with
- * Retry-After past the limit: sources/authenticate.ts); or, at the token URL, the source's URL token. Headers are read
+ * body, compared in constant time; or, at the token URL, the source's URL token (its SHA-256
+ * compared in constant time). Bad signatures and wrong tokens are limited as bad Basic passwords
+ * are, per source and address (429 with Retry-After past the limit: sources/authenticate.ts). Headers are read
  * through req.get, which ignores case (the sender's own sample reads "X-Sender-Timestamp" from
  * Node's lower-cased headers and so signs "undefined…").
  */
@@ -46,8 +47,12 @@ export async function authenticateTyro(
     if (given === undefined || !sameHex(sha256(given), options.requiredHeaderHash.valueSha256)) return { status: 401, message: `The ${options.requiredHeaderHash.name} header is missing or wrong` };
   }
   if (urlToken !== undefined) {
-    if (!options.urlTokenSha256) return { status: 401, message: 'This source takes no unsigned webhooks (it has no URL token)' };
-    return sameHex(sha256(urlToken), options.urlTokenSha256) ? undefined : { status: 401, message: 'Invalid URL token' };
+    const expected = options.urlTokenSha256;
+    if (!expected) return { status: 401, message: 'This source takes no unsigned webhooks (it has no URL token)' };
+    // A guessed token costs what a guessed signature does, against the same allowance.
+    const checked = await underFailureLimit(req, source, deps, async (): Promise<Refusal | undefined> =>
+      sameHex(sha256(urlToken), expected) ? undefined : { status: 401, message: 'Invalid URL token' });
+    return checked.limited ? { status: 429, message: TOO_MANY, retryAfter: checked.retryAfter } : checked.failure;
   }
   if (options.signed === false) return { status: 401, message: 'This source takes unsigned webhooks at its token URL only' };
   return checkSignature(req, source, deps, body, options, now);
