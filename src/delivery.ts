@@ -25,9 +25,12 @@ export function openDeliveryDatabase(config: Config): Promise<Database> {
   });
 }
 
+/** Absolute base of the FHIR API, for references in notifications and the server's repositories. */
+const fhirBaseUrl = (config: Config): string => `${config.baseUrl ?? `http://localhost:${config.port}`}/fhir`;
+
 /** A repository acting for the server inside a tenant, with Subscriptions' observer. */
 export function serverRepositories(config: Config, db: Database): (tenantId: string) => PostgresRepository {
-  const baseUrl = `${config.baseUrl ?? `http://localhost:${config.port}`}/fhir`;
+  const baseUrl = fhirBaseUrl(config);
   const observer = subscriptionObserver({ allowPrivateNetworks: config.outboundAllowPrivateNetworks });
   return (tenantId) => new PostgresRepository(db, { tenantId, baseUrl, access: FULL_ACCESS }, { observer });
 }
@@ -49,7 +52,7 @@ export async function startDelivery(config: Config, db: Database, logger: Logger
       return repositories(tenantId);
     },
     moveSubscription: moveSubscription ?? moveSubscriptionStatus(repositories),
-    fhirBaseUrl: `${config.baseUrl ?? `http://localhost:${config.port}`}/fhir`,
+    fhirBaseUrl: fhirBaseUrl(config),
     retrySchedule: config.delivery.retrySchedule,
     allowPrivateNetworks: config.outboundAllowPrivateNetworks,
     concurrency: config.delivery.concurrency,

@@ -71,10 +71,9 @@ const LEASE_RUN = `
      AND s.tenant_id = u.tenant_id AND s.id = u.subscription_id AND c.tenant_id = u.tenant_id AND c.id = u.subscription_id
   RETURNING ${CLAIMED_COLUMNS}`;
 
-/** `$name` placeholders as `$1`, `$2`, ... in the order of `names` (longer names first, so `$seqs` leaves `$seqsAttempted` alone). */
+/** `$name` placeholders as `$1`, `$2`, ... in the order of `names` (no name may begin another). */
 function numbered(sql: string, names: string[]): string {
-  const order = names.map((name, i) => ({ name, i })).sort((a, b) => b.name.length - a.name.length);
-  return order.reduce((text, { name, i }) => text.replaceAll(`$${name}`, `$${i + 1}`), sql);
+  return names.reduce((text, name, i) => text.replaceAll(`$${name}`, `$${i + 1}`), sql);
 }
 
 function groupRuns(rows: ClaimedNotification[]): Run[] {
@@ -171,7 +170,7 @@ export async function finishRun(conn: Queryable, run: Run, attempted: Attempted[
   const rows = await conn.query<ClaimedNotification & { mine: number }>(
     numbered(
       `WITH outcome AS (
-         SELECT * FROM unnest($seqsAttempted::bigint[], $statuses::text[], $lastErrors::text[], $delays::float8[], $httpStatuses::int[], $latencies::int[], $errors::text[])
+         SELECT * FROM unnest($attemptedSeqs::bigint[], $statuses::text[], $lastErrors::text[], $delays::float8[], $httpStatuses::int[], $latencies::int[], $errors::text[])
            AS o(seq, status, last_error, delay_s, http_status, latency_ms, error)),
        mine AS (
          UPDATE subscription_notification n
@@ -212,7 +211,7 @@ export async function finishRun(conn: Queryable, run: Run, attempted: Attempted[
        run AS MATERIALIZED (${RUN_OF_HEAD}),
        leased AS (${LEASE_RUN})
        SELECT (SELECT count(*) FROM mine)::int AS mine, leased.* FROM (VALUES (1)) AS one LEFT JOIN leased ON true`,
-      ['tenantId', 'subscriptionId', 'seqs', 'seqsAttempted', 'statuses', 'lastErrors', 'delays', 'httpStatuses', 'latencies', 'errors', 'leaseToken', 'dead', 'goesOn', 'lastSeq', 'runSize', 'leaseSeconds', 'firstSeq'],
+      ['tenantId', 'subscriptionId', 'seqs', 'attemptedSeqs', 'statuses', 'lastErrors', 'delays', 'httpStatuses', 'latencies', 'errors', 'leaseToken', 'dead', 'goesOn', 'lastSeq', 'runSize', 'leaseSeconds', 'firstSeq'],
     ),
     [
       tenantId,

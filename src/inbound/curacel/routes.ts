@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import express from 'express';
 import type { NextFunction, Request, Response, Router } from 'express';
 import type { z } from 'zod';
+import { keptHeaders } from '../headers.ts';
 import { claimIdSystem, recordPayerDecision } from '../../billing/index.ts';
 import type { PayerDecisionInput, PayerDecisionOutcome } from '../../billing/index.ts';
 import { databaseUnavailable } from '../../db/unavailable.ts';
@@ -50,7 +51,7 @@ export function curacelRoutes<T>(k: CuracelKind<T>, deps: InboundDeps): Router {
     }
     const bytes = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     const text = decodeUtf8(bytes);
-    const raw: RawMessage = { contentType: req.get('content-type') ?? null, text: text ?? bytes.toString('latin1'), headers: keptHeaders(req) };
+    const raw: RawMessage = { contentType: req.get('content-type') ?? null, text: text ?? bytes.toString('latin1'), headers: keptHeaders(req, [SIGNATURE]) };
     const refuse = async (status: number, message: string, extra: Record<string, unknown> = {}, eventType = `${k.kind}.refused`): Promise<void> => {
       const body = { message, ...extra };
       await journalAlone(deps, unreadEvent(k.kind, source, raw, eventType, String(req.id)), 'refused', { status, body }, req);
@@ -148,17 +149,6 @@ function answerOf(eventType: string, done: PayerDecisionOutcome): Record<string,
     claimCreated: done.claimCreated,
     claimResponse: `ClaimResponse/${done.claimResponseId}`,
   };
-}
-
-const KEPT_HEADERS = ['content-type', 'content-length', 'user-agent', 'x-forwarded-for', 'x-request-id', SIGNATURE];
-
-function keptHeaders(req: Request): Record<string, string> {
-  const kept: Record<string, string> = { 'remote-address': req.socket.remoteAddress ?? '', 'client-address': req.ip ?? '' };
-  for (const name of KEPT_HEADERS) {
-    const value = req.headers[name];
-    if (typeof value === 'string') kept[name] = value.slice(0, 1024);
-  }
-  return kept;
 }
 
 /** A post refused before we knew what it was: its own dedupe key (never a duplicate of another). */

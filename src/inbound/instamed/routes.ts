@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import express from 'express';
 import type { NextFunction, Request, Response, Router } from 'express';
+import { keptHeaders } from '../headers.ts';
 import { databaseUnavailable } from '../../db/unavailable.ts';
 import { FULL_ACCESS } from '../../fhir/access.ts';
 import { PostgresRepository } from '../../fhir/repository.ts';
@@ -42,7 +43,7 @@ export function instamedRoutes(deps: InboundDeps): Router {
     }
     const bytes = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     const text = decodeUtf8(bytes);
-    const raw: RawMessage = { contentType: req.get('content-type') ?? null, text: redactCardNumbers(text ?? bytes.toString('latin1')), headers: keptHeaders(req, source) };
+    const raw: RawMessage = { contentType: req.get('content-type') ?? null, text: redactCardNumbers(text ?? bytes.toString('latin1')), headers: sourceHeaders(req, source) };
     const refuse = async (status: number, message: string, eventType = 'instamed.refused'): Promise<void> => {
       const event = unreadEvent(source, raw, eventType, String(req.id));
       await journalAlone(deps, event, 'refused', { status, body: message }, req);
@@ -105,7 +106,7 @@ export function instamedRoutes(deps: InboundDeps): Router {
       const source = await findSource(deps.db, req.params.sourceId as string).catch(() => undefined);
       const message = 'The body is too large (at most 1 MiB)';
       if (source) {
-        const raw: RawMessage = { contentType: req.get('content-type') ?? null, text: '', headers: keptHeaders(req, source) };
+        const raw: RawMessage = { contentType: req.get('content-type') ?? null, text: '', headers: sourceHeaders(req, source) };
         await journalAlone(deps, unreadEvent(source, raw, 'instamed.refused', String(req.id)), 'refused', { status: 413, body: message }, req, 'body over 1 MiB, not kept');
       }
       reply(res, 413, message);
@@ -135,18 +136,10 @@ function reply(res: Response, status: number, text: string): void {
   res.status(status).type('text/plain').send(line);
 }
 
-const KEPT_HEADERS = ['content-type', 'content-length', 'user-agent', 'x-forwarded-for', 'x-request-id'];
-
-function keptHeaders(req: Request, source: SourceRow): Record<string, string> {
-  const names = [...KEPT_HEADERS];
+/** Kept with the common ones: the source's required header, when it has one. */
+function sourceHeaders(req: Request, source: SourceRow): Record<string, string> {
   const required = (source.options as { requiredHeader?: { name: string } | null }).requiredHeader;
-  if (required) names.push(required.name.toLowerCase());
-  const kept: Record<string, string> = { 'remote-address': req.socket.remoteAddress ?? '', 'client-address': req.ip ?? '' };
-  for (const name of names) {
-    const value = req.headers[name];
-    if (typeof value === 'string') kept[name] = value.slice(0, 1024);
-  }
-  return kept;
+  return keptHeaders(req, required ? [required.name.toLowerCase()] : []);
 }
 
 /** A message refused before we knew what it was: its own dedupe key (never a duplicate of another). */

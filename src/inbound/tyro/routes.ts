@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import express from 'express';
 import type { NextFunction, Request, Response, Router } from 'express';
+import { keptHeaders } from '../headers.ts';
 import { recordAdjudication } from '../../billing/index.ts';
 import { databaseUnavailable } from '../../db/unavailable.ts';
 import { FULL_ACCESS } from '../../fhir/access.ts';
@@ -44,7 +45,7 @@ export function tyroRoutes(deps: InboundDeps): Router {
     const bytes = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     const text = decodeUtf8(bytes);
     // PostgreSQL text cannot hold NUL: the journal keeps it escaped.
-    const message: RawMessage = { contentType: req.get('content-type') ?? null, text: (text ?? bytes.toString('latin1')).replaceAll('\u0000', '\\u0000'), headers: keptHeaders(req, source) };
+    const message: RawMessage = { contentType: req.get('content-type') ?? null, text: (text ?? bytes.toString('latin1')).replaceAll('\u0000', '\\u0000'), headers: sourceHeaders(req, source) };
     const refuse = async (status: number, error: string, eventType = 'tyro.refused'): Promise<void> => {
       await journalAlone(deps, unreadEvent(source, message, eventType, String(req.id)), 'refused', { status, body: { error } }, req);
       res.status(status).json({ error });
@@ -157,14 +158,8 @@ function unavailable(req: Request, res: Response, err: unknown): void {
 
 const withoutStatus = ({ status: _s, ...rest }: { status: string; claimResponseId?: string; paymentReconciliationId?: string }) => rest;
 
-const KEPT_HEADERS = ['content-type', 'content-length', 'user-agent', 'x-forwarded-for', 'x-request-id', 'x-sender-timestamp', 'x-sender-signature'];
-
-function keptHeaders(req: Request, source: SourceRow): Record<string, string> {
-  const kept: Record<string, string> = { method: req.method, 'remote-address': req.socket.remoteAddress ?? '', 'client-address': req.ip ?? '' };
-  for (const name of KEPT_HEADERS) {
-    const value = req.headers[name];
-    if (typeof value === 'string') kept[name] = value.slice(0, 1024);
-  }
+function sourceHeaders(req: Request, source: SourceRow): Record<string, string> {
+  const kept: Record<string, string> = { method: req.method, ...keptHeaders(req, ['x-sender-timestamp', 'x-sender-signature']) };
   // The required header is a credential: only that it was there.
   const required = (source.options as TyroOptions).requiredHeaderHash;
   if (required && req.get(required.name) !== undefined) kept[required.name.toLowerCase()] = '(present)';

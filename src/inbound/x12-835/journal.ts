@@ -4,6 +4,7 @@ import { Transform } from 'node:stream';
 import type { TransformCallback } from 'node:stream';
 import { Decimal } from 'decimal.js';
 import type { Request } from 'express';
+import { keptHeaders } from '../headers.ts';
 import { bookCurrency } from '../../billing/index.ts';
 import type { Queryable } from '../../db/index.ts';
 import { trackWrites, writesBeyondCap, writtenIn } from '../../fhir/write-log.ts';
@@ -89,7 +90,7 @@ function event(j: RemittanceJournal, body: unknown): InboundEvent {
     canonical: { sha256: file.sha256, bytes: file.bytes },
     body,
     ...(j.sourceId && { sourceId: j.sourceId }),
-    raw: { contentType: j.request.get('content-type') ?? null, text: j.tap.head(), headers: keptHeaders(j.request) },
+    raw: { contentType: j.request.get('content-type') ?? null, text: j.tap.head(), headers: keptHeaders(j.request, ['content-encoding']) },
   };
 }
 
@@ -130,16 +131,4 @@ export async function journalAlone(
   extra: Record<string, unknown> = {},
 ): Promise<void> {
   await recordEvent(conn, event(j, summary(j, { error, ...extra, resources: { listed: 0, total: 0 } })), { status, answer, error });
-}
-
-const KEPT_HEADERS = ['content-type', 'content-length', 'content-encoding', 'user-agent', 'x-forwarded-for', 'x-request-id'];
-
-/** The headers worth keeping (never Authorization), as the other senders keep them. */
-function keptHeaders(req: Request): Record<string, string> {
-  const kept: Record<string, string> = { 'remote-address': req.socket.remoteAddress ?? '', 'client-address': req.ip ?? '' };
-  for (const name of KEPT_HEADERS) {
-    const value = req.headers[name];
-    if (typeof value === 'string') kept[name] = value.slice(0, 1024);
-  }
-  return kept;
 }
