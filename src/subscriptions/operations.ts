@@ -7,7 +7,7 @@ import type { PostgresRepository } from '../fhir/repository.ts';
 import { notFoundError } from '../fhir/outcomes.ts';
 import { notificationBundle, subscriptionStatus } from './render.ts';
 import type { NotificationEvent, StatusContext } from './render.ts';
-import { eventsInRange, getRegistry, requeueDead } from './store.ts';
+import { eventsInRange, fanOutAllEvents, getRegistry, requeueDead } from './store.ts';
 import { SUBSCRIPTION_TOPICS, topicResource } from './topics.ts';
 
 /**
@@ -27,6 +27,8 @@ export function addSubscriptionOperations(router: FhirRouter): void {
 async function load(req: FhirRequest, repo: FhirRepository): Promise<{ pg: PostgresRepository; ctx: StatusContext }> {
   const pg = repo as PostgresRepository;
   const sub = await pg.readResource<Subscription>('Subscription', req.params.id);
+  // Committed writes whose events delivery has not numbered yet count too: number them now.
+  await fanOutAllEvents(pg.conn);
   const row = await getRegistry(pg.conn, pg.context.tenantId, sub.id);
   if (!row) throw new OperationOutcomeError(badRequest(`Subscription/${sub.id} is not deliverable (status ${sub.status})`));
   const ctx = {

@@ -2,23 +2,33 @@ import { randomUUID } from 'node:crypto';
 import type { Queryable } from '../db/index.ts';
 import type { SubscriptionConfig } from './definition.ts';
 
-/** The SQL of Subscriptions (migrations 003, 021, 022): registry, counters, notification queue, replay; delivery's is in runs.ts. */
+/** The SQL of Subscriptions (migrations 003, 021, 022, 023): registry, counters, events, notification queue, replay; delivery's is in runs.ts. */
 export const NOTIFY_CHANNEL = 'fhir_billing_notifications';
 
+/** The NOTIFY of a commit that recorded events (migration 023): a fan-out is due. Any other payload: a claim is. */
+export const EVENTS_PENDING = 'events';
+
+/** What one fan-out did: pending rows taken, and the streams ("tenant/subscription") it queued notifications for. */
+export interface FanOut {
+  taken: number;
+  streams: string[];
+}
+
 /**
- * A NOTIFY's payload names the streams (tenant/subscription) that have something new, so that a
- * worker already sending all of them need not claim: a JSON array of "tenant/id", written by
- * migration 022's trigger; empty (any stream) when they would not fit (8000 bytes at most).
+ * Numbers and queues the events of up to `batch` committed writes, oldest first (migration 023's
+ * fan_out_subscription_events): what delivery runs when writes NOTIFY, and what readers of the
+ * queue run first so that they see every committed write's events. Safe to run anywhere, any
+ * number of times: fan-outs take turns, and each takes only what the last left.
  */
-/** The streams a NOTIFY payload names; none (meaning: any) for an empty or foreign one. */
-export function notifiedStreams(payload: string): string[] {
-  if (!payload.startsWith('[')) return [];
-  try {
-    const keys: unknown = JSON.parse(payload);
-    return Array.isArray(keys) && keys.every((k) => typeof k === 'string') ? keys : [];
-  } catch {
-    return [];
-  }
+export async function fanOutEvents(conn: Queryable, batch = 500): Promise<FanOut> {
+  const rows = await conn.query<{ result: FanOut }>('SELECT fan_out_subscription_events($1) AS result', [batch], { prepare: true });
+  return rows[0].result;
+}
+
+/** fanOutEvents until nothing committed is left to number. */
+export async function fanOutAllEvents(conn: Queryable): Promise<void> {
+  const batch = 500;
+  while ((await fanOutEvents(conn, batch)).taken === batch);
 }
 
 export type RegistryStatus = 'requested' | 'active' | 'error' | 'off';
@@ -80,17 +90,16 @@ export interface EventToQueue {
   interaction: string;
 }
 
-/** The transaction-local setting a write names its events in, for the trigger of migration 022. */
+/** The transaction-local setting a write names its events in, for the commit trigger (migrations 022, 023). */
 const QUEUED_EVENTS_SETTING = 'fhir_billing.queued_events';
 
 /**
- * Queues one event-notification for each subscription, numbered at COMMIT: the event is named in
- * a transaction-local setting, and a deferred trigger on the outbox row that every resource write
- * inserts (migration 022) locks the subscriptions' counters in one order, numbers the events of
- * the whole transaction and NOTIFYs. So concurrent writers matching the same subscription take
- * their numbers, and their places in the queue, in commit order, and hold those locks only for
- * the numbering and the WAL flush, not for round trips to the application. Called only from a
- * resource write's transaction (observer.ts), after its outbox row.
+ * Records an event for the subscriptions it matched. The event is named in a transaction-local
+ * setting; at COMMIT, a deferred trigger on the outbox row that every resource write inserts
+ * records the transaction's events in one row and NOTIFYs (migration 023), and delivery's
+ * fan-out numbers and queues them (fanOutEvents). So a write takes no lock for its
+ * subscriptions, however many it matches. Called only from a resource write's transaction
+ * (observer.ts), after its outbox row.
  */
 export async function queueEvents(tx: Queryable, tenantId: string, subscriptionIds: string[], event: EventToQueue): Promise<void> {
   const queued = JSON.stringify({ tenant: tenantId, subscriptions: subscriptionIds, ...event });

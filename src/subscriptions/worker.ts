@@ -1,6 +1,6 @@
 import type { Subscription } from '@medplum/fhirtypes';
 import type { PostgresRepository } from '../fhir/repository.ts';
-import { NOTIFY_CHANNEL, heartbeatsDue, notifiedStreams, queueSignal, wakeWorkers } from './store.ts';
+import { EVENTS_PENDING, NOTIFY_CHANNEL, fanOutEvents, heartbeatsDue, queueSignal, wakeWorkers } from './store.ts';
 import { claimRuns, finishRun, renewLeases } from './runs.ts';
 import type { Attempted, ClaimedNotification, FinishResult, HeldLease, Run } from './runs.ts';
 import { createSender } from './send.ts';
@@ -40,6 +40,8 @@ export interface DeliveryWorker {
 
 const DEFAULT_LEASE_SECONDS = 5;
 const DEFAULT_RUN_SIZE = 100;
+/** Most committed writes one fan-out numbers (each with all the subscriptions it matched). */
+const FAN_OUT_BATCH = 500;
 
 /** A run this worker holds: renewed while it is being sent, abandoned if it cannot be. */
 interface Held {
@@ -50,8 +52,10 @@ interface Held {
 }
 
 /**
- * Delivers queued notifications. Woken by NOTIFY when a write commits, with polling as the
- * fallback (and for retries coming due). Any number of workers may run, in any processes.
+ * Delivers notifications. Woken by NOTIFY when a write commits, it first fans the write's events
+ * out (numbers and queues them for the subscriptions they matched; see store.ts fanOutEvents),
+ * with polling as the fallback (and for retries coming due). Any number of workers may run, in
+ * any processes.
  *
  * Each subscription is one ordered stream: a worker leases a run of its due notifications (the
  * head of line and those right behind it), sends them one after another on a kept-alive
@@ -78,6 +82,9 @@ export async function startDeliveryWorker(options: WorkerOptions): Promise<Deliv
   /** Subscriptions (tenant/id) whose stream this worker is sending now. */
   const streaming = new Set<string>();
   let claimFailing = false;
+  let fanOutFailing = false;
+  let fanning: Promise<void> | undefined;
+  let fanAgain = false;
   let renewing = false;
   let running = false;
   let again = false;
@@ -127,11 +134,40 @@ export async function startDeliveryWorker(options: WorkerOptions): Promise<Deliv
     }
   }
 
-  /** A NOTIFY: claim, unless it is only about streams this worker is sending already. */
+  /** A NOTIFY: writes committed events (fan them out first), or something else is due (claim). */
   function notified(payload: string): void {
-    const keys = notifiedStreams(payload);
-    if (keys.length > 0 && keys.every((k) => streaming.has(k))) return;
-    void pump();
+    if (payload === EVENTS_PENDING) fanOut();
+    else void pump();
+  }
+
+  /**
+   * Numbers and queues committed events, one fan-out at a time in this worker (a NOTIFY during
+   * one asks for one more after it), then claims, unless every stream that got notifications is
+   * one this worker is sending already: the run in flight leases them when it finishes.
+   */
+  function fanOut(): void {
+    if (stopped) return;
+    if (fanning) {
+      fanAgain = true;
+      return;
+    }
+    fanning = (async () => {
+      try {
+        do {
+          fanAgain = false;
+          const { taken, streams } = await fanOutEvents(db, FAN_OUT_BATCH);
+          if (fanOutFailing) logger.info('fanning out events works again');
+          fanOutFailing = false;
+          if (streams.some((k) => !streaming.has(k))) void pump();
+          if (taken === FAN_OUT_BATCH) fanAgain = true;
+        } while (fanAgain && !stopped);
+      } catch (err) {
+        if (!fanOutFailing) logger.error({ err }, 'fanning out events failed; retrying at every poll');
+        fanOutFailing = true;
+      } finally {
+        fanning = undefined;
+      }
+    })();
   }
 
   const keyOf = (n: { tenantId: string; subscriptionId: string }): string => `${n.tenantId}/${n.subscriptionId}`;
@@ -246,9 +282,14 @@ export async function startDeliveryWorker(options: WorkerOptions): Promise<Deliv
   }
 
   const unlisten = await db.listen(NOTIFY_CHANNEL, notified);
-  const poll = setInterval(() => void pump(), options.pollIntervalMs);
+  // Polling also catches what a lost NOTIFY (the database away, LISTEN reconnecting) did not say.
+  const poll = setInterval(() => {
+    fanOut();
+    void pump();
+  }, options.pollIntervalMs);
   const heartbeat = setInterval(() => void queueHeartbeats(), Math.max(options.pollIntervalMs, 1000));
   const leaseKeeper = setInterval(() => void keepLeases(), Math.min(leaseMs / 10, 500));
+  fanOut();
   void pump();
   logger.info({ concurrency: options.concurrency, runSize }, 'delivery worker started');
 
@@ -258,6 +299,7 @@ export async function startDeliveryWorker(options: WorkerOptions): Promise<Deliv
       clearInterval(poll);
       clearInterval(heartbeat);
       await unlisten();
+      await fanning;
       await Promise.allSettled([...inFlightDone]);
       clearInterval(leaseKeeper);
     },

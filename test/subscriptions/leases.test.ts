@@ -2,9 +2,10 @@ import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { claimRuns, finishRun } from '../../src/subscriptions/runs.ts';
+import { finishRun } from '../../src/subscriptions/runs.ts';
 import type { DeliveryWorker } from '../../src/subscriptions/index.ts';
 import { startTestApp } from '../support/app.ts';
+import { claimAsAWorkerWould } from '../support/worker.ts';
 import type { TestApp } from '../support/app.ts';
 import { CLAIM_ID_SYSTEM, claim, patient } from '../support/fixtures.ts';
 import { classicSubscription } from '../support/subscriptions.ts';
@@ -99,7 +100,7 @@ describe('delivery leases', () => {
     receiver.holdMs = 0;
     await subscribeAndWrite('lease-dead-1');
     // A worker claims (a 2 s lease) and dies before sending: nothing of it is left but its claim.
-    const [orphan] = await t.db.transaction((tx) => claimRuns(tx, 10, 100, 2));
+    const [orphan] = await claimAsAWorkerWould(t, 2);
     expect(orphan).toBeDefined();
     workers.push(await startTestWorker(t.db));
     // Under the old 90 s lease this would wait a minute and a half.

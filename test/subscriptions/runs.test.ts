@@ -3,8 +3,9 @@ import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { DeliveryWorker } from '../../src/subscriptions/index.ts';
-import { claimRuns, finishRun } from '../../src/subscriptions/runs.ts';
+import { finishRun } from '../../src/subscriptions/runs.ts';
 import { startTestApp } from '../support/app.ts';
+import { claimAsAWorkerWould } from '../support/worker.ts';
 import type { TestApp } from '../support/app.ts';
 import { claim, patient } from '../support/fixtures.ts';
 import { startReceiver } from '../support/receiver.ts';
@@ -171,7 +172,7 @@ describe('delivery in runs', () => {
     const id = await backport('/crash', 50);
     await writeClaims('/crash', 20);
     // The dead worker: leased the run (2 s) and never finished it.
-    const runs = await t.db.transaction((tx) => claimRuns(tx, 10, 100, 2));
+    const runs = await claimAsAWorkerWould(t, 2);
     const run = runs.find((r) => r[0].subscriptionId === id)!;
     expect(run.map((n) => n.eventNumber)).toEqual(range(20));
     expect(new Set(run.map((n) => n.leaseToken)).size).toBe(1);
@@ -189,7 +190,7 @@ describe('delivery in runs', () => {
   it('finishing part of a run records what was sent and releases the rest as it was', async () => {
     const id = await backport('/partial');
     await writeClaims('/partial', 6);
-    const run = (await t.db.transaction((tx) => claimRuns(tx, 10, 100, 30))).find((r) => r[0].subscriptionId === id)!;
+    const run = (await claimAsAWorkerWould(t, 30)).find((r) => r[0].subscriptionId === id)!;
     expect(run).toHaveLength(6);
     const ok = { result: { httpStatus: 200, latencyMs: 1 }, outcome: { next: 'delivered' as const } };
     const attempted = [
@@ -215,7 +216,7 @@ describe('delivery in runs', () => {
     const attempts = await t.db.query<{ http_status: number }>('SELECT http_status FROM delivery_attempt WHERE subscription_id = $1 AND seq >= $2 ORDER BY seq', [id, run[0].seq]);
     expect(attempts.map((a) => a.http_status)).toEqual([200, 200, 503]);
     // The failed head holds the stream: nothing is claimable behind it.
-    expect((await t.db.transaction((tx) => claimRuns(tx, 10, 100, 30))).filter((r) => r[0].subscriptionId === id)).toEqual([]);
+    expect((await claimAsAWorkerWould(t, 30)).filter((r) => r[0].subscriptionId === id)).toEqual([]);
   });
 
   it('a write to a subscription being sent is woken by NOTIFY, never left for the poll', async () => {

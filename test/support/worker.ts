@@ -4,6 +4,9 @@ import { createLogger } from '../../src/logger.ts';
 import { startDeliveryWorker, subscriptionObserver } from '../../src/subscriptions/index.ts';
 import type { DeliveryWorker } from '../../src/subscriptions/index.ts';
 import type { Database } from '../../src/db/index.ts';
+import { claimRuns } from '../../src/subscriptions/runs.ts';
+import type { Run } from '../../src/subscriptions/runs.ts';
+import { fanOutAllEvents } from '../../src/subscriptions/store.ts';
 
 /** The real delivery worker on the test database, with short retry delays. */
 export function startTestWorker(db: Database, options: { retrySchedule?: number[]; pollIntervalMs?: number; leaseSeconds?: number; runSize?: number; concurrency?: number } = {}): Promise<DeliveryWorker> {
@@ -21,4 +24,13 @@ export function startTestWorker(db: Database, options: { retrySchedule?: number[
     ...(options.leaseSeconds !== undefined && { leaseSeconds: options.leaseSeconds }),
     ...(options.runSize !== undefined && { runSize: options.runSize }),
   });
+}
+
+/**
+ * One claim as a worker makes it after a write's NOTIFY, with no worker running: the committed
+ * writes' events fanned out, then up to 10 runs of 100 leased for `leaseSeconds`.
+ */
+export async function claimAsAWorkerWould(t: { db: Database }, leaseSeconds: number): Promise<Run[]> {
+  await fanOutAllEvents(t.db);
+  return t.db.transaction((tx) => claimRuns(tx, 10, 100, leaseSeconds));
 }
