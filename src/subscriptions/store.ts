@@ -8,11 +8,14 @@ export const NOTIFY_CHANNEL = 'fhir_billing_notifications';
 /** The NOTIFY of a commit that recorded events (migration 023): a fan-out is due. Any other payload: a claim is. */
 export const EVENTS_PENDING = 'events';
 
-/** What one fan-out did: pending rows taken, and the streams ("tenant/subscription") it queued notifications for. */
+/** What one fan-out did: the streams ("tenant/subscription") it queued notifications for, and whether it left committed writes for the next. */
 export interface FanOut {
-  taken: number;
   streams: string[];
+  more: boolean;
 }
+
+/** Most committed writes one fan-out numbers (each with every subscription it matched). */
+const FAN_OUT_BATCH = 500;
 
 /**
  * Numbers and queues the events of up to `batch` committed writes, oldest first (migration 023's
@@ -20,15 +23,16 @@ export interface FanOut {
  * queue run first so that they see every committed write's events. Safe to run anywhere, any
  * number of times: fan-outs take turns, and each takes only what the last left.
  */
-export async function fanOutEvents(conn: Queryable, batch = 500): Promise<FanOut> {
-  const rows = await conn.query<{ result: FanOut }>('SELECT fan_out_subscription_events($1) AS result', [batch], { prepare: true });
-  return rows[0].result;
+export async function fanOutEvents(conn: Queryable): Promise<FanOut> {
+  const rows = await conn.query<{ result: { taken: number; streams: string[] } }>(
+    'SELECT fan_out_subscription_events($1) AS result', [FAN_OUT_BATCH], { prepare: true });
+  const { taken, streams } = rows[0].result;
+  return { streams, more: taken === FAN_OUT_BATCH };
 }
 
 /** fanOutEvents until nothing committed is left to number. */
 export async function fanOutAllEvents(conn: Queryable): Promise<void> {
-  const batch = 500;
-  while ((await fanOutEvents(conn, batch)).taken === batch);
+  while ((await fanOutEvents(conn)).more);
 }
 
 export type RegistryStatus = 'requested' | 'active' | 'error' | 'off';

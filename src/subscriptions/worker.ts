@@ -40,8 +40,6 @@ export interface DeliveryWorker {
 
 const DEFAULT_LEASE_SECONDS = 5;
 const DEFAULT_RUN_SIZE = 100;
-/** Most committed writes one fan-out numbers (each with all the subscriptions it matched). */
-const FAN_OUT_BATCH = 500;
 
 /** A run this worker holds: renewed while it is being sent, abandoned if it cannot be. */
 interface Held {
@@ -155,11 +153,11 @@ export async function startDeliveryWorker(options: WorkerOptions): Promise<Deliv
       try {
         do {
           fanAgain = false;
-          const { taken, streams } = await fanOutEvents(db, FAN_OUT_BATCH);
+          const { streams, more } = await fanOutEvents(db);
           if (fanOutFailing) logger.info('fanning out events works again');
           fanOutFailing = false;
           if (streams.some((k) => !streaming.has(k))) void pump();
-          if (taken === FAN_OUT_BATCH) fanAgain = true;
+          if (more) fanAgain = true;
         } while (fanAgain && !stopped);
       } catch (err) {
         if (!fanOutFailing) logger.error({ err }, 'fanning out events failed; retrying at every poll');
