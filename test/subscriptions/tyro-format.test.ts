@@ -39,8 +39,9 @@ beforeAll(async () => {
     { url: `${OWN_SD}/subscription-payload-format`, valueCode: 'tyro' },
     { url: `${OWN_SD}/subscription-secret`, valueString: OUT_SECRET },
   ];
-  for (const criteria of ['ClaimResponse?', 'Claim?']) {
-    const res = await request(t.app).post('/fhir/Subscription').auth(c.token, { type: 'bearer' }).send(classicSubscription(criteria, `${receiver.url}/tyro`, { extension }));
+  // One path per subscription: order is promised within a subscription, not across two.
+  for (const [criteria, path] of [['ClaimResponse?', 'claim-response'], ['Claim?', 'claim']]) {
+    const res = await request(t.app).post('/fhir/Subscription').auth(c.token, { type: 'bearer' }).send(classicSubscription(criteria, `${receiver.url}/tyro/${path}`, { extension }));
     expect(res.status, JSON.stringify(res.body)).toBe(201);
   }
 });
@@ -67,9 +68,13 @@ describe('tyro payload format', () => {
     // The patient pays the gap: the Claim's paid amount now covers it, which completes the invoice.
     expect((await c.pay({ billId, paymentAmount: 30.05, paymentTraceId: txnId() })).status).toBe(200);
 
-    const received = await receiver.waitFor(3);
+    const all = await receiver.waitFor(3);
     await new Promise((r) => setTimeout(r, 300));
-    expect(received.map((r) => bodyOf(r).event)).toEqual(['healthFundApprovedInvoice', 'healthFundPaidInvoice', 'invoiceCompleted']);
+    const fromClaimResponses = all.filter((r) => r.url.endsWith('/claim-response'));
+    const fromClaims = all.filter((r) => r.url.endsWith('/claim'));
+    expect(fromClaimResponses.map((r) => bodyOf(r).event)).toEqual(['healthFundApprovedInvoice', 'healthFundPaidInvoice']);
+    expect(fromClaims.map((r) => bodyOf(r).event)).toEqual(['invoiceCompleted']);
+    const received = [...fromClaimResponses, ...fromClaims];
     for (const r of received) {
       expect(r.headers['content-type']).toMatch(/^application\/json/);
       const ts = r.headers['x-sender-timestamp'] as string;
