@@ -4,6 +4,7 @@ import { startTestApp } from '../support/app.ts';
 import type { TestApp } from '../support/app.ts';
 import { serverRepo } from '../support/billing.ts';
 import { claim } from '../support/fixtures.ts';
+import { fanOutAllEvents } from '../../src/subscriptions/store.ts';
 
 let t: TestApp;
 beforeAll(async () => {
@@ -44,6 +45,32 @@ describe('keepStatisticsFresh', () => {
     } finally {
       await keeper.stop();
     }
+  });
+
+  it('vacuums the fan-out queue at every pass, so finding its oldest row stays a few pages', async () => {
+    // 20,000 writes' events recorded and fanned out (to no subscription): deleted, not vacuumed.
+    await t.db.query(`INSERT INTO subscription_event_pending (events, occurred_at)
+                      SELECT '[{"tenant": "default", "subscriptions": []}]'::jsonb, now() FROM generate_series(1, 20000)`);
+    await fanOutAllEvents(t.db);
+    await t.db.query(`INSERT INTO subscription_event_pending (events, occurred_at) VALUES ('[]'::jsonb, now())`);
+    const pagesToFindTheOldest = async (): Promise<number> => {
+      const [row] = await t.db.query<{ 'QUERY PLAN': [{ Plan: { 'Shared Hit Blocks': number; 'Shared Read Blocks': number } }] }>(
+        'EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT id FROM subscription_event_pending ORDER BY id LIMIT 1');
+      const { Plan: plan } = row['QUERY PLAN'][0];
+      return plan['Shared Hit Blocks'] + plan['Shared Read Blocks'];
+    };
+    await pagesToFindTheOldest(); // the first scan marks the dead entries; the second is the steady cost
+    const before = await pagesToFindTheOldest();
+    const keeper = await keepStatisticsFresh(t.db, { intervalMs: 0 });
+    try {
+      await keeper.runOnce();
+    } finally {
+      await keeper.stop();
+    }
+    const after = await pagesToFindTheOldest();
+    expect(before).toBeGreaterThan(40); // the index's leaf pages of 20,000 dead entries
+    expect(after).toBeLessThanOrEqual(5);
+    await fanOutAllEvents(t.db);
   });
 
   it('stops cleanly with no pass in flight', async () => {
