@@ -59,14 +59,19 @@ const RUN_OF_HEAD = `
         ORDER BY n.seq LIMIT $runSize) q) r
    WHERE r.contiguous`;
 
-/** Leases the rows of `run` (a CTE of tenant_id, id, seq, token) and returns them with their registry rows. */
+/**
+ * Leases the rows of `run` (a CTE of tenant_id, id, seq, token) and returns them with their
+ * registry rows. A run is the first pending rows of its subscription from the head on, so its
+ * rows are exactly the pending ones between its first and last seq: one range scan a
+ * subscription. (Joined row by row, the plan scanned the run once per row: a run of 100 visited
+ * 5,000 rows.)
+ */
 const LEASE_RUN = `
   UPDATE subscription_notification u
-     SET lease_until = now() + make_interval(secs => $leaseSeconds), lease_token = run.token, attempts = u.attempts + 1
-    FROM run, subscription_registry s, subscription_counter c
-   WHERE u.tenant_id = run.tenant_id AND u.subscription_id = run.id AND u.seq = run.seq
-     -- bounds the index scan to the run whatever the plan (else: every pending row of the subscription per row)
-     AND u.seq BETWEEN (SELECT min(seq) FROM run) AND (SELECT max(seq) FROM run)
+     SET lease_until = now() + make_interval(secs => $leaseSeconds), lease_token = span.token, attempts = u.attempts + 1
+    FROM (SELECT tenant_id, id, token, min(seq) AS first_seq, max(seq) AS last_seq FROM run GROUP BY tenant_id, id, token) span,
+         subscription_registry s, subscription_counter c
+   WHERE u.tenant_id = span.tenant_id AND u.subscription_id = span.id AND u.seq BETWEEN span.first_seq AND span.last_seq
      AND u.status = 'pending' AND (u.lease_until IS NULL OR u.lease_until < statement_timestamp())
      AND s.tenant_id = u.tenant_id AND s.id = u.subscription_id AND c.tenant_id = u.tenant_id AND c.id = u.subscription_id
   RETURNING ${CLAIMED_COLUMNS}`;

@@ -12,6 +12,7 @@ import { claim } from '../support/fixtures.ts';
 import { startReceiver } from '../support/receiver.ts';
 import type { Receiver } from '../support/receiver.ts';
 import { classicSubscription } from '../support/subscriptions.ts';
+import { fanOutAllEvents } from '../../src/subscriptions/store.ts';
 import { startTestWorker } from '../support/worker.ts';
 
 // Delivery's statements cost what a run holds, not what the subscription ever had, on tables
@@ -66,6 +67,13 @@ function queueRowsRead(plans: PlanNode[]): number {
     .reduce((sum, n) => sum + ((n['Actual Rows'] ?? 0) + (n['Rows Removed by Filter'] ?? 0) + (n['Rows Removed by Index Recheck'] ?? 0)) * (n['Actual Loops'] ?? 1), 0);
 }
 
+async function writeClaims(from: number, count: number): Promise<void> {
+  const repo = new PostgresRepository(t.db, { tenantId: 'default', access: FULL_ACCESS, baseUrl: 'http://test/fhir' }, { observer: subscriptionObserver({ allowPrivateNetworks: true }) });
+  await repo.withTransaction(async (tx) => {
+    for (let i = from; i < from + count; i++) await tx.createResource({ ...claim('Patient/p1'), identifier: [{ system: 'plans', value: `c${i}` }] });
+  });
+}
+
 beforeAll(async () => {
   t = await startTestApp({ allowPrivateNetworks: true });
   receiver = await startReceiver();
@@ -73,10 +81,7 @@ beforeAll(async () => {
   const sub = classicSubscription(`Claim?identifier=plans|`, `${receiver.url}/plans`);
   subscriptionId = (await request(t.app).post('/fhir/Subscription').auth(token, { type: 'bearer' }).send(sub).expect(201)).body.id;
   // The writes as the API makes them (with the Subscriptions observer), in one transaction for speed.
-  const repo = new PostgresRepository(t.db, { tenantId: 'default', access: FULL_ACCESS, baseUrl: 'http://test/fhir' }, { observer: subscriptionObserver({ allowPrivateNetworks: true }) });
-  await repo.withTransaction(async (tx) => {
-    for (let i = 0; i < DELIVERED; i++) await tx.createResource({ ...claim('Patient/p1'), identifier: [{ system: 'plans', value: `c${i}` }] });
-  });
+  await writeClaims(0, DELIVERED);
   const worker = await startTestWorker(t.db, { runSize: 100 });
   await receiver.waitFor(DELIVERED, 120_000);
   await worker.stop();
@@ -111,5 +116,14 @@ describe(`a subscription with ${DELIVERED} delivered notifications and no statis
     );
     expect(plans).toHaveLength(1);
     expect(queueRowsRead(plans)).toBeLessThan(50);
+  });
+
+  it('leasing a run of 100 reads each of its rows about once', async () => {
+    await writeClaims(DELIVERED, 100);
+    await fanOutAllEvents(t.db);
+    const plans = await plansOf((conn) => claimRuns(conn, 16, 100, 5));
+    // The head, the run behind it, and the rows leased: about 200. Leased row by row against the
+    // run, the plan scanned the run once per row (5,000 and more).
+    expect(queueRowsRead(plans)).toBeLessThan(400);
   });
 });
