@@ -3,6 +3,7 @@ import type { PostgresRepository } from '../fhir/repository.ts';
 import { EVENTS_PENDING, NOTIFY_CHANNEL, fanOutEvents, heartbeatsDue, queueSignal, wakeWorkers } from './store.ts';
 import { claimRuns, finishRun, renewLeases } from './runs.ts';
 import type { Attempted, ClaimedNotification, FinishResult, HeldLease, Run } from './runs.ts';
+import { coalesced } from './coalesce.ts';
 import { createSender } from './send.ts';
 import type { SenderOptions } from './send.ts';
 import { databaseUnavailable } from '../db/unavailable.ts';
@@ -81,61 +82,51 @@ export async function startDeliveryWorker(options: WorkerOptions): Promise<Deliv
   const streaming = new Set<string>();
   let claimFailing = false;
   let fanOutFailing = false;
-  let fanning: Promise<void> | undefined;
-  let fanAgain = false;
   let renewing = false;
-  let running = false;
-  let again = false;
   let stopped = false;
   const inFlightDone = new Set<Promise<void>>();
   const sender = createSender(options);
 
-  async function pump(): Promise<void> {
-    if (stopped) return;
-    if (running) {
-      again = true;
-      return;
-    }
-    running = true;
-    try {
-      do {
-        again = false;
-        const free = options.concurrency - streaming.size;
-        if (free <= 0) break;
-        // One statement, one round trip; on delivery's own pool it does not wait for the WAL flush
-        // either (a lost lease only means a later claim).
-        const asked = performance.now();
-        const runs = await claimRuns(db, free, runSize, leaseSeconds);
-        if (claimFailing) logger.info('claiming notifications works again');
-        claimFailing = false;
-        for (const run of runs) {
-          const key = keyOf(run[0]);
-          streaming.add(key);
-          const p = stream(run, asked)
-            .catch((err) => logger.error({ err, subscription: run[0].subscriptionId, seq: run[0].seq }, 'delivery failed unexpectedly'))
-            .finally(() => {
-              streaming.delete(key);
-              inFlightDone.delete(p);
-              // Also what catches an event whose NOTIFY came while this stream was busy.
-              void pump();
-            });
-          inFlightDone.add(p);
-        }
-        if (runs.length === free) again = true;
-      } while (again && !stopped);
-    } catch (err) {
+  /** Claims runs for this worker's free streams and starts sending them. */
+  const pump = coalesced(
+    async () => {
+      const free = options.concurrency - streaming.size;
+      if (free <= 0) return false;
+      // One statement, one round trip; on delivery's own pool it does not wait for the WAL flush
+      // either (a lost lease only means a later claim).
+      const asked = performance.now();
+      const runs = await claimRuns(db, free, runSize, leaseSeconds);
+      if (claimFailing) logger.info('claiming notifications works again');
+      claimFailing = false;
+      for (const run of runs) {
+        const key = keyOf(run[0]);
+        streaming.add(key);
+        const p = stream(run, asked)
+          .catch((err) => logger.error({ err, subscription: run[0].subscriptionId, seq: run[0].seq }, 'delivery failed unexpectedly'))
+          .finally(() => {
+            streaming.delete(key);
+            inFlightDone.delete(p);
+            // Also what catches an event whose NOTIFY came while this stream was busy.
+            pump();
+          });
+        inFlightDone.add(p);
+      }
+      return runs.length === free;
+    },
+    {
+      stopped: () => stopped,
       // Once per outage, not once per poll; polling goes on and picks up when the database is back.
-      if (!claimFailing) logger.error({ err }, 'claiming notifications failed; retrying at every poll');
-      claimFailing = true;
-    } finally {
-      running = false;
-    }
-  }
+      onError: (err) => {
+        if (!claimFailing) logger.error({ err }, 'claiming notifications failed; retrying at every poll');
+        claimFailing = true;
+      },
+    },
+  );
 
   /** A NOTIFY: writes committed events (fan them out first), or something else is due (claim). */
   function notified(payload: string): void {
     if (payload === EVENTS_PENDING) fanOut();
-    else void pump();
+    else pump();
   }
 
   /**
@@ -143,30 +134,22 @@ export async function startDeliveryWorker(options: WorkerOptions): Promise<Deliv
    * one asks for one more after it), then claims, unless every stream that got notifications is
    * one this worker is sending already: the run in flight leases them when it finishes.
    */
-  function fanOut(): void {
-    if (stopped) return;
-    if (fanning) {
-      fanAgain = true;
-      return;
-    }
-    fanning = (async () => {
-      try {
-        do {
-          fanAgain = false;
-          const { streams, more } = await fanOutEvents(db);
-          if (fanOutFailing) logger.info('fanning out events works again');
-          fanOutFailing = false;
-          if (streams.some((k) => !streaming.has(k))) void pump();
-          if (more) fanAgain = true;
-        } while (fanAgain && !stopped);
-      } catch (err) {
+  const fanOut = coalesced(
+    async () => {
+      const { streams, more } = await fanOutEvents(db);
+      if (fanOutFailing) logger.info('fanning out events works again');
+      fanOutFailing = false;
+      if (streams.some((k) => !streaming.has(k))) pump();
+      return more;
+    },
+    {
+      stopped: () => stopped,
+      onError: (err) => {
         if (!fanOutFailing) logger.error({ err }, 'fanning out events failed; retrying at every poll');
         fanOutFailing = true;
-      } finally {
-        fanning = undefined;
-      }
-    })();
-  }
+      },
+    },
+  );
 
   const keyOf = (n: { tenantId: string; subscriptionId: string }): string => `${n.tenantId}/${n.subscriptionId}`;
 
@@ -283,12 +266,12 @@ export async function startDeliveryWorker(options: WorkerOptions): Promise<Deliv
   // Polling also catches what a lost NOTIFY (the database away, LISTEN reconnecting) did not say.
   const poll = setInterval(() => {
     fanOut();
-    void pump();
+    pump();
   }, options.pollIntervalMs);
   const heartbeat = setInterval(() => void queueHeartbeats(), Math.max(options.pollIntervalMs, 1000));
   const leaseKeeper = setInterval(() => void keepLeases(), Math.min(leaseMs / 10, 500));
   fanOut();
-  void pump();
+  pump();
   logger.info({ concurrency: options.concurrency, runSize }, 'delivery worker started');
 
   return {
@@ -297,7 +280,7 @@ export async function startDeliveryWorker(options: WorkerOptions): Promise<Deliv
       clearInterval(poll);
       clearInterval(heartbeat);
       await unlisten();
-      await fanning;
+      await fanOut.settled();
       await Promise.allSettled([...inFlightDone]);
       clearInterval(leaseKeeper);
     },
