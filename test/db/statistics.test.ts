@@ -61,14 +61,20 @@ describe('keepStatisticsFresh', () => {
     };
     await pagesToFindTheOldest(); // the first scan marks the dead entries; the second is the steady cost
     const before = await pagesToFindTheOldest();
+    expect(before).toBeGreaterThan(40); // the index's leaf pages of 20,000 dead entries
     const keeper = await keepStatisticsFresh(t.db, { intervalMs: 0 });
+    let after = before;
     try {
-      await keeper.runOnce();
+      // VACUUM removes only rows deleted before every open transaction began; on PostgreSQL other
+      // test files' transactions run in the same database, so a pass may have to come again.
+      for (const deadline = Date.now() + 30_000; after > 5 && Date.now() < deadline; ) {
+        await keeper.runOnce();
+        after = await pagesToFindTheOldest();
+        if (after > 5) await new Promise((r) => setTimeout(r, 100));
+      }
     } finally {
       await keeper.stop();
     }
-    const after = await pagesToFindTheOldest();
-    expect(before).toBeGreaterThan(40); // the index's leaf pages of 20,000 dead entries
     expect(after).toBeLessThanOrEqual(5);
     await fanOutAllEvents(t.db);
   });

@@ -118,17 +118,12 @@ describe(`a subscription with ${DELIVERED} delivered notifications and no statis
     expect(queueRowsRead(plans)).toBeLessThan(50);
   });
 
-  it('leasing a run of 100 reads each of its rows about once', async () => {
+  // The embedded database keeps no such counts. Fresh rows, leased for real and then delivered: a
+  // lease rolled back first would leave dead versions that, with other files' transactions open
+  // in the same database, are not pruned in time (5 of 100 were HOT in CI that way).
+  it.skipIf(!process.env.DATABASE_URL)('leasing writes no index entries for most rows: their pages have room for HOT updates (migration 026)', async () => {
     await writeClaims(DELIVERED, 100);
     await fanOutAllEvents(t.db);
-    const plans = await plansOf((conn) => claimRuns(conn, 16, 100, 5));
-    // The head, the run behind it, and the rows leased: about 200. Leased row by row against the
-    // run, the plan scanned the run once per row (5,000 and more).
-    expect(queueRowsRead(plans)).toBeLessThan(400);
-  });
-
-  // The embedded database keeps no such counts. Runs after the test above, whose 100 pending rows it leases.
-  it.skipIf(!process.env.DATABASE_URL)('leasing writes no index entries for most rows: their pages have room for HOT updates (migration 026)', async () => {
     const updates = async (): Promise<{ all: number; hot: number }> => {
       await t.db.query('SELECT pg_stat_force_next_flush()');
       const [row] = await t.db.query<{ all: string; hot: string }>(
@@ -142,5 +137,16 @@ describe(`a subscription with ${DELIVERED} delivered notifications and no statis
     expect(after.all - before.all).toBe(100);
     // With the fan-out's pages filled to the brim, few were (13 of 100).
     expect(after.hot - before.hot).toBeGreaterThanOrEqual(80);
+    const delivered = run.map((n) => ({ seq: n.seq, result: { httpStatus: 200, latencyMs: 1 }, outcome: { next: 'delivered' as const } }));
+    expect((await finishRun(t.db, run, delivered, 0, 5)).fenced).toBe(false);
+  });
+
+  it('leasing a run of 100 reads each of its rows about once', async () => {
+    await writeClaims(DELIVERED + 100, 100);
+    await fanOutAllEvents(t.db);
+    const plans = await plansOf((conn) => claimRuns(conn, 16, 100, 5));
+    // The head, the run behind it, and the rows leased: about 200. Leased row by row against the
+    // run, the plan scanned the run once per row (5,000 and more).
+    expect(queueRowsRead(plans)).toBeLessThan(400);
   });
 });
