@@ -80,8 +80,6 @@ export async function startDeliveryWorker(options: WorkerOptions): Promise<Deliv
   const held = new Map<string, Held>();
   /** Subscriptions (tenant/id) whose stream this worker is sending now. */
   const streaming = new Set<string>();
-  let claimFailing = false;
-  let fanOutFailing = false;
   let renewing = false;
   let stopped = false;
   const inFlightDone = new Set<Promise<void>>();
@@ -96,8 +94,6 @@ export async function startDeliveryWorker(options: WorkerOptions): Promise<Deliv
       // either (a lost lease only means a later claim).
       const asked = performance.now();
       const runs = await claimRuns(db, free, runSize, leaseSeconds);
-      if (claimFailing) logger.info('claiming notifications works again');
-      claimFailing = false;
       for (const run of runs) {
         const key = keyOf(run[0]);
         streaming.add(key);
@@ -113,14 +109,7 @@ export async function startDeliveryWorker(options: WorkerOptions): Promise<Deliv
       }
       return runs.length === free;
     },
-    {
-      stopped: () => stopped,
-      // Once per outage, not once per poll; polling goes on and picks up when the database is back.
-      onError: (err) => {
-        if (!claimFailing) logger.error({ err }, 'claiming notifications failed; retrying at every poll');
-        claimFailing = true;
-      },
-    },
+    { task: 'claiming notifications', logger, stopped: () => stopped },
   );
 
   /** A NOTIFY: writes committed events (fan them out first), or something else is due (claim). */
@@ -137,18 +126,10 @@ export async function startDeliveryWorker(options: WorkerOptions): Promise<Deliv
   const fanOut = coalesced(
     async () => {
       const { streams, more } = await fanOutEvents(db);
-      if (fanOutFailing) logger.info('fanning out events works again');
-      fanOutFailing = false;
       if (streams.some((k) => !streaming.has(k))) pump();
       return more;
     },
-    {
-      stopped: () => stopped,
-      onError: (err) => {
-        if (!fanOutFailing) logger.error({ err }, 'fanning out events failed; retrying at every poll');
-        fanOutFailing = true;
-      },
-    },
+    { task: 'fanning out events', logger, stopped: () => stopped },
   );
 
   const keyOf = (n: { tenantId: string; subscriptionId: string }): string => `${n.tenantId}/${n.subscriptionId}`;
