@@ -30,21 +30,6 @@ export function processEnv(env: Record<string, string | undefined>): Record<stri
  * that serves HTTP, the worker's start line for `--role=worker`.
  */
 export async function startServerProcess(env: Record<string, string | undefined>, args: string[] = []): Promise<ServerProcess> {
-  // freePort's port is free when asked, not when the child binds it seconds later: with several
-  // test files at a time (each supertest request and receiver binds an ephemeral port) another
-  // listener can take it first. The server then exits saying so; try another port.
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await startOnFreePort(env, args);
-    } catch (err) {
-      if (attempt === 3 || !(err instanceof PortTaken)) throw err;
-    }
-  }
-}
-
-class PortTaken extends Error {}
-
-async function startOnFreePort(env: Record<string, string | undefined>, args: string[]): Promise<ServerProcess> {
   const port = await freePort();
   const logs: string[] = [];
   const child = spawn(process.execPath, ['src/main.ts', ...args], {
@@ -73,9 +58,6 @@ async function startOnFreePort(env: Record<string, string | undefined>, args: st
     await new Promise((r) => setTimeout(r, 100));
   }
   child.kill('SIGKILL');
-  // 'exit' can come before the child's last output does.
-  if (gone && !child.stdout!.closed) await new Promise((r) => child.stdout!.once('close', r));
-  if (gone && logs.some((l) => l.includes(`port ${port} is already in use`))) throw new PortTaken(`port ${port} was taken`);
   throw new Error(`server did not become ready:\n${logs.join('\n')}`);
 }
 
