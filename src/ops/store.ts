@@ -1,4 +1,5 @@
 import type { Queryable } from '../db/index.ts';
+import { MAX_EVENTS_PER_NOTIFICATION } from '../subscriptions/index.ts';
 
 /**
  * Read models for operators (the console and the CLI): the inbound journal, deliveries, money and
@@ -195,11 +196,14 @@ export async function listNotifications(
             n.status, to_json(n.occurred_at)#>>'{}' AS "occurredAt",
             CASE WHEN n.status = 'pending' THEN to_json(n.next_attempt_at)#>>'{}' END AS "nextAttemptAt", n.last_error AS "lastError",
             coalesce((SELECT json_agg(json_build_object('attemptedAt', a.attempted_at, 'httpStatus', a.http_status, 'latencyMs', a.latency_ms, 'error', a.error) ORDER BY a.id)
-                        FROM delivery_attempt a WHERE a.tenant_id = n.tenant_id AND a.subscription_id = n.subscription_id AND a.seq = n.seq), '[]'::json) AS attempts
+                        FROM delivery_attempt a
+                       -- n's own requests, and the bundles it went in (at most a bundle's limit before it)
+                       WHERE a.tenant_id = n.tenant_id AND a.subscription_id = n.subscription_id
+                         AND a.seq BETWEEN n.seq - $6 AND n.seq AND coalesce(a.last_seq, a.seq) >= n.seq), '[]'::json) AS attempts
        FROM subscription_notification n
       WHERE n.tenant_id = $1 AND n.subscription_id = $2 AND ($3::text IS NULL OR n.status = $3) AND ($4::bigint IS NULL OR n.seq < $4)
       ORDER BY n.seq DESC LIMIT $5`,
-    [q.tenantId, q.subscriptionId, q.status ?? null, q.before ?? null, q.limit + 1],
+    [q.tenantId, q.subscriptionId, q.status ?? null, q.before ?? null, q.limit + 1, MAX_EVENTS_PER_NOTIFICATION - 1],
   );
   return page(rows.map((r) => ({ ...r, attempts: typeof r.attempts === 'string' ? JSON.parse(r.attempts) : r.attempts })), q.limit);
 }

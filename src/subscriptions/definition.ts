@@ -50,7 +50,7 @@ export interface SubscriptionConfig {
 
 const DEFAULT_TIMEOUT_MS = 20_000;
 /** A run is at most 1000 notifications (DELIVERY_RUN_SIZE), so no bundle could carry more. */
-const MAX_COUNT_LIMIT = 1000;
+export const MAX_EVENTS_PER_NOTIFICATION = 1000;
 
 function ext(extensions: Extension[] | undefined, urls: string[]): Extension | undefined {
   return extensions?.find((e) => urls.includes(e.url));
@@ -106,8 +106,8 @@ export function parseSubscription(sub: Subscription): SubscriptionConfig {
   const maxCount = ext(channel.extension, [`${BACKPORT}/backport-max-count`])?.valuePositiveInt;
   if (maxCount !== undefined) {
     if (!backport) throw invalid('backport-max-count applies to Backport subscriptions (classic ones notify one change at a time)', 'Subscription.channel.extension');
-    if (!Number.isInteger(maxCount) || maxCount < 1 || maxCount > MAX_COUNT_LIMIT) {
-      throw invalid(`backport-max-count must be a whole number from 1 to ${MAX_COUNT_LIMIT}`, 'Subscription.channel.extension');
+    if (!Number.isInteger(maxCount) || maxCount < 1 || maxCount > MAX_EVENTS_PER_NOTIFICATION) {
+      throw invalid(`backport-max-count must be a whole number from 1 to ${MAX_EVENTS_PER_NOTIFICATION}`, 'Subscription.channel.extension');
     }
   }
 

@@ -7,3 +7,4 @@ export { closeAgents } from './http.ts';
 export { parseSchedule } from './retry.ts';
 export { REDACTED_SECRET, concealAnswer } from './secrets.ts';
 export { SUBSCRIPTION_TOPICS } from './topics.ts';
+export { MAX_EVENTS_PER_NOTIFICATION } from './definition.ts';

@@ -143,9 +143,12 @@ export type AttemptOutcome =
   | { next: 'retry'; delayMs: number; error: string }
   | { next: 'dead'; error: string };
 
-/** A notification of the run that was attempted, and what became of it. */
+/**
+ * A request of the run that was sent, the notifications it carried (one, or a Backport bundle's
+ * consecutive events, in seq order), and what became of them.
+ */
 export interface Attempted {
-  seq: number;
+  seqs: number[];
   result: AttemptResult;
   outcome: AttemptOutcome;
 }
@@ -155,7 +158,7 @@ export type FinishResult = { fenced: true } | { fenced: false; next: Run | undef
 
 /**
  * Records a run's attempts in one statement, under the run's lease token: an attempt row for each
- * notification sent, each one's new state (delivered; or, for the last, retry or dead), the
+ * request sent, each notification's new state (delivered; or, for the last, retry or dead), the
  * notifications not sent (behind a failure, or left when the worker stopped) released as they
  * were, the subscription's last_sent_at once something was delivered (for heartbeats) and its
  * registry status once dead (error, so no worker claims the next notification before the
@@ -171,12 +174,13 @@ export type FinishResult = { fenced: true } | { fenced: false; next: Run | undef
 export async function finishRun(conn: Queryable, run: Run, attempted: Attempted[], runSize: number, leaseSeconds: number): Promise<FinishResult> {
   const { tenantId, subscriptionId, leaseToken } = run[0];
   const last = attempted.at(-1)?.outcome;
-  const goesOn = runSize > 0 && attempted.length === run.length && attempted.every((a) => a.outcome.next === 'delivered');
+  const each = attempted.flatMap((a) => a.seqs.map((seq) => ({ seq, outcome: a.outcome })));
+  const goesOn = runSize > 0 && each.length === run.length && attempted.every((a) => a.outcome.next === 'delivered');
   const rows = await conn.query<ClaimedNotification & { mine: number }>(
     numbered(
       `WITH outcome AS (
-         SELECT * FROM unnest($attemptedSeqs::bigint[], $statuses::text[], $lastErrors::text[], $delays::float8[], $httpStatuses::int[], $latencies::int[], $errors::text[])
-           AS o(seq, status, last_error, delay_s, http_status, latency_ms, error)),
+         SELECT * FROM unnest($attemptedSeqs::bigint[], $statuses::text[], $lastErrors::text[], $delays::float8[])
+           AS o(seq, status, last_error, delay_s)),
        mine AS (
          UPDATE subscription_notification n
             SET status = coalesce(o.status, 'pending'), lease_until = NULL, lease_token = NULL,
@@ -193,8 +197,11 @@ export async function finishRun(conn: Queryable, run: Run, attempted: Attempted[
             AND n.seq = r.seq AND n.lease_token = $leaseToken::uuid
           RETURNING n.seq),
        attempt AS (
-         INSERT INTO delivery_attempt (tenant_id, subscription_id, seq, http_status, latency_ms, error)
-         SELECT $tenantId, $subscriptionId, o.seq, o.http_status, o.latency_ms, o.error FROM outcome o WHERE o.seq IN (SELECT seq FROM mine)),
+         INSERT INTO delivery_attempt (tenant_id, subscription_id, seq, last_seq, http_status, latency_ms, error)
+         SELECT $tenantId, $subscriptionId, q.seq, q.last_seq, q.http_status, q.latency_ms, q.error
+           FROM unnest($requestSeqs::bigint[], $requestLastSeqs::bigint[], $httpStatuses::int[], $latencies::int[], $errors::text[])
+                AS q(seq, last_seq, http_status, latency_ms, error)
+          WHERE q.seq IN (SELECT seq FROM mine)),
        -- Only heartbeats need last_sent_at; other subscriptions' rows stay unlocked for writers.
        sent AS (
          UPDATE subscription_registry SET last_sent_at = now()
@@ -216,16 +223,18 @@ export async function finishRun(conn: Queryable, run: Run, attempted: Attempted[
        run AS MATERIALIZED (${RUN_OF_HEAD}),
        leased AS (${LEASE_RUN})
        SELECT (SELECT count(*) FROM mine)::int AS mine, leased.* FROM (VALUES (1)) AS one LEFT JOIN leased ON true`,
-      ['tenantId', 'subscriptionId', 'seqs', 'attemptedSeqs', 'statuses', 'lastErrors', 'delays', 'httpStatuses', 'latencies', 'errors', 'leaseToken', 'dead', 'goesOn', 'lastSeq', 'runSize', 'leaseSeconds', 'firstSeq'],
+      ['tenantId', 'subscriptionId', 'seqs', 'attemptedSeqs', 'statuses', 'lastErrors', 'delays', 'requestSeqs', 'requestLastSeqs', 'httpStatuses', 'latencies', 'errors', 'leaseToken', 'dead', 'goesOn', 'lastSeq', 'runSize', 'leaseSeconds', 'firstSeq'],
     ),
     [
       tenantId,
       subscriptionId,
       run.map((n) => n.seq),
-      attempted.map((a) => a.seq),
-      attempted.map((a) => (a.outcome.next === 'retry' ? 'pending' : a.outcome.next)),
-      attempted.map((a) => (a.outcome.next === 'delivered' ? null : a.outcome.error)),
-      attempted.map((a) => (a.outcome.next === 'retry' ? a.outcome.delayMs / 1000 : 0)),
+      each.map((a) => a.seq),
+      each.map((a) => (a.outcome.next === 'retry' ? 'pending' : a.outcome.next)),
+      each.map((a) => (a.outcome.next === 'delivered' ? null : a.outcome.error)),
+      each.map((a) => (a.outcome.next === 'retry' ? a.outcome.delayMs / 1000 : 0)),
+      attempted.map((a) => a.seqs[0]),
+      attempted.map((a) => (a.seqs.length > 1 ? a.seqs.at(-1)! : null)),
       attempted.map((a) => a.result.httpStatus ?? null),
       attempted.map((a) => Math.round(a.result.latencyMs)),
       attempted.map((a) => a.result.error ?? null),

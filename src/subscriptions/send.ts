@@ -46,13 +46,17 @@ export function createSender(options: SenderOptions) {
           ? { next: 'retry', delayMs: 0, error: describe(result) }
           : decide(head, result);
       const recorded = { httpStatus: result.status, latencyMs: result.latencyMs, error: result.error };
-      for (const n of group) attempted.push({ seq: n.seq, result: recorded, outcome });
+      attempted.push({ seqs: group.map((n) => n.seq), result: recorded, outcome });
       if (outcome.next !== 'delivered') break;
     }
     return attempted;
   }
 
-  /** The run cut into notifications: consecutive events up to the format's maximum per notification. */
+  /**
+   * The run cut into notifications: consecutive events up to the format's maximum per notification.
+   * Consecutive in seq as well (a run can skip delivered rows after a $resend), so that a request's
+   * attempt row names what it carried by its first and last seq.
+   */
   function groups(run: Run): ClaimedNotification[][] {
     const n0 = run[0];
     const format = PAYLOAD_FORMATS[n0.config.payloadFormat] ?? PAYLOAD_FORMATS.fhir;
@@ -60,7 +64,7 @@ export function createSender(options: SenderOptions) {
     const out: ClaimedNotification[][] = [];
     for (const n of run) {
       const last = out.at(-1);
-      const joins = last && n.type === 'event-notification' && last[0].type === 'event-notification' && last.length < max;
+      const joins = last && n.type === 'event-notification' && last[0].type === 'event-notification' && last.length < max && n.seq === last.at(-1)!.seq + 1;
       if (joins) last.push(n);
       else out.push([n]);
     }

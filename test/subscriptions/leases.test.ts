@@ -107,7 +107,7 @@ describe('delivery leases', () => {
     await waitFor('the orphaned notification delivered', () => receiver.received >= 1, 20_000);
 
     // The dead worker's outcome, should it ever arrive, is fenced off: its token is no longer the claim's.
-    const failed = { seq: orphan[0].seq, result: { httpStatus: 500, latencyMs: 1 }, outcome: { next: 'retry' as const, delayMs: 0, error: 'HTTP 500' } };
+    const failed = { seqs: [orphan[0].seq], result: { httpStatus: 500, latencyMs: 1 }, outcome: { next: 'retry' as const, delayMs: 0, error: 'HTTP 500' } };
     const late = await t.db.transaction((tx) => finishRun(tx, orphan, [failed], 100, 2));
     expect(late).toEqual({ fenced: true });
     for (let i = 0; i < 200 && (await delivery())[0]?.status !== 'delivered'; i++) await new Promise((r) => setTimeout(r, 50));

@@ -112,7 +112,7 @@ describe(`a subscription with ${DELIVERED} delivered notifications and no statis
     );
     const run = [{ tenantId: 'default', subscriptionId, seq: last.seq, leaseToken: '00000000-0000-4000-8000-000000000000' }] as unknown as Run;
     const plans = await plansOf((conn) =>
-      finishRun(conn, run, [{ seq: last.seq, result: { httpStatus: 200, latencyMs: 1 }, outcome: { next: 'delivered' } }], 100, 5),
+      finishRun(conn, run, [{ seqs: [last.seq], result: { httpStatus: 200, latencyMs: 1 }, outcome: { next: 'delivered' } }], 100, 5),
     );
     expect(plans).toHaveLength(1);
     expect(queueRowsRead(plans)).toBeLessThan(50);
@@ -137,7 +137,7 @@ describe(`a subscription with ${DELIVERED} delivered notifications and no statis
     expect(after.all - before.all).toBe(100);
     // With the fan-out's pages filled to the brim, few were (13 of 100).
     expect(after.hot - before.hot).toBeGreaterThanOrEqual(80);
-    const delivered = run.map((n) => ({ seq: n.seq, result: { httpStatus: 200, latencyMs: 1 }, outcome: { next: 'delivered' as const } }));
+    const delivered = run.map((n) => ({ seqs: [n.seq], result: { httpStatus: 200, latencyMs: 1 }, outcome: { next: 'delivered' as const } }));
     expect((await finishRun(t.db, run, delivered, 0, 5)).fenced).toBe(false);
   });
 

@@ -113,6 +113,20 @@ describe('delivery in runs', () => {
       [`${receiver.url}/failing`],
     );
     expect(rows.map((r) => r.attempts)).toEqual([3, 3, 3, 3, 1, 1, 1, 1, 1, 1]);
+    // One attempt row per request, naming the first and last notification it carried.
+    const [{ id }] = await t.db.query<{ id: string }>(`SELECT id FROM subscription_registry WHERE config->>'endpoint' = $1`, [`${receiver.url}/failing`]);
+    const requests = await t.db.query<{ first: number; last: number; http_status: number }>(
+      `SELECT a.seq - min(n.seq) OVER () AS first, a.last_seq - min(n.seq) OVER () AS last, a.http_status
+         FROM delivery_attempt a JOIN subscription_notification n ON n.tenant_id = a.tenant_id AND n.subscription_id = a.subscription_id AND n.seq = a.seq
+        WHERE a.subscription_id = $1 AND n.type = 'event-notification' ORDER BY a.id`,
+      [id],
+    );
+    expect(requests.map((r) => [Number(r.first), Number(r.last), r.http_status])).toEqual([[0, 3, 503], [0, 3, 503], [0, 3, 200], [4, 7, 200], [8, 9, 200]]);
+    // The console shows each notification with the attempts of the bundles it went in.
+    const admin = await t.token('admin');
+    const page = await request(t.app).get(`/admin/subscriptions/${id}/notifications?limit=20`).auth(admin, auth).expect(200);
+    const byNumber = new Map(page.body.items.filter((n: any) => n.eventNumber).map((n: any) => [n.eventNumber, n.attempts.map((a: any) => a.httpStatus)]));
+    expect([1, 2, 3, 4, 5, 8, 9, 10].map((e) => byNumber.get(e))).toEqual([...Array(4).fill([503, 503, 200]), ...Array(4).fill([200])]);
   });
 
   it('a dead letter stops the stream and the Subscription; replay sends the rest in order', async () => {
@@ -180,7 +194,7 @@ describe('delivery in runs', () => {
     await waitFor('20 events', () => numbersAt('/crash').length >= 20);
     expect(numbersAt('/crash')).toEqual(range(20));
     // What the dead worker might still report (half its run delivered) changes nothing.
-    const half = run.slice(0, 10).map((n) => ({ seq: n.seq, result: { httpStatus: 200, latencyMs: 1 }, outcome: { next: 'delivered' as const } }));
+    const half = run.slice(0, 10).map((n) => ({ seqs: [n.seq], result: { httpStatus: 200, latencyMs: 1 }, outcome: { next: 'delivered' as const } }));
     expect(await t.db.transaction((tx) => finishRun(tx, run, half, 100, 2))).toEqual({ fenced: true });
     const rows = () => t.db.query<{ status: string; attempts: number }>(`SELECT status, attempts FROM subscription_notification WHERE subscription_id = $1 AND type = 'event-notification' ORDER BY seq`, [id]);
     await waitFor('the run recorded', async () => (await rows()).every((r) => r.status === 'delivered'));
@@ -194,9 +208,9 @@ describe('delivery in runs', () => {
     expect(run).toHaveLength(6);
     const ok = { result: { httpStatus: 200, latencyMs: 1 }, outcome: { next: 'delivered' as const } };
     const attempted = [
-      { seq: run[0].seq, ...ok },
-      { seq: run[1].seq, ...ok },
-      { seq: run[2].seq, result: { httpStatus: 503, latencyMs: 1 }, outcome: { next: 'retry' as const, delayMs: 60_000, error: 'HTTP 503' } },
+      { seqs: [run[0].seq], ...ok },
+      { seqs: [run[1].seq], ...ok },
+      { seqs: [run[2].seq], result: { httpStatus: 503, latencyMs: 1 }, outcome: { next: 'retry' as const, delayMs: 60_000, error: 'HTTP 503' } },
     ];
     expect(await t.db.transaction((tx) => finishRun(tx, run, attempted, 100, 30))).toEqual({ fenced: false, next: undefined });
     const rows = await t.db.query<{ status: string; attempts: number; leased: boolean; due: boolean }>(
