@@ -1,13 +1,15 @@
+import { randomUUID } from 'node:crypto';
 import type { Queryable } from '../db/index.ts';
 import type { SubscriptionConfig } from './definition.ts';
 import type { NotificationType, RegistryStatus } from './store.ts';
 
 /**
- * The SQL of delivery (migrations 003, 007, 021): leasing runs of a subscription's notifications,
- * recording what became of them, renewing leases. A run is the head of line of one subscription
- * and the pending notifications right behind it, leased together under one token, sent one after
- * another and finished in one statement, so a busy subscription costs two statements per run
- * instead of two transactions per notification.
+ * The SQL of delivery (migrations 003, 021, 027, 028): leasing runs of a subscription's
+ * notifications, recording what became of them, renewing leases. A run is the head of line of one
+ * subscription and the pending notifications right behind it, leased together under one token on
+ * the subscription's lease row, sent one after another and finished in one statement, so a busy
+ * subscription costs two statements per run instead of two transactions per notification, and
+ * its notifications are written once each, when finished.
  */
 export interface ClaimedNotification {
   tenantId: string;
@@ -21,6 +23,7 @@ export interface ClaimedNotification {
   interaction: string | null;
   occurredAt: Date;
   webhookId: string;
+  /** Attempts so far, this one included. */
   attempts: number;
   status: RegistryStatus;
   config: SubscriptionConfig;
@@ -35,24 +38,19 @@ export type Run = ClaimedNotification[];
 /** The advisory lock key of a subscription (of the row `candidate` in claimRuns). */
 const SUBSCRIPTION_LOCK = `hashtextextended(tenant_id || '/' || id, 727001)`;
 
-/** What a claim returns: the notification (u) with its subscription's registry row (s) and counters (c). */
-const CLAIMED_COLUMNS = `u.tenant_id AS "tenantId", u.subscription_id AS "subscriptionId", u.seq::int AS seq,
-  u.event_number::int AS "eventNumber", u.type, u.resource_type AS "resourceType", u.resource_id AS "resourceId",
-  u.version_id AS "versionId", u.interaction, u.occurred_at AS "occurredAt", u.webhook_id AS "webhookId",
-  u.attempts, s.status, s.config, c.events_count::int AS "eventsCount", u.lease_token::text AS "leaseToken"`;
 
 /**
  * The run behind a head of line `head` (tenant_id, id, seq, token): up to $runSize pending
- * notifications from the head on, in seq order, stopping at the first one that is not due, is
- * leased, or is a handshake (a handshake goes alone: it activates the subscription). Contiguous,
- * so a run never skips a notification it could not take.
+ * notifications from the head on, in seq order, stopping at the first one that is not due or is
+ * a handshake (a handshake goes alone: it activates the subscription). Contiguous, so a run never
+ * skips a notification it could not take.
  */
 const RUN_OF_HEAD = `
   SELECT head.tenant_id, head.id, r.seq, head.token FROM head
    CROSS JOIN LATERAL (
      SELECT q.seq, bool_and(q.ok) OVER (ORDER BY q.seq) AS contiguous FROM (
        SELECT n.seq,
-              n.next_attempt_at <= statement_timestamp() AND (n.lease_until IS NULL OR n.lease_until < statement_timestamp())
+              n.next_attempt_at <= statement_timestamp()
               AND (n.seq = head.seq OR (n.type <> 'handshake' AND head.type <> 'handshake')) AS ok
          FROM subscription_notification n
         WHERE n.tenant_id = head.tenant_id AND n.subscription_id = head.id AND n.status = 'pending' AND n.seq >= head.seq
@@ -60,21 +58,23 @@ const RUN_OF_HEAD = `
    WHERE r.contiguous`;
 
 /**
- * Leases the rows of `run` (a CTE of tenant_id, id, seq, token) and returns them with their
- * registry rows. A run is the first pending rows of its subscription from the head on, so its
- * rows are exactly the pending ones between its first and last seq: one range scan a
+ * The notifications of the runs whose lease `leased` (tenant_id, id, token) holds, with their
+ * registry rows and counters. A run is the first pending rows of its subscription from the head
+ * on, so its rows are exactly the pending ones between its first and last seq: one range scan a
  * subscription. (Joined row by row, the plan scanned the run once per row: a run of 100 visited
  * 5,000 rows.)
  */
-const LEASE_RUN = `
-  UPDATE subscription_notification u
-     SET lease_until = now() + make_interval(secs => $leaseSeconds), lease_token = span.token, attempts = u.attempts + 1
-    FROM (SELECT tenant_id, id, token, min(seq) AS first_seq, max(seq) AS last_seq FROM run GROUP BY tenant_id, id, token) span,
-         subscription_registry s, subscription_counter c
-   WHERE u.tenant_id = span.tenant_id AND u.subscription_id = span.id AND u.seq BETWEEN span.first_seq AND span.last_seq
-     AND u.status = 'pending' AND (u.lease_until IS NULL OR u.lease_until < statement_timestamp())
-     AND s.tenant_id = u.tenant_id AND s.id = u.subscription_id AND c.tenant_id = u.tenant_id AND c.id = u.subscription_id
-  RETURNING ${CLAIMED_COLUMNS}`;
+const RUN_ROWS = `
+  SELECT u.tenant_id AS "tenantId", u.subscription_id AS "subscriptionId", u.seq::int AS seq,
+         u.event_number::int AS "eventNumber", u.type, u.resource_type AS "resourceType", u.resource_id AS "resourceId",
+         u.version_id AS "versionId", u.interaction, u.occurred_at AS "occurredAt", u.webhook_id AS "webhookId",
+         u.attempts + 1 AS attempts, s.status, s.config, c.events_count::int AS "eventsCount", span.token::text AS "leaseToken"
+    FROM (SELECT tenant_id, id, token, min(seq) AS first_seq, max(seq) AS last_seq FROM run GROUP BY tenant_id, id, token) span
+    JOIN leased l ON l.tenant_id = span.tenant_id AND l.id = span.id AND l.token = span.token
+    JOIN subscription_notification u
+      ON u.tenant_id = span.tenant_id AND u.subscription_id = span.id AND u.seq BETWEEN span.first_seq AND span.last_seq AND u.status = 'pending'
+    JOIN subscription_registry s ON s.tenant_id = u.tenant_id AND s.id = u.subscription_id
+    JOIN subscription_counter c ON c.tenant_id = u.tenant_id AND c.id = u.subscription_id`;
 
 /** `$name` placeholders as `$1`, `$2`, ... in the order of `names` (no name may begin another). */
 function numbered(sql: string, names: string[]): string {
@@ -95,11 +95,10 @@ function groupRuns(rows: ClaimedNotification[]): Run[] {
 /**
  * Claims runs of due notifications, at most one run per subscription and `limit` subscriptions:
  * each starts at its subscription's head of line (oldest pending notification), when that is due
- * and not in flight, so a failing notification holds the ones behind it. A transaction-scoped
+ * and its lease is free, so a failing notification holds the ones behind it. A transaction-scoped
  * advisory lock per subscription lets any number of workers claim side by side without two taking
- * the same head (writers, who lock the registry row to number events, are not waited for); the
- * lease then keeps the run theirs while in flight (renewed while it sends; see renewLeases), and
- * the UPDATE re-checks it. Cost: one index probe per deliverable subscription, not per pending
+ * the same head; the lease row then keeps the run theirs while in flight (renewed while it sends;
+ * see renewLeases), and its UPDATE re-checks that it is free. Cost: one index probe per deliverable subscription, not per pending
  * notification, so a deep backlog does not slow claiming down.
  */
 export async function claimRuns(tx: Queryable, limit: number, runSize: number, leaseSeconds: number): Promise<Run[]> {
@@ -107,22 +106,29 @@ export async function claimRuns(tx: Queryable, limit: number, runSize: number, l
     numbered(
       `WITH candidate AS MATERIALIZED (
          SELECT s.tenant_id, s.id, h.seq, h.type, h.occurred_at FROM subscription_registry s
+           JOIN subscription_lease l ON l.tenant_id = s.tenant_id AND l.id = s.id
           CROSS JOIN LATERAL (
             -- A requested subscription's head is its handshake, even with events left from before
             -- (a $resend after a dead letter): they follow once the handshake has activated it.
-            SELECT n.seq, n.type, n.next_attempt_at, n.lease_until, n.occurred_at FROM subscription_notification n
+            SELECT n.seq, n.type, n.next_attempt_at, n.occurred_at FROM subscription_notification n
              WHERE n.tenant_id = s.tenant_id AND n.subscription_id = s.id AND n.status = 'pending'
                AND (s.status = 'active' OR n.type = 'handshake')
              ORDER BY n.seq LIMIT 1) h
-          WHERE s.status IN ('active', 'requested')
-            AND h.next_attempt_at <= now() AND (h.lease_until IS NULL OR h.lease_until < now())),
+          WHERE s.status IN ('active', 'requested') AND (l.lease_until IS NULL OR l.lease_until < now())
+            AND h.next_attempt_at <= now()),
        -- Longest waiting first, so that with more busy subscriptions than a worker's streams each
        -- gets its turn; the lock is tried in that order, only until enough are taken.
        head AS MATERIALIZED (
          SELECT c.*, gen_random_uuid() AS token FROM (SELECT * FROM candidate ORDER BY occurred_at) c
           WHERE pg_try_advisory_xact_lock(${SUBSCRIPTION_LOCK}) LIMIT $limit),
-       run AS MATERIALIZED (${RUN_OF_HEAD})
-       ${LEASE_RUN}`,
+       run AS MATERIALIZED (${RUN_OF_HEAD}),
+       leased AS (
+         UPDATE subscription_lease l SET token = head.token, lease_until = now() + make_interval(secs => $leaseSeconds)
+           FROM head
+          WHERE l.tenant_id = head.tenant_id AND l.id = head.id AND (l.lease_until IS NULL OR l.lease_until < statement_timestamp())
+            AND EXISTS (SELECT 1 FROM run WHERE run.tenant_id = head.tenant_id AND run.id = head.id)
+          RETURNING l.tenant_id, l.id, l.token)
+       ${RUN_ROWS}`,
       ['limit', 'runSize', 'leaseSeconds'],
     ),
     [limit, runSize, leaseSeconds],
@@ -181,20 +187,37 @@ export async function finishRun(conn: Queryable, run: Run, attempted: Attempted[
       `WITH outcome AS (
          SELECT * FROM unnest($attemptedSeqs::bigint[], $statuses::text[], $lastErrors::text[], $delays::float8[])
            AS o(seq, status, last_error, delay_s)),
+       -- The next run, behind this one's last seq (its rows are still pending in this statement's
+       -- snapshot), leased below if this run still holds the stream: nobody else can claim its
+       -- head before this commits.
+       head AS MATERIALIZED (
+         SELECT s.tenant_id, s.id, h.seq, h.type, $nextToken::uuid AS token FROM subscription_registry s
+          CROSS JOIN LATERAL (
+            SELECT n.seq, n.type FROM subscription_notification n
+             WHERE n.tenant_id = s.tenant_id AND n.subscription_id = s.id AND n.status = 'pending' AND n.seq > $lastSeq
+             ORDER BY n.seq LIMIT 1) h
+          WHERE $goesOn AND s.tenant_id = $tenantId AND s.id = $subscriptionId AND s.status = 'active'),
+       run AS MATERIALIZED (${RUN_OF_HEAD}),
+       -- The fence: the stream's lease, while this run still holds it, handed on to the next run or let go.
+       leased AS (
+         UPDATE subscription_lease l
+            SET token = next.token, lease_until = CASE WHEN next.token IS NOT NULL THEN now() + make_interval(secs => $leaseSeconds) END
+           FROM (SELECT (SELECT token FROM run LIMIT 1) AS token) next
+          WHERE l.tenant_id = $tenantId AND l.id = $subscriptionId AND l.token = $leaseToken::uuid
+         RETURNING l.tenant_id, l.id, l.token),
        mine AS (
          UPDATE subscription_notification n
-            SET status = coalesce(o.status, 'pending'), lease_until = NULL, lease_token = NULL,
+            SET status = coalesce(o.status, 'pending'),
                 last_error = CASE WHEN o.seq IS NULL THEN n.last_error ELSE o.last_error END,
                 delivered_at = CASE WHEN o.status = 'delivered' THEN now() END,
                 next_attempt_at = CASE WHEN o.seq IS NULL THEN n.next_attempt_at ELSE now() + make_interval(secs => o.delay_s) END,
-                -- not sent: the attempt its claim counted did not happen
-                attempts = CASE WHEN o.seq IS NULL THEN n.attempts - 1 ELSE n.attempts END
+                attempts = CASE WHEN o.seq IS NULL THEN n.attempts ELSE n.attempts + 1 END
            FROM unnest($seqs::bigint[]) AS r(seq) LEFT JOIN outcome o ON o.seq = r.seq
           -- The range makes the key's index find the run's rows whatever the statistics say: a
           -- join on r.seq alone, or seq = ANY, was run as a filter over every notification the
           -- subscription ever had (5 ms after 3,600 of them, growing with each).
           WHERE n.tenant_id = $tenantId AND n.subscription_id = $subscriptionId AND n.seq BETWEEN $firstSeq AND $lastSeq
-            AND n.seq = r.seq AND n.lease_token = $leaseToken::uuid
+            AND n.seq = r.seq AND EXISTS (SELECT 1 FROM leased)
           RETURNING n.seq),
        attempt AS (
          INSERT INTO delivery_attempt (tenant_id, subscription_id, seq, last_seq, http_status, latency_ms, error)
@@ -209,21 +232,9 @@ export async function finishRun(conn: Queryable, run: Run, attempted: Attempted[
             AND EXISTS (SELECT 1 FROM outcome WHERE status = 'delivered') AND EXISTS (SELECT 1 FROM mine)),
        stopped AS (
          UPDATE subscription_registry SET status = 'error'
-          WHERE $dead AND tenant_id = $tenantId AND id = $subscriptionId AND EXISTS (SELECT 1 FROM mine)),
-       -- The next run, behind this one's last seq (its rows are still pending in this statement's
-       -- snapshot), while the subscription is ours: nobody else can claim its head before this commits.
-       head AS MATERIALIZED (
-         SELECT s.tenant_id, s.id, h.seq, h.type, gen_random_uuid() AS token FROM subscription_registry s
-          CROSS JOIN LATERAL (
-            SELECT n.seq, n.type FROM subscription_notification n
-             WHERE n.tenant_id = s.tenant_id AND n.subscription_id = s.id AND n.status = 'pending' AND n.seq > $lastSeq
-             ORDER BY n.seq LIMIT 1) h
-          WHERE $goesOn AND s.tenant_id = $tenantId AND s.id = $subscriptionId AND s.status = 'active'
-            AND EXISTS (SELECT 1 FROM mine)),
-       run AS MATERIALIZED (${RUN_OF_HEAD}),
-       leased AS (${LEASE_RUN})
-       SELECT (SELECT count(*) FROM mine)::int AS mine, leased.* FROM (VALUES (1)) AS one LEFT JOIN leased ON true`,
-      ['tenantId', 'subscriptionId', 'seqs', 'attemptedSeqs', 'statuses', 'lastErrors', 'delays', 'requestSeqs', 'requestLastSeqs', 'httpStatuses', 'latencies', 'errors', 'leaseToken', 'dead', 'goesOn', 'lastSeq', 'runSize', 'leaseSeconds', 'firstSeq'],
+          WHERE $dead AND tenant_id = $tenantId AND id = $subscriptionId AND EXISTS (SELECT 1 FROM mine))
+       SELECT (SELECT count(*) FROM mine)::int AS mine, next.* FROM (VALUES (1)) AS one LEFT JOIN (${RUN_ROWS}) next ON true`,
+      ['tenantId', 'subscriptionId', 'seqs', 'attemptedSeqs', 'statuses', 'lastErrors', 'delays', 'requestSeqs', 'requestLastSeqs', 'httpStatuses', 'latencies', 'errors', 'leaseToken', 'dead', 'goesOn', 'lastSeq', 'runSize', 'leaseSeconds', 'firstSeq', 'nextToken'],
     ),
     [
       tenantId,
@@ -245,6 +256,7 @@ export async function finishRun(conn: Queryable, run: Run, attempted: Attempted[
       runSize,
       leaseSeconds,
       run[0].seq,
+      randomUUID(),
     ],
     { prepare: true }, // planning it took longer than running it (1.5-3 ms against 0.6)
   );
@@ -256,9 +268,6 @@ export async function finishRun(conn: Queryable, run: Run, attempted: Attempted[
 export interface HeldLease {
   tenantId: string;
   subscriptionId: string;
-  /** The run's first and last seq. */
-  firstSeq: number;
-  lastSeq: number;
   leaseToken: string;
 }
 
@@ -266,19 +275,11 @@ export interface HeldLease {
 export async function renewLeases(conn: Queryable, leases: readonly HeldLease[], leaseSeconds: number): Promise<Set<string>> {
   if (leases.length === 0) return new Set();
   const rows = await conn.query<{ token: string }>(
-    `UPDATE subscription_notification n SET lease_until = now() + make_interval(secs => $6)
-       FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::uuid[]) AS l(tenant_id, subscription_id, first_seq, last_seq, token)
-      WHERE n.tenant_id = l.tenant_id AND n.subscription_id = l.subscription_id AND n.seq BETWEEN l.first_seq AND l.last_seq
-        AND n.lease_token = l.token AND n.status = 'pending'
-      RETURNING n.lease_token::text AS token`,
-    [
-      leases.map((l) => l.tenantId),
-      leases.map((l) => l.subscriptionId),
-      leases.map((l) => l.firstSeq),
-      leases.map((l) => l.lastSeq),
-      leases.map((l) => l.leaseToken),
-      leaseSeconds,
-    ],
+    `UPDATE subscription_lease l SET lease_until = now() + make_interval(secs => $4)
+       FROM unnest($1::text[], $2::text[], $3::uuid[]) AS h(tenant_id, id, token)
+      WHERE l.tenant_id = h.tenant_id AND l.id = h.id AND l.token = h.token
+      RETURNING l.token::text AS token`,
+    [leases.map((l) => l.tenantId), leases.map((l) => l.subscriptionId), leases.map((l) => l.leaseToken), leaseSeconds],
   );
   return new Set(rows.map((r) => r.token));
 }

@@ -47,7 +47,7 @@ export interface RegistryRow {
 
 const REGISTRY_COLUMNS = `s.tenant_id AS "tenantId", s.id, s.status, s.config`;
 
-/** A subscription's registry row and its counters (subscription_counter, migration 021). */
+/** A subscription's registry row, its counters (subscription_counter, migration 021) and its delivery lease (028). */
 export async function upsertRegistry(tx: Queryable, tenantId: string, id: string, status: RegistryStatus, config: SubscriptionConfig): Promise<void> {
   await tx.query(
     `INSERT INTO subscription_registry (tenant_id, id, status, resource_type, config) VALUES ($1, $2, $3, $4, $5)
@@ -55,9 +55,10 @@ export async function upsertRegistry(tx: Queryable, tenantId: string, id: string
     [tenantId, id, status, config.resourceType, JSON.stringify(config)],
   );
   await tx.query('INSERT INTO subscription_counter (tenant_id, id) VALUES ($1, $2) ON CONFLICT DO NOTHING', [tenantId, id]);
+  await tx.query('INSERT INTO subscription_lease (tenant_id, id) VALUES ($1, $2) ON CONFLICT DO NOTHING', [tenantId, id]);
 }
 
-/** Its notifications, registry row and (by cascade) counters. */
+/** Its notifications, registry row and (by cascade) counters and lease. */
 export async function deleteRegistry(tx: Queryable, tenantId: string, id: string): Promise<void> {
   await tx.query('DELETE FROM subscription_notification WHERE tenant_id = $1 AND subscription_id = $2', [tenantId, id]);
   await tx.query('DELETE FROM subscription_registry WHERE tenant_id = $1 AND id = $2', [tenantId, id]);

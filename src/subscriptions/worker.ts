@@ -136,8 +136,7 @@ export async function startDeliveryWorker(options: WorkerOptions): Promise<Deliv
 
   function hold(run: Run, asked: number): Held {
     const { tenantId, subscriptionId, leaseToken } = run[0];
-    const lease = { tenantId, subscriptionId, firstSeq: run[0].seq, lastSeq: run.at(-1)!.seq, leaseToken };
-    const h = { lease, validUntil: asked + leaseMs, abandon: new AbortController() };
+    const h = { lease: { tenantId, subscriptionId, leaseToken }, validUntil: asked + leaseMs, abandon: new AbortController() };
     held.set(leaseToken, h);
     return h;
   }

@@ -198,7 +198,8 @@ describe('delivery in runs', () => {
     expect(await t.db.transaction((tx) => finishRun(tx, run, half, 100, 2))).toEqual({ fenced: true });
     const rows = () => t.db.query<{ status: string; attempts: number }>(`SELECT status, attempts FROM subscription_notification WHERE subscription_id = $1 AND type = 'event-notification' ORDER BY seq`, [id]);
     await waitFor('the run recorded', async () => (await rows()).every((r) => r.status === 'delivered'));
-    expect(await rows()).toEqual(Array(20).fill({ status: 'delivered', attempts: 2 }));
+    // One attempt each: the dead worker's claim sent nothing, so it counted none.
+    expect(await rows()).toEqual(Array(20).fill({ status: 'delivered', attempts: 1 }));
   });
 
   it('finishing part of a run records what was sent and releases the rest as it was', async () => {
@@ -213,20 +214,22 @@ describe('delivery in runs', () => {
       { seqs: [run[2].seq], result: { httpStatus: 503, latencyMs: 1 }, outcome: { next: 'retry' as const, delayMs: 60_000, error: 'HTTP 503' } },
     ];
     expect(await t.db.transaction((tx) => finishRun(tx, run, attempted, 100, 30))).toEqual({ fenced: false, next: undefined });
-    const rows = await t.db.query<{ status: string; attempts: number; leased: boolean; due: boolean }>(
-      `SELECT status, attempts, lease_token IS NOT NULL AS leased, next_attempt_at <= now() AS due
+    const rows = await t.db.query<{ status: string; attempts: number; due: boolean }>(
+      `SELECT status, attempts, next_attempt_at <= now() AS due
          FROM subscription_notification WHERE subscription_id = $1 AND type = 'event-notification' ORDER BY seq`,
       [id],
     );
-    const behind = { status: 'pending', attempts: 0, leased: false, due: true };
+    const behind = { status: 'pending', attempts: 0, due: true };
     expect(rows).toEqual([
-      { status: 'delivered', attempts: 1, leased: false, due: true },
-      { status: 'delivered', attempts: 1, leased: false, due: true },
-      { status: 'pending', attempts: 1, leased: false, due: false },
+      { status: 'delivered', attempts: 1, due: true },
+      { status: 'delivered', attempts: 1, due: true },
+      { status: 'pending', attempts: 1, due: false },
       behind,
       behind,
       behind,
     ]);
+    // The stream's lease is let go, not held until it runs out.
+    expect(await t.db.query(`SELECT token, lease_until FROM subscription_lease WHERE id = $1`, [id])).toEqual([{ token: null, lease_until: null }]);
     const attempts = await t.db.query<{ http_status: number }>('SELECT http_status FROM delivery_attempt WHERE subscription_id = $1 AND seq >= $2 ORDER BY seq', [id, run[0].seq]);
     expect(attempts.map((a) => a.http_status)).toEqual([200, 200, 503]);
     // The failed head holds the stream: nothing is claimable behind it.
