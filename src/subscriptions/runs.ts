@@ -71,8 +71,13 @@ const RUN_ROWS = `
          u.attempts + 1 AS attempts, s.status, s.config, c.events_count::int AS "eventsCount", span.token::text AS "leaseToken"
     FROM (SELECT tenant_id, id, token, min(seq) AS first_seq, max(seq) AS last_seq FROM run GROUP BY tenant_id, id, token) span
     JOIN leased l ON l.tenant_id = span.tenant_id AND l.id = span.id AND l.token = span.token
-    JOIN subscription_notification u
-      ON u.tenant_id = span.tenant_id AND u.subscription_id = span.id AND u.seq BETWEEN span.first_seq AND span.last_seq AND u.status = 'pending'
+    -- A lateral subquery kept whole (OFFSET 0), so that the range is the index's condition:
+    -- joined, or flattened, the plan took the key from another table's row and filtered the
+    -- range, reading every pending row of the subscription (test/subscriptions/plans.test.ts).
+    CROSS JOIN LATERAL (
+      SELECT * FROM subscription_notification n
+       WHERE n.tenant_id = span.tenant_id AND n.subscription_id = span.id AND n.seq BETWEEN span.first_seq AND span.last_seq
+         AND n.status = 'pending' OFFSET 0) u
     JOIN subscription_registry s ON s.tenant_id = u.tenant_id AND s.id = u.subscription_id
     JOIN subscription_counter c ON c.tenant_id = u.tenant_id AND c.id = u.subscription_id`;
 

@@ -4,6 +4,7 @@ import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { DeliveryWorker } from '../../src/subscriptions/index.ts';
 import { finishRun } from '../../src/subscriptions/runs.ts';
+import { queueSignal } from '../../src/subscriptions/store.ts';
 import { startTestApp } from '../support/app.ts';
 import { claimAsAWorkerWould } from '../support/worker.ts';
 import type { TestApp } from '../support/app.ts';
@@ -127,6 +128,29 @@ describe('delivery in runs', () => {
     const page = await request(t.app).get(`/admin/subscriptions/${id}/notifications?limit=20`).auth(admin, auth).expect(200);
     const byNumber = new Map(page.body.items.filter((n: any) => n.eventNumber).map((n: any) => [n.eventNumber, n.attempts.map((a: any) => a.httpStatus)]));
     expect([1, 2, 3, 4, 5, 8, 9, 10].map((e) => byNumber.get(e))).toEqual([...Array(4).fill([503, 503, 200]), ...Array(4).fill([200])]);
+  });
+
+  it('a replay across a heartbeat sends bundles that stop at it, and each attempt row names what its bundle carried', async () => {
+    const id = await backport('/gap', 10);
+    await writeClaims('/gap', 3);
+    const w = await worker();
+    await waitFor('3 events', () => numbersAt('/gap').length >= 3);
+    await t.db.transaction((tx) => queueSignal(tx, 'default', id, 'heartbeat'));
+    await waitFor('the heartbeat', () => at('/gap').length >= 1 + 1 + 1);
+    await w.stop();
+    await writeClaims('/gap', 3);
+    await worker();
+    await waitFor('6 events', () => numbersAt('/gap').length >= 6);
+    // Replay from event 1: the delivered heartbeat stays between the pending events 3 and 4.
+    const admin = await t.token('admin');
+    await request(t.app).post(`/admin/subscriptions/${id}/replay`).auth(admin, auth).send({ fromEventNumber: 1 }).expect(200);
+    await waitFor('6 events again', () => numbersAt('/gap').length >= 12);
+    const bundles = at('/gap').slice(1).map((r) => eventNumbers(JSON.parse(r.body))).filter((b) => b.length > 0);
+    expect(bundles.slice(-2)).toEqual([[1, 2, 3], [4, 5, 6]]);
+    const page = await request(t.app).get(`/admin/subscriptions/${id}/notifications?limit=20`).auth(admin, auth).expect(200);
+    const heartbeat = page.body.items.find((n: any) => n.type === 'heartbeat');
+    expect(heartbeat.attempts).toHaveLength(1); // its own, none of the replayed bundles'
+    for (const n of page.body.items.filter((i: any) => i.type === 'event-notification')) expect(n.attempts).toHaveLength(2);
   });
 
   it('a dead letter stops the stream and the Subscription; replay sends the rest in order', async () => {
