@@ -34,8 +34,12 @@ export interface StatisticsKeeper {
 }
 
 const DEFAULTS = { intervalMs: 30_000, minChanges: 200, fraction: 0.1 };
-/** Inserted and deleted all the time, with few rows alive at once (migration 023). */
-const CHURNING_TABLES = ['subscription_event_pending'];
+/**
+ * Rewritten all the time, with few rows alive at once: the fan-out's inbox (inserted and deleted,
+ * migration 023), and the subscriptions' counters and delivery leases (a version per fan-out and
+ * per run, 021 and 028), which every claim reads.
+ */
+const CHURNING_TABLES = ['subscription_event_pending', 'subscription_counter', 'subscription_lease'];
 
 export async function keepStatisticsFresh(db: Database, options: StatisticsOptions = {}): Promise<StatisticsKeeper> {
   const { intervalMs, minChanges, fraction } = { ...DEFAULTS, ...options };

@@ -108,12 +108,14 @@ describe('delivery in runs', () => {
     const bundles = at('/failing').slice(1).map((r) => eventNumbers(JSON.parse(r.body)));
     // The failing bundle is sent again (twice refused), and only then what is behind it.
     expect(bundles).toEqual([[1, 2, 3, 4], [1, 2, 3, 4], [1, 2, 3, 4], [5, 6, 7, 8], [9, 10]]);
-    const rows = await t.db.query<{ attempts: number }>(
-      `SELECT n.attempts FROM subscription_notification n JOIN subscription_registry s ON s.tenant_id = n.tenant_id AND s.id = n.subscription_id
+    const rows = () => t.db.query<{ attempts: number; status: string }>(
+      `SELECT n.attempts, n.status FROM subscription_notification n JOIN subscription_registry s ON s.tenant_id = n.tenant_id AND s.id = n.subscription_id
         WHERE s.config->>'endpoint' = $1 AND n.type = 'event-notification' ORDER BY n.seq`,
       [`${receiver.url}/failing`],
     );
-    expect(rows.map((r) => r.attempts)).toEqual([3, 3, 3, 3, 1, 1, 1, 1, 1, 1]);
+    // A run is recorded after its last request was answered.
+    await waitFor('the run recorded', async () => (await rows()).every((r) => r.status === 'delivered'));
+    expect((await rows()).map((r) => r.attempts)).toEqual([3, 3, 3, 3, 1, 1, 1, 1, 1, 1]);
     // One attempt row per request, naming the first and last notification it carried.
     const [{ id }] = await t.db.query<{ id: string }>(`SELECT id FROM subscription_registry WHERE config->>'endpoint' = $1`, [`${receiver.url}/failing`]);
     const requests = await t.db.query<{ first: number; last: number; http_status: number }>(
@@ -141,10 +143,14 @@ describe('delivery in runs', () => {
     await writeClaims('/gap', 3);
     await worker();
     await waitFor('6 events', () => numbersAt('/gap').length >= 6);
+    // A run is recorded after its last request was answered; a replay requeues only what was.
+    const allRecorded = async () => (await t.db.query(`SELECT 1 FROM subscription_notification WHERE subscription_id = $1 AND status = 'pending'`, [id])).length === 0;
+    await waitFor('the runs recorded', allRecorded);
     // Replay from event 1: the delivered heartbeat stays between the pending events 3 and 4.
     const admin = await t.token('admin');
     await request(t.app).post(`/admin/subscriptions/${id}/replay`).auth(admin, auth).send({ fromEventNumber: 1 }).expect(200);
     await waitFor('6 events again', () => numbersAt('/gap').length >= 12);
+    await waitFor('the replay recorded', allRecorded);
     const bundles = at('/gap').slice(1).map((r) => eventNumbers(JSON.parse(r.body))).filter((b) => b.length > 0);
     expect(bundles.slice(-2)).toEqual([[1, 2, 3], [4, 5, 6]]);
     const page = await request(t.app).get(`/admin/subscriptions/${id}/notifications?limit=20`).auth(admin, auth).expect(200);
