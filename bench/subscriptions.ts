@@ -13,11 +13,13 @@
  * 2. Throughput: an API-only process builds a backlog (transaction Bundles of 100 Claims; 1
  *    subscription, and 100 that all match), then a worker-only process drains it; deliveries/s is
  *    the backlog over the time to drain it.
- * The receiver answers 200 at once. Everything shares the machine's cores.
+ * The receiver answers 200 at once. Everything shares the machine's cores. BENCH_LATENCY_CSV=1
+ * writes each latency run's events (commit time in the run, latency) to bench/results/, to see
+ * when the slow ones came.
  */
 import { randomBytes } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { CLAIM_ID_SYSTEM, claimResource } from './claims.ts';
@@ -158,7 +160,11 @@ async function latencyPhase(schema: string, receiver: Receiver, subscriptions: n
     logFile: `${RESULTS_DIR}server-subscriptions.log`,
     env: serverEnv(),
     // A CPU profile of each thread (the API's, the delivery thread's), where the time went.
-    ...(process.env.BENCH_SERVER_PROFILE && { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${RESULTS_DIR}`] }),
+    // BENCH_SERVER_NODE_ARGS: more of node's flags for it (--trace-gc, say).
+    nodeArgs: [
+      ...(process.env.BENCH_SERVER_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${RESULTS_DIR}`] : []),
+      ...(process.env.BENCH_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
+    ],
   });
   try {
     const client = new HttpClient({ baseUrl: server.baseUrl, authorization: await authorization(server.baseUrl) }, 64);
@@ -216,6 +222,11 @@ async function latencyPhase(schema: string, receiver: Receiver, subscriptions: n
     };
     const byAnswer = [...committedAt].sort((a, b) => a - b);
     const { all, first, last } = latencies((path) => stamped.get(path)!);
+    if (process.env.BENCH_LATENCY_CSV) {
+      const rows = [...receiver.arrivals].flatMap(([path, arrivals]) =>
+        stamped.get(path)!.slice(warmup, committed).map((at, i) => `${path},${(at - start).toFixed(2)},${(arrivals[warmup + i] - at).toFixed(2)}`));
+      writeFileSync(`${RESULTS_DIR}latency-${subscriptions}.csv`, `path,commit_ms,latency_ms\n${rows.join('\n')}\n`);
+    }
     const answered = latencies(() => byAnswer);
     const refusals = refused > 0 ? `, ${fmt(refused)} writes refused with 503` : '';
     log(`latency, ${subscriptions} × ${describeKind(kind)}: ${stats(all)}; first quarter ${stats(first)}; last quarter ${stats(last)}; max ${percentile(all, 1).toFixed(1)} ms${refusals}`);
