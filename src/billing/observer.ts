@@ -10,11 +10,9 @@ import { allocateCredit } from './credits.ts';
 import { BillingFailure } from './result.ts';
 import { inSavepoint, lifecycleCreditIds } from './store.ts';
 import { applyWaitingRemittanceClaims } from './remittances.ts';
-import { anyWaitingClaim } from './remittance-store.ts';
-import { heldForBillIds } from './suspense-store.ts';
 import { applyUnmatchedPayment } from './unmatched.ts';
 import { applyWaitingAdjudications } from './adjudication.ts';
-import { waitingForBillIds } from './adjudication-store.ts';
+import { waitingForClaim } from './waiting-store.ts';
 
 /**
  * Billing's side of every FHIR write, from any writer (/fhir, a transaction Bundle, a sender), in
@@ -47,9 +45,7 @@ export function billingObserver(options: { db: Database; observer: () => ChangeO
         const claim = resource as Claim;
         if (claim.status === 'entered-in-error') return undefined;
         const values = (claim.identifier ?? []).map((i) => i.value).filter((v): v is string => typeof v === 'string');
-        const held = await heldForBillIds(conn, tenantId, values);
-        const remitted = await anyWaitingClaim(conn, tenantId, values);
-        const adjudications = await waitingForBillIds(conn, tenantId, values);
+        const { heldPayments: held, remittanceClaims: remitted, adjudications } = await waitingForClaim(conn, tenantId, values);
         if (held.length === 0 && !remitted && adjudications.length === 0) return undefined;
         return async (tx: Queryable) => {
           const repo = repoIn(tx, tenantId);

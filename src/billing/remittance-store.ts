@@ -121,15 +121,6 @@ export async function lockWaitingClaims(conn: Queryable, tenantId: string, billI
   return rows.map(toClaim);
 }
 
-/** Whether any claim payment waits for one of `billIds` (the observer asks on every Claim write). */
-export async function anyWaitingClaim(conn: Queryable, tenantId: string, billIds: string[]): Promise<boolean> {
-  if (billIds.length === 0) return false;
-  const rows = await conn.query<{ one: number }>(
-    `SELECT 1 AS one FROM remittance_claim WHERE tenant_id = $1 AND status = 'waiting' AND bill_id = ANY($2::text[]) LIMIT 1`,
-    [tenantId, billIds],
-  );
-  return rows.length > 0;
-}
 
 /** Waiting claim payments (the operator's view), oldest first; `tenantId` undefined: every tenant's. */
 export async function listWaitingClaims(conn: Queryable, tenantId: string | undefined): Promise<(RemittanceClaimRow & { tenantId: string; traceKey: string; receivedAt: string })[]> {

@@ -196,17 +196,6 @@ export async function listWaitingUnmatched(
   return rows.map((r) => ({ ...toUnmatched(r), tenantId: r.tenantId }));
 }
 
-/** Ids of waiting payments in mode `hold` whose bill id is one of `billIds`, oldest first. */
-export async function heldForBillIds(conn: Queryable, tenantId: string, billIds: string[]): Promise<string[]> {
-  if (billIds.length === 0) return [];
-  const rows = await conn.query<{ id: string }>(
-    `SELECT id FROM unmatched_payment WHERE tenant_id = $1 AND status = 'waiting' AND mode = 'hold' AND bill_id = ANY($2::text[])
-      ORDER BY received_at, id`,
-    [tenantId, billIds],
-  );
-  return rows.map((r) => r.id);
-}
-
 /** Every unmatched payment of the tenant (check.ts). */
 export async function listUnmatched(conn: Queryable, tenantId: string): Promise<UnmatchedRow[]> {
   const rows = await conn.query<RawUnmatched>(`SELECT ${UNMATCHED_COLUMNS} FROM unmatched_payment WHERE tenant_id = $1 ORDER BY received_at, id`, [tenantId]);
