@@ -37,7 +37,7 @@ export function subscriptionObserver(options: ObserverOptions): ChangeObserver {
       const { resource, tenantId } = change;
       if (resource.resourceType === 'Subscription') return planSubscriptionWrite(change);
       const candidates = await subscriptionsCollectingFor(conn, tenantId, resource.resourceType);
-      const matching = candidates.filter((s) => matches(s.config, change)).map((s) => s.id);
+      const matching = candidates.filter((s) => matches(s.config, change));
       if (matching.length === 0) return undefined;
       return (tx: Queryable) =>
         queueEvents(tx, tenantId, matching, {

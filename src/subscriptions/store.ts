@@ -43,9 +43,11 @@ export interface RegistryRow {
   id: string;
   status: RegistryStatus;
   config: SubscriptionConfig;
+  /** New with each insert of the row: tells this subscription from one deleted before it under its id (migration 029). */
+  generation: string;
 }
 
-const REGISTRY_COLUMNS = `s.tenant_id AS "tenantId", s.id, s.status, s.config`;
+const REGISTRY_COLUMNS = `s.tenant_id AS "tenantId", s.id, s.status, s.config, s.generation::text AS generation`;
 
 /** A subscription's registry row, its counters (subscription_counter, migration 021) and its delivery lease (028). */
 export async function upsertRegistry(tx: Queryable, tenantId: string, id: string, status: RegistryStatus, config: SubscriptionConfig): Promise<void> {
@@ -106,8 +108,8 @@ const QUEUED_EVENTS_SETTING = 'fhir_billing.queued_events';
  * subscriptions, however many it matches. Called only from a resource write's transaction
  * (observer.ts), after its outbox row.
  */
-export async function queueEvents(tx: Queryable, tenantId: string, subscriptionIds: string[], event: EventToQueue): Promise<void> {
-  const queued = JSON.stringify({ tenant: tenantId, subscriptions: subscriptionIds, ...event });
+export async function queueEvents(tx: Queryable, tenantId: string, matched: Pick<RegistryRow, 'id' | 'generation'>[], event: EventToQueue): Promise<void> {
+  const queued = JSON.stringify({ tenant: tenantId, subscriptions: matched.map((s) => s.id), generations: matched.map((s) => s.generation), ...event });
   await tx.query(`SELECT set_config($1, coalesce(current_setting($1, true), '') || $2 || ',', true)`, [QUEUED_EVENTS_SETTING, queued], { prepare: true });
 }
 

@@ -159,6 +159,21 @@ describe('delivery in runs', () => {
     for (const n of page.body.items.filter((i: any) => i.type === 'event-notification')) expect(n.attempts).toHaveLength(2);
   });
 
+  it("a Subscription deleted and created again under its id never gets the events its predecessor matched", async () => {
+    const id = await backport('/reborn');
+    await writeClaims('/reborn', 3); // matched by the first, not yet fanned out (no worker runs)
+    await request(t.app).delete(`/fhir/Subscription/${id}`).auth(token, auth).expect(200);
+    const again = backportSubscription('claim-changed', `${receiver.url}/reborn-again`, { filters: ['identifier=/reborn|'] });
+    await request(t.app).put(`/fhir/Subscription/${id}`).auth(token, auth).send({ ...again, id }).expect(201);
+    await worker();
+    await waitFor('the handshake', async () => (await request(t.app).get(`/fhir/Subscription/${id}`).auth(token, auth)).body.status === 'active');
+    await writeClaims('/reborn', 2);
+    await waitFor('2 events', () => numbersAt('/reborn-again').length >= 2);
+    await new Promise((r) => setTimeout(r, 300)); // room for anything more to arrive
+    expect(numbersAt('/reborn-again')).toEqual([1, 2]);
+    expect(numbersAt('/reborn')).toEqual([]);
+  });
+
   it('a dead letter stops the stream and the Subscription; replay sends the rest in order', async () => {
     const id = await backport('/dead', 3);
     await writeClaims('/dead', 7);
