@@ -4,7 +4,15 @@ import type { ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
-/** The real server, `node src/main.ts`, as a child process on a port of our choosing. */
+/**
+ * The node flags and environment `npm start` runs the server with (package.json's start script),
+ * which every bench's server gets, so that the figures are npm start's.
+ */
+const START_WORDS = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { scripts: { start: string } }).scripts.start.split(/\s+/);
+export const START_FLAGS = START_WORDS.filter((word) => word.startsWith('--'));
+export const START_ENV: Record<string, string> = Object.fromEntries(START_WORDS.filter((word) => /^[A-Z_]+=/.test(word)).map((word) => word.split('=', 2)));
+
+/** The real server, `node src/main.ts` with npm start's flags, as a child process on a port of our choosing. */
 export interface RunningServer {
   baseUrl: string;
   pid: number;
@@ -20,7 +28,7 @@ export interface ServerOptions {
   /** Absent: the embedded database (DATA_DIR from `env`, else the server's default). */
   databaseUrl?: string;
   schema?: string;
-  /** Extra node flags for the server process, e.g. ['--cpu-prof']. */
+  /** Node flags for the server process besides npm start's, e.g. ['--cpu-prof']. */
   nodeArgs?: string[];
   /** Arguments for src/main.ts, e.g. ['--role=worker']. */
   args?: string[];
@@ -49,13 +57,13 @@ export function freePort(): Promise<number> {
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const port = await freePort();
   const log = openSync(options.logFile, 'w');
-  const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), LOG_LEVEL: 'warn', ...options.env };
+  const env: NodeJS.ProcessEnv = { ...process.env, ...START_ENV, PORT: String(port), LOG_LEVEL: 'warn', ...options.env };
   delete env.DATABASE_URL;
   delete env.DATABASE_SCHEMA;
   if (options.databaseUrl) env.DATABASE_URL = options.databaseUrl;
   if (options.schema) env.DATABASE_SCHEMA = options.schema;
   const spawnedAt = performance.now();
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), 'src/main.ts', ...(options.args ?? [])], {
+  const child = spawn(process.execPath, [...START_FLAGS, ...(options.nodeArgs ?? []), 'src/main.ts', ...(options.args ?? [])], {
     cwd: REPO_ROOT,
     env,
     stdio: ['ignore', log, log],

@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { HttpClient, runLoad } from './load.ts';
 import { fmt, log } from './report.ts';
-import { startServer } from './server.ts';
+import { START_ENV, START_FLAGS, startServer } from './server.ts';
 
 const num = (name: string, fallback: number): number => Number(process.env[name] || fallback);
 const config = {
@@ -26,10 +26,6 @@ const config = {
   loadClients: num('BENCH_LOAD_CLIENTS', 32),
 };
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
-/** The node flags and environment `npm start` runs the server with (package.json), so the figures are npm start's. */
-const START_WORDS = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { scripts: { start: string } }).scripts.start.split(/\s+/);
-const START_FLAGS = START_WORDS.filter((word) => word.startsWith('--'));
-const START_ENV = Object.fromEntries(START_WORDS.filter((word) => /^[A-Z_]+=/.test(word)).map((word) => word.split('=', 2)));
 const credentials = { clientId: 'bench', clientSecret: randomBytes(24).toString('hex') };
 
 interface Figures {
@@ -54,9 +50,8 @@ async function measure(label: string, databaseUrl: string | undefined, env: Reco
   const server = await startServer({
     databaseUrl,
     schema,
-    nodeArgs: START_FLAGS,
     logFile: `${RESULTS_DIR}startup-server.log`,
-    env: { ...START_ENV, ...env, BOOTSTRAP_CLIENT_ID: credentials.clientId, BOOTSTRAP_CLIENT_SECRET: credentials.clientSecret },
+    env: { ...env, BOOTSTRAP_CLIENT_ID: credentials.clientId, BOOTSTRAP_CLIENT_SECRET: credentials.clientSecret },
     startTimeoutMs: 180_000,
   });
   try {
