@@ -113,8 +113,9 @@ function groupRuns(rows: ClaimedNotification[]): Run[] {
  * and its lease is free, so a failing notification holds the ones behind it. A transaction-scoped
  * advisory lock per subscription lets any number of workers claim side by side without two taking
  * the same head; the lease row then keeps the run theirs while in flight (renewed while it sends;
- * see renewLeases), and its UPDATE re-checks that it is free. Cost: one index probe per deliverable subscription, not per pending
- * notification, so a deep backlog does not slow claiming down.
+ * see renewLeases), and its UPDATE re-checks that it is free. Cost: one index probe per
+ * deliverable subscription, not per pending notification, so a deep backlog does not slow
+ * claiming down.
  */
 export async function claimRuns(tx: Queryable, limit: number, runSize: number, leaseSeconds: number): Promise<Run[]> {
   const rows = await tx.query<ClaimedNotification>(
