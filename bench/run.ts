@@ -8,7 +8,7 @@
  *   BENCH_SEARCHES      sequential identifier (and chained) searches per size (default 2000)
  *   BENCH_TRANSACTIONS  transactions of 1,000 conditional patient updates (default and most 10)
  *   BENCH_SEED_BATCH    claims per INSERT ... SELECT (default 20000); BENCH_SEED_CONNECTIONS (default 2)
- *   BENCH_SERVER_NODE_ARGS  extra node flags for the server, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
+ *   BENCH_SERVER_NODE_ARGS  extra node flags for the server (bench/server.ts, every bench), e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
  *
  * Phases: seed (bulk loader, seed.ts) to the small size → identifier search (hit and no match) on
  * the tables as loaded, never analysed (the server runs with ANALYZE_INTERVAL_SECONDS=0, and the
@@ -55,7 +55,6 @@ const config = {
   transactions: Math.min(env('BENCH_TRANSACTIONS', 10), 10),
   seedBatch: env('BENCH_SEED_BATCH', 20_000),
   seedConnections: env('BENCH_SEED_CONNECTIONS', 2),
-  serverNodeArgs: (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean),
 };
 const warmupSeconds = Math.min(2, config.seconds / 5);
 
@@ -111,7 +110,6 @@ async function main(): Promise<void> {
     server = await startServer({
       databaseUrl: config.databaseUrl,
       schema,
-      nodeArgs: config.serverNodeArgs,
       logFile: SERVER_LOG,
       env: {
         PGAPPNAME: APP_NAME,

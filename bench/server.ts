@@ -11,6 +11,8 @@ import { fileURLToPath } from 'node:url';
 const START_WORDS = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { scripts: { start: string } }).scripts.start.split(/\s+/);
 export const START_FLAGS = START_WORDS.filter((word) => word.startsWith('--'));
 export const START_ENV: Record<string, string> = Object.fromEntries(START_WORDS.filter((word) => /^[A-Z_]+=/.test(word)).map((word) => word.split('=', 2)));
+/** BENCH_SERVER_NODE_ARGS: more node flags for every bench's server, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" or "--trace-gc". */
+const EXTRA_FLAGS = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
 
 /** The real server, `node src/main.ts` with npm start's flags, as a child process on a port of our choosing. */
 export interface RunningServer {
@@ -63,7 +65,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   if (options.databaseUrl) env.DATABASE_URL = options.databaseUrl;
   if (options.schema) env.DATABASE_SCHEMA = options.schema;
   const spawnedAt = performance.now();
-  const child = spawn(process.execPath, [...START_FLAGS, ...(options.nodeArgs ?? []), 'src/main.ts', ...(options.args ?? [])], {
+  const child = spawn(process.execPath, [...START_FLAGS, ...EXTRA_FLAGS, ...(options.nodeArgs ?? []), 'src/main.ts', ...(options.args ?? [])], {
     cwd: REPO_ROOT,
     env,
     stdio: ['ignore', log, log],

@@ -160,11 +160,7 @@ async function latencyPhase(schema: string, receiver: Receiver, subscriptions: n
     logFile: `${RESULTS_DIR}server-subscriptions.log`,
     env: serverEnv(),
     // A CPU profile of each thread (the API's, the delivery thread's), where the time went.
-    // BENCH_SERVER_NODE_ARGS: more of node's flags for it (--trace-gc, say).
-    nodeArgs: [
-      ...(process.env.BENCH_SERVER_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${RESULTS_DIR}`] : []),
-      ...(process.env.BENCH_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
-    ],
+    ...(process.env.BENCH_SERVER_PROFILE && { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${RESULTS_DIR}`] }),
   });
   try {
     const client = new HttpClient({ baseUrl: server.baseUrl, authorization: await authorization(server.baseUrl) }, 64);

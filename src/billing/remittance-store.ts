@@ -121,7 +121,6 @@ export async function lockWaitingClaims(conn: Queryable, tenantId: string, billI
   return rows.map(toClaim);
 }
 
-
 /** Waiting claim payments (the operator's view), oldest first; `tenantId` undefined: every tenant's. */
 export async function listWaitingClaims(conn: Queryable, tenantId: string | undefined): Promise<(RemittanceClaimRow & { tenantId: string; traceKey: string; receivedAt: string })[]> {
   const rows = await conn.query<RawClaim & { tenantId: string; traceKey: string; receivedAt: string }>(

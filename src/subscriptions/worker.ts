@@ -189,10 +189,8 @@ export async function startDeliveryWorker(options: WorkerOptions): Promise<Deliv
 
   /** The Subscription resource follows what delivery found: active after a handshake, error after a dead letter. */
   async function afterRun(run: Run, attempted: Attempted[]): Promise<void> {
-    let first = 0;
     for (const a of attempted) {
-      const n = run[first]; // the request's first notification: requests are cut from the run in order
-      first += a.seqs.length;
+      const n = run.find((r) => r.seq === a.seqs[0])!; // the request's first notification
       if (a.outcome.next === 'delivered' && n.type === 'handshake') await setSubscriptionStatus(n, 'active');
       if (a.outcome.next === 'dead') {
         logger.warn({ subscription: n.subscriptionId, seq: n.seq, attempts: n.attempts, problem: a.outcome.error }, 'notification dead-lettered');
