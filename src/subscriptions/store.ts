@@ -60,8 +60,13 @@ export async function upsertRegistry(tx: Queryable, tenantId: string, id: string
   await tx.query('INSERT INTO subscription_lease (tenant_id, id) VALUES ($1, $2) ON CONFLICT DO NOTHING', [tenantId, id]);
 }
 
-/** Its notifications, registry row and (by cascade) counters and lease. */
+/**
+ * Its notifications and their attempts, registry row and (by cascade) counters and lease. The
+ * attempts go too: a Subscription created again under the id numbers its notifications from 1,
+ * and would be shown its predecessor's attempts.
+ */
 export async function deleteRegistry(tx: Queryable, tenantId: string, id: string): Promise<void> {
+  await tx.query('DELETE FROM delivery_attempt WHERE tenant_id = $1 AND subscription_id = $2', [tenantId, id]);
   await tx.query('DELETE FROM subscription_notification WHERE tenant_id = $1 AND subscription_id = $2', [tenantId, id]);
   await tx.query('DELETE FROM subscription_registry WHERE tenant_id = $1 AND id = $2', [tenantId, id]);
 }

@@ -172,6 +172,11 @@ describe('delivery in runs', () => {
     await new Promise((r) => setTimeout(r, 300)); // room for anything more to arrive
     expect(numbersAt('/reborn-again')).toEqual([1, 2]);
     expect(numbersAt('/reborn')).toEqual([]);
+    // Nor its attempts: the console shows each new notification with its own one.
+    const admin = await t.token('admin');
+    await waitFor('the runs recorded', async () => (await t.db.query(`SELECT 1 FROM subscription_notification WHERE subscription_id = $1 AND status = 'pending'`, [id])).length === 0);
+    const page = await request(t.app).get(`/admin/subscriptions/${id}/notifications?limit=20`).auth(admin, auth).expect(200);
+    expect(page.body.items.map((n: any) => n.attempts.length)).toEqual(page.body.items.map(() => 1));
   });
 
   it('a dead letter stops the stream and the Subscription; replay sends the rest in order', async () => {
